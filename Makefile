@@ -1,0 +1,34 @@
+# Every target creates its own virtualenv and installs what it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-all lint typecheck venv clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==26.3
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check sidecar tests bench
+	$(BIN)/ruff format --check sidecar tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict
+
+test: lint typecheck
+	$(BIN)/pytest -n 2 -m "not slow"
+
+test-all: lint typecheck
+	$(BIN)/pytest -n 2
+
+demo: $(STAMP)
+	$(BIN)/azsidecar emulator scenario
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

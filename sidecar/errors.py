@@ -1,0 +1,92 @@
+"""The package's exception tree.
+
+::
+
+    SidecarError
+    ├── ConfigError            bad configuration key or value
+    ├── VaultError             any failure talking to Vault (path, status)
+    │   ├── VaultUnavailable   Vault unreachable, sealed or 5xx: retry later
+    │   ├── VaultNotFound      no data at the path
+    │   ├── VaultForbidden     the token lacks a capability on the path
+    │   └── VaultConflict      check-and-set lost against another writer
+    ├── GraphError             Microsoft Graph / login failure (status, method, code)
+    │   └── GraphThrottled     429 after the retries were spent
+    └── InputError             bad user input (names, ids, durations)
+
+Messages name what failed and what to do next. They never contain a secret:
+callers pass paths, ids and status codes, never payloads.
+"""
+
+from __future__ import annotations
+
+
+class SidecarError(Exception):
+    """Root of every error the package raises on purpose."""
+
+
+class ConfigError(SidecarError):
+    """A configuration key is unknown or its value is not allowed."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"configuration {key}: {message}")
+        self.key = key
+
+
+class InputError(SidecarError):
+    """User input (a name, an id, a duration) is not acceptable."""
+
+
+class VaultError(SidecarError):
+    """Vault refused or failed a request."""
+
+    def __init__(self, message: str, *, path: str = "", status: int | None = None) -> None:
+        where = f" ({path})" if path else ""
+        super().__init__(f"{message}{where}")
+        self.path = path
+        self.status = status
+
+
+class VaultUnavailable(VaultError):
+    """Vault is unreachable, sealed or answered 5xx; the request may be retried."""
+
+
+class VaultNotFound(VaultError):
+    """Nothing is stored at the path."""
+
+
+class VaultForbidden(VaultError):
+    """The token is missing, invalid or lacks the capability."""
+
+
+class VaultConflict(VaultError):
+    """A check-and-set write lost: someone else wrote the path first."""
+
+
+class GraphError(SidecarError):
+    """Microsoft Graph or the login endpoint refused or failed a request."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        url: str = "",
+        code: str = "",
+    ) -> None:
+        parts = [message]
+        if method or url:
+            parts.append(f"[{method} {url}]".replace(" ]", "]"))
+        if status is not None:
+            parts.append(f"HTTP {status}")
+        if code:
+            parts.append(code)
+        super().__init__(" ".join(parts))
+        self.status = status
+        self.method = method
+        self.url = url
+        self.code = code
+
+
+class GraphThrottled(GraphError):
+    """Graph kept answering 429 after the retries were spent."""
