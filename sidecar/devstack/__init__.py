@@ -1,0 +1,1 @@
+"""Local stand-ins started by the demo and the tests: an OpenBao dev server."""
