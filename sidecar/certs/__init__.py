@@ -1,0 +1,1 @@
+"""The management certificate the daemon authenticates to Graph with: planner and renewal."""

@@ -1,0 +1,119 @@
+"""The timing rules as one typed, self-checking policy.
+
+Why the inequalities hold (secrets). Let ``E`` be the expiry of the newest
+secret. The first tick at which it has less than ``secret_renew_before``
+left comes at the latest at ``E - secret_renew_before + tick``; the secret
+created then is ready ``propagation_delay`` later, and the old one stops
+being handed out at ``E - ready_safety_margin``. For a ready secret to exist
+at every instant::
+
+    E - secret_renew_before + tick + propagation_delay <= E - ready_safety_margin
+    <=>  secret_renew_before >= propagation_delay + ready_safety_margin + tick
+
+What is left over, :attr:`TimingPolicy.rotation_slack`, is how late a
+renewal may additionally be (a crash, a Vault or Graph outage) before runs
+could find no ready secret.
+
+The rotation planner never lets Azure hold more than three of our secrets.
+Renewals come every ``secret_lifetime - secret_renew_before`` at the
+earliest, so at a renewal the secret before the newest has already expired
+only if ``2 * secret_renew_before <= secret_lifetime``; then the cap leaves
+room for the newest, the new one and one crashed attempt, and never blocks a
+renewal.
+
+An intent may look abandoned only once Azure replication can no longer hide
+its credential, hence ``intent_timeout > propagation_delay`` (the delay is
+the bound on replication lag).
+
+Certificates: renewal starts at the latest ``cert_renew_before - tick``
+before expiry and the new key is used ``cert_switch_delay`` after upload,
+so ``cert_renew_before > cert_switch_delay + tick``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import timedelta
+
+from sidecar.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    """Every duration the daemon, the resolver and the plugin agree on.
+
+    Construction validates, so an impossible policy never exists.
+    """
+
+    tick: timedelta = timedelta(hours=1)
+    secret_lifetime: timedelta = timedelta(hours=24)
+    secret_renew_before: timedelta = timedelta(hours=2)
+    propagation_delay: timedelta = timedelta(minutes=10)
+    ready_safety_margin: timedelta = timedelta(minutes=30)
+    cert_lifetime: timedelta = timedelta(days=30)
+    cert_renew_before: timedelta = timedelta(days=7)
+    cert_switch_delay: timedelta = timedelta(minutes=10)
+    lease_ttl: timedelta = timedelta(seconds=90)
+    intent_timeout: timedelta = timedelta(minutes=15)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def rotation_slack(self) -> timedelta:
+        """How much later than the next tick a renewal may come and still be in time."""
+        return self.secret_renew_before - (
+            self.propagation_delay + self.ready_safety_margin + self.tick
+        )
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first field that cannot work."""
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, timedelta):
+                raise ConfigError(field.name, f"must be a duration, got {type(value).__name__}")
+            if value <= timedelta(0):
+                raise ConfigError(field.name, f"must be positive, got {value}")
+        _require(
+            self.secret_renew_before < self.secret_lifetime,
+            "secret_renew_before",
+            f"must be shorter than secret_lifetime ({self.secret_lifetime}), "
+            f"got {self.secret_renew_before}",
+        )
+        _require(
+            2 * self.secret_renew_before <= self.secret_lifetime,
+            "secret_renew_before",
+            f"must be at most half of secret_lifetime ({self.secret_lifetime}) so that "
+            f"no more than three secrets ever overlap, got {self.secret_renew_before}",
+        )
+        needed = self.propagation_delay + self.ready_safety_margin + self.tick
+        _require(
+            self.secret_renew_before >= needed,
+            "secret_renew_before",
+            f"must be at least propagation_delay + ready_safety_margin + tick ({needed}) "
+            f"or a renewed secret may not be ready before the old one is retired, "
+            f"got {self.secret_renew_before}",
+        )
+        _require(
+            self.intent_timeout > self.propagation_delay,
+            "intent_timeout",
+            f"must be longer than propagation_delay ({self.propagation_delay}), the bound "
+            f"on Azure replication lag, got {self.intent_timeout}",
+        )
+        _require(
+            self.cert_renew_before < self.cert_lifetime,
+            "cert_renew_before",
+            f"must be shorter than cert_lifetime ({self.cert_lifetime}), "
+            f"got {self.cert_renew_before}",
+        )
+        _require(
+            self.cert_renew_before > self.cert_switch_delay + self.tick,
+            "cert_renew_before",
+            f"must be longer than cert_switch_delay + tick "
+            f"({self.cert_switch_delay + self.tick}), got {self.cert_renew_before}",
+        )
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(key, message)

@@ -1,0 +1,152 @@
+"""Shared encodings: credential display names and the custom_metadata index."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sidecar.errors import SidecarError
+from sidecar.model import (
+    INDEX_CAP,
+    CredentialIndexError,
+    Phase,
+    Stack,
+    StoredCredential,
+    credential_display_name,
+    index_entry,
+    intent_of,
+    parse_index,
+    with_index,
+)
+
+T = datetime(2030, 6, 1, 12, tzinfo=UTC)
+KEY_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
+def cred(version: int = 3) -> StoredCredential:
+    return StoredCredential(version, KEY_ID, "7c9e6679", T, T + timedelta(hours=24))
+
+
+@pytest.mark.parametrize(
+    ("stack", "phase", "integration"),
+    [
+        (Stack("s", read="r", write="w"), Phase.PLAN, "r"),
+        (Stack("s", read="r", write="w"), Phase.APPLY, "w"),
+        (Stack("s", read="both", write="both"), Phase.APPLY, "both"),
+        (Stack("s", read="r"), Phase.APPLY, None),
+        (Stack("s"), Phase.PLAN, None),
+    ],
+    ids=["plan-reads", "apply-writes", "one-for-both", "no-write-attached", "nothing-attached"],
+)
+def test_stack_phase_selects_integration(stack: Stack, phase: Phase, integration: str) -> None:
+    assert stack.integration_for(phase) == integration
+
+
+def test_phase_values_are_the_path_segments() -> None:
+    assert [p.value for p in Phase] == ["plan", "apply"]
+    assert Phase("apply") is Phase.APPLY
+
+
+def test_display_name_round_trips_the_intent() -> None:
+    assert credential_display_name("abc-123") == "azsidecar:abc-123"
+    assert intent_of(credential_display_name("abc-123")) == "abc-123"
+
+
+@pytest.mark.parametrize(
+    "display_name",
+    [None, "", "terraform", "azsidecar:", "AZSIDECAR:abc", "azsidecar:a b", "azsidecar:a|b"],
+    ids=["none", "empty", "foreign", "no-id", "wrong-case", "space", "pipe"],
+)
+def test_foreign_display_names_have_no_intent(display_name: str | None) -> None:
+    assert intent_of(display_name) is None
+
+
+def test_intent_ids_that_would_not_parse_back_are_refused() -> None:
+    with pytest.raises(ValueError, match="intent id"):
+        credential_display_name("a|b")
+
+
+def test_index_entry_is_compact() -> None:
+    key, value = index_entry(cred())
+    assert key == "v3"
+    assert value == f"{KEY_ID}|7c9e6679|{int(T.timestamp())}|{int(T.timestamp()) + 86400}"
+
+
+def test_index_times_round_towards_the_safe_side() -> None:
+    half = timedelta(milliseconds=500)
+    c = StoredCredential(1, "k", "i", T + half, T + timedelta(hours=1) + half)
+    (back,) = parse_index(dict([index_entry(c)]))
+    assert back.created == T + timedelta(seconds=1)  # ready no earlier than it really is
+    assert back.expires == T + timedelta(hours=1)  # retired no later
+
+
+def test_parse_index_ignores_other_keys_and_sorts_by_version() -> None:
+    metadata = dict([index_entry(cred(12)), index_entry(cred(2))])
+    metadata |= {"owner": "team-a", "v": "x", "version": "3", "v0": "x", "v01": "x"}
+    assert [c.version for c in parse_index(metadata)] == [2, 12]
+    assert parse_index(None) == [] == parse_index({})
+
+
+MALFORMED = {
+    "too-few-fields": "k|i|1",
+    "too-many-fields": "k|i|1|2|3",
+    "empty-key-id": "|i|1|2",
+    "empty-intent": "k||1|2",
+    "created-not-a-number": "k|i|yesterday|2",
+    "expires-not-a-number": "k|i|1|2.5",
+    "expires-before-created": "k|i|200|100",
+}
+
+
+@pytest.mark.parametrize("value", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_entries_are_refused_by_key(value: str) -> None:
+    with pytest.raises(CredentialIndexError, match="entry v7") as err:
+        parse_index({"v7": value})
+    assert err.value.key == "v7"
+    assert isinstance(err.value, SidecarError)
+
+
+def test_entries_that_could_not_parse_back_are_refused() -> None:
+    with pytest.raises(CredentialIndexError, match="no '\\|'"):
+        index_entry(StoredCredential(1, "a|b", "i", T, T + timedelta(hours=1)))
+    with pytest.raises(CredentialIndexError, match="start at 1"):
+        index_entry(StoredCredential(0, "k", "i", T, T + timedelta(hours=1)))
+    with pytest.raises(CredentialIndexError, match="512 bytes"):
+        index_entry(StoredCredential(1, "k" * 500, "i", T, T + timedelta(hours=1)))
+
+
+def test_with_index_replaces_entries_and_keeps_other_keys() -> None:
+    before = {"owner": "team-a"} | dict([index_entry(cred(1)), index_entry(cred(2))])
+    after = with_index(before, [cred(2), cred(3)])
+    assert set(after) == {"owner", "v2", "v3"}
+    assert [c.version for c in parse_index(after)] == [2, 3]
+
+
+def test_with_index_enforces_the_cap() -> None:
+    with_index({}, [cred(v) for v in range(1, INDEX_CAP + 1)])
+    with pytest.raises(CredentialIndexError, match=f"more than {INDEX_CAP}"):
+        with_index({}, [cred(v) for v in range(1, INDEX_CAP + 2)])
+
+
+def test_with_index_respects_vaults_pair_limit() -> None:
+    others = {f"note{n}": "x" for n in range(64 - 3)}
+    with_index(others, [cred(1), cred(2), cred(3)])
+    with pytest.raises(CredentialIndexError, match="64 custom_metadata pairs"):
+        with_index(others, [cred(1), cred(2), cred(3), cred(4)])
+
+
+ids = st.text("abcdefABCDEF0123456789-._", min_size=1, max_size=64)
+epochs = st.integers(0, 2**33)
+
+
+@settings(max_examples=200, deadline=None)
+@given(version=st.integers(1, 10**9), key_id=ids, intent_id=ids, start=epochs, life=epochs)
+def test_index_round_trips_whole_seconds(
+    version: int, key_id: str, intent_id: str, start: int, life: int
+) -> None:
+    created = datetime.fromtimestamp(start, UTC)
+    c = StoredCredential(version, key_id, intent_id, created, created + timedelta(seconds=life + 1))
+    assert parse_index(dict([index_entry(c)])) == [c]

@@ -1,0 +1,128 @@
+"""TimingPolicy: the defaults of the design, and every impossible combination refused."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from datetime import timedelta
+
+import pytest
+
+from sidecar.errors import ConfigError
+from sidecar.timing import TimingPolicy
+
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+
+
+def test_defaults_are_the_design_defaults() -> None:
+    p = TimingPolicy()
+    assert (p.tick, p.secret_lifetime, p.secret_renew_before) == (H, 24 * H, 2 * H)
+    assert (p.propagation_delay, p.ready_safety_margin) == (10 * M, 30 * M)
+    assert (p.cert_lifetime, p.cert_renew_before) == (timedelta(days=30), timedelta(days=7))
+    assert (p.cert_switch_delay, p.lease_ttl, p.intent_timeout) == (10 * M, 90 / 60 * M, 15 * M)
+
+
+def test_default_slack_absorbs_one_crash_retried_at_intent_timeout() -> None:
+    p = TimingPolicy()
+    assert p.rotation_slack == 20 * M
+    assert p.rotation_slack + p.tick >= p.intent_timeout
+
+
+@pytest.mark.parametrize("name", [f.name for f in fields(TimingPolicy)])
+@pytest.mark.parametrize("value", [timedelta(0), -M], ids=["zero", "negative"])
+def test_every_duration_must_be_positive(name: str, value: timedelta) -> None:
+    with pytest.raises(ConfigError, match="must be positive") as err:
+        TimingPolicy(**{name: value})
+    assert err.value.key == name
+
+
+def test_a_number_is_not_a_duration() -> None:
+    with pytest.raises(ConfigError, match="must be a duration") as err:
+        TimingPolicy(tick=3600)  # type: ignore[arg-type]
+    assert err.value.key == "tick"
+
+
+IMPOSSIBLE = [
+    pytest.param(
+        {"secret_renew_before": 24 * H},
+        "secret_renew_before",
+        "shorter than secret_lifetime",
+        id="renew-window-as-long-as-lifetime",
+    ),
+    pytest.param(
+        {"secret_lifetime": 6 * H, "secret_renew_before": 4 * H},
+        "secret_renew_before",
+        "half of secret_lifetime",
+        id="more-than-three-secrets-would-overlap",
+    ),
+    pytest.param(
+        {"secret_renew_before": 100 * M - timedelta(seconds=1)},
+        "secret_renew_before",
+        "propagation_delay \\+ ready_safety_margin \\+ tick",
+        id="renewed-secret-not-ready-before-old-retires",
+    ),
+    pytest.param(
+        {"tick": 2 * H},
+        "secret_renew_before",
+        "propagation_delay \\+ ready_safety_margin \\+ tick",
+        id="tick-too-long-for-renew-window",
+    ),
+    pytest.param(
+        {"intent_timeout": 10 * M},
+        "intent_timeout",
+        "longer than propagation_delay",
+        id="intent-abandoned-while-replication-could-hide-it",
+    ),
+    pytest.param(
+        {"cert_renew_before": timedelta(days=30)},
+        "cert_renew_before",
+        "shorter than cert_lifetime",
+        id="cert-renew-window-as-long-as-lifetime",
+    ),
+    pytest.param(
+        {"cert_renew_before": 70 * M},
+        "cert_renew_before",
+        "cert_switch_delay \\+ tick",
+        id="cert-would-expire-before-switch",
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "key", "message"), IMPOSSIBLE)
+def test_impossible_combinations_name_the_field(
+    changes: dict[str, timedelta], key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        TimingPolicy(**changes)
+    assert err.value.key == key
+    assert str(err.value).startswith(f"configuration {key}:")
+
+
+POSSIBLE = [
+    pytest.param({"secret_renew_before": 100 * M}, id="renew-window-exactly-enough"),
+    pytest.param({"secret_renew_before": 12 * H}, id="renew-at-half-life"),
+    pytest.param(
+        {
+            "tick": 5 * M,
+            "secret_lifetime": 2 * H,
+            "secret_renew_before": 45 * M,
+            "propagation_delay": 2 * M,
+            "ready_safety_margin": 5 * M,
+            "intent_timeout": 3 * M,
+            "cert_lifetime": 4 * H,
+            "cert_renew_before": H,
+        },
+        id="fast-demo-policy",
+    ),
+]
+
+
+@pytest.mark.parametrize("changes", POSSIBLE)
+def test_tight_but_possible_policies_are_accepted(changes: dict[str, timedelta]) -> None:
+    policy = TimingPolicy(**changes)
+    assert policy.rotation_slack >= timedelta(0)
+
+
+def test_replace_revalidates() -> None:
+    with pytest.raises(ConfigError):
+        replace(TimingPolicy(), tick=3 * H)
