@@ -11,13 +11,17 @@
     │   └── VaultConflict      check-and-set lost against another writer
     ├── GraphError             Microsoft Graph / login failure (status, method, code)
     │   └── GraphThrottled     429 after the retries were spent
-    └── InputError             bad user input (names, ids, durations)
+    ├── InputError             bad user input (names, ids, durations)
+    ├── NotFoundError          no such stack / integration, or none attached for a phase
+    └── NotReadyError          no credential is ready yet (``ready_at`` says when one will be)
 
 Messages name what failed and what to do next. They never contain a secret:
 callers pass paths, ids and status codes, never payloads.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class SidecarError(Exception):
@@ -90,3 +94,15 @@ class GraphError(SidecarError):
 
 class GraphThrottled(GraphError):
     """Graph kept answering 429 after the retries were spent."""
+
+
+class NotFoundError(SidecarError):
+    """The stack or integration does not exist, or the stack has none for the phase."""
+
+
+class NotReadyError(SidecarError):
+    """No credential is ready yet; ``ready_at`` is when one will be, if known."""
+
+    def __init__(self, message: str, ready_at: datetime | None) -> None:
+        super().__init__(message)
+        self.ready_at = ready_at

@@ -126,6 +126,8 @@ class OpenBaoDevServer:
 
     def cleanup(self) -> None:
         self.stop()
+        if os.environ.get("AZSIDECAR_KEEP_BAO_LOGS"):
+            return
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

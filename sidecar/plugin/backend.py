@@ -1,0 +1,131 @@
+"""The ``azure`` secrets engine: its paths, its configuration and its Vault client.
+
+The plugin reads the product's KV data from a Vault/OpenBao named in
+``config`` (often the very server the plugin runs in) with its own token or
+AppRole; the hvac client is built on first use and rebuilt when the
+configuration changes. hvac is synchronous, so KV calls run in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from sidecar.errors import InputError, VaultForbidden
+from sidecar.plugin.framework import Backend
+from sidecar.plugin.path_config import STORAGE_KEY, PluginConfig, path_config
+from sidecar.plugin.path_creds import path_creds
+from sidecar.plugin.path_integrations import path_integrations
+from sidecar.plugin.path_stacks import path_stacks
+from sidecar.plugin.storage import Storage
+from sidecar.timing import TimingPolicy
+from sidecar.vault import VaultKV, connect
+
+T = TypeVar("T")
+
+HELP = """
+The azure secrets engine hands CI/CD runs Azure AD client secrets that have
+had time to replicate. The azsidecar daemon rotates the secrets into Vault KV;
+this engine picks the ready one for a stack and phase: read creds/<stack>/<phase>.
+"""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AzureBackend:
+    """State of one mount: storage, cached configuration and Vault client."""
+
+    def __init__(self, storage: Storage, clock: Callable[[], datetime] = _utcnow) -> None:
+        self.storage = storage
+        self.clock = clock
+        self._config: PluginConfig | None = None
+        self._config_loaded = False
+        self._kv: VaultKV | None = None
+        self._lock = asyncio.Lock()
+        self._workdir = tempfile.mkdtemp(prefix="azsidecar-plugin-")
+        self.framework = Backend(
+            [
+                *path_config(self),
+                *path_creds(self),
+                *path_stacks(self),
+                *path_integrations(self),
+            ],
+            HELP,
+        )
+
+    async def load_config(self) -> PluginConfig | None:
+        if not self._config_loaded:
+            blob = await self.storage.get(STORAGE_KEY)
+            self._config = None if blob is None else PluginConfig.from_json(blob)
+            self._config_loaded = True
+        return self._config
+
+    async def save_config(self, config: PluginConfig) -> None:
+        await self.storage.put(STORAGE_KEY, config.to_json(), seal_wrap=True)
+        self.invalidate()
+
+    async def delete_config(self) -> None:
+        await self.storage.delete(STORAGE_KEY)
+        self.invalidate()
+
+    def invalidate(self, key: str = STORAGE_KEY) -> None:
+        """Forget cached state derived from ``key`` (also called by OpenBao)."""
+        if key == STORAGE_KEY:
+            self._config, self._config_loaded, self._kv = None, False, None
+
+    async def timing_policy(self) -> TimingPolicy:
+        policy = TimingPolicy()
+        config = await self.load_config()
+        if config is not None and config.propagation_delay is not None:
+            policy = replace(policy, propagation_delay=config.propagation_delay)
+        if config is not None and config.ready_safety_margin is not None:
+            policy = replace(policy, ready_safety_margin=config.ready_safety_margin)
+        return policy
+
+    async def with_kv(self, call: Callable[[VaultKV], T]) -> T:
+        """Run ``call`` with the KV adapter in a thread; log in again once if denied."""
+        kv = await self._kv_client()
+        try:
+            return await asyncio.to_thread(call, kv)
+        except VaultForbidden:
+            config = await self.load_config()
+            if config is None or config.token:
+                raise
+            self._kv = None
+            return await asyncio.to_thread(call, await self._kv_client())
+
+    async def _kv_client(self) -> VaultKV:
+        async with self._lock:
+            if self._kv is not None:
+                return self._kv
+            config = await self.load_config()
+            if config is None:
+                raise InputError("the engine is not configured: write azure/config first")
+            self._kv = await asyncio.to_thread(self._connect, config)
+            return self._kv
+
+    def _connect(self, config: PluginConfig) -> VaultKV:
+        ca_path = None
+        if config.ca_cert:
+            ca_path = os.path.join(self._workdir, "ca.pem")
+            with open(ca_path, "w", encoding="ascii") as handle:
+                handle.write(config.ca_cert)
+        approle = (
+            (config.approle_role_id, config.approle_secret_id) if config.approle_role_id else None
+        )
+        client = connect(
+            config.vault_addr, token=config.token or None, approle=approle, ca_cert=ca_path
+        )
+        return VaultKV(client, mount=config.kv_mount, prefix=config.prefix)
+
+    def close(self) -> None:
+        self._kv = None
+        shutil.rmtree(self._workdir, ignore_errors=True)

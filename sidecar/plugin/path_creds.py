@@ -1,0 +1,133 @@
+"""``creds/<stack>/<phase>``: the ready Azure credential for a run.
+
+The response carries a non-renewable lease whose TTL ends when the credential
+leaves its safe window (``safe_until``: expiry minus the safety margin).
+Vault/OpenBao Agent templates re-render a leased secret shortly before its
+lease ends (without a lease they would wait for
+``static_secret_render_interval``), so agents switch to the next ready secret
+in time. OpenBao records each lease; revoking one is a no-op because the
+secret is shared and its lifetime is managed by the rotation daemon.
+
+A credential that is not ready yet is an error response naming the time to
+retry, as an ISO timestamp and in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sidecar.errors import InputError, NotFoundError, NotReadyError
+from sidecar.model import Phase
+from sidecar.plugin.framework import (
+    Field,
+    FieldData,
+    FieldType,
+    Lease,
+    Op,
+    Path,
+    Request,
+    Response,
+    error_response,
+)
+from sidecar.plugin.names import check_name
+from sidecar.resolve import ResolvedCredential, resolve_credential
+
+if TYPE_CHECKING:
+    from sidecar.plugin.backend import AzureBackend
+
+SECRET_TYPE = "azure_ready_credential"  # noqa: S105 (a lease type, not a secret)
+
+
+def _phase(value: object) -> Phase:
+    try:
+        return Phase(str(value))
+    except ValueError:
+        raise InputError(
+            f"invalid phase {str(value)[:32]!r}: use plan (read integration)"
+            " or apply (write integration)"
+        ) from None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _response(cred: ResolvedCredential, stack: str, phase: Phase, now: datetime) -> Response:
+    # A zero TTL would mean "the mount's default" to OpenBao, so never send one.
+    ttl = max(cred.safe_until - now, timedelta(seconds=1))
+    return Response(
+        data={
+            "client_id": cred.client_id,
+            "client_secret": cred.client_secret.reveal(),
+            "tenant_id": cred.tenant_id,
+            "subscription_id": cred.subscription_id,
+            "integration": cred.integration,
+            "key_id": cred.key_id,
+            "created_at": _iso(cred.created),
+            "expires_at": _iso(cred.expires),
+            "safe_until": _iso(cred.safe_until),
+        },
+        lease=Lease(
+            ttl=ttl,
+            internal={
+                "secret_type": SECRET_TYPE,
+                "stack": stack,
+                "phase": str(phase),
+                "integration": cred.integration,
+                "key_id": cred.key_id,
+            },
+        ),
+    )
+
+
+def _not_ready(exc: NotReadyError, stack: str, phase: Phase, now: datetime) -> Response:
+    if exc.ready_at is None:
+        return error_response(f"no ready credential for stack {stack} phase {phase}: {exc}")
+    seconds = max(0, math.ceil((exc.ready_at - now).total_seconds()))
+    return error_response(
+        f"no ready credential yet for stack {stack} phase {phase}: retry after"
+        f" {_iso(exc.ready_at)} (in {seconds} s)"
+    )
+
+
+def path_creds(backend: AzureBackend) -> list[Path]:
+    async def read(request: Request, data: FieldData) -> Response | None:
+        stack = check_name(data.get("stack"), "stack")
+        phase = _phase(data.get("phase"))
+        policy = await backend.timing_policy()
+        now = backend.clock()
+        try:
+            cred = await backend.with_kv(
+                lambda kv: resolve_credential(kv, stack, phase, now, policy)
+            )
+        except NotReadyError as exc:
+            return _not_ready(exc, stack, phase, now)
+        except NotFoundError as exc:
+            return error_response(str(exc))
+        return _response(cred, stack, phase, now)
+
+    async def revoke(request: Request, data: FieldData) -> Response | None:
+        return None
+
+    async def renew(request: Request, data: FieldData) -> Response | None:
+        return error_response("this credential is not renewable: read creds/<stack>/<phase> again")
+
+    return [
+        Path(
+            pattern=r"creds/(?P<stack>[^/]+)/(?P<phase>[^/]+)",
+            fields={
+                "stack": Field(FieldType.STRING, "Name of the stack."),
+                "phase": Field(FieldType.STRING, "plan (read integration) or apply (write)."),
+            },
+            operations={Op.READ: read, Op.REVOKE: revoke, Op.RENEW: renew},
+            synopsis="The ready Azure credential for a stack's plan or apply run.",
+            description="""
+Returns client_id, client_secret, tenant_id and subscription_id of a client
+secret that has had time to replicate through Azure AD and is not close to
+expiry. The lease ends when the secret leaves that safe window; read again
+then. If no secret is ready yet, the error says when to retry.
+""",
+        )
+    ]

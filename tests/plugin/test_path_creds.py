@@ -1,0 +1,63 @@
+"""How creds/<stack>/<phase> shapes a credential and a "not ready yet" answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sidecar.errors import NotReadyError
+from sidecar.model import Phase
+from sidecar.plugin import path_creds
+from sidecar.resolve import ResolvedCredential
+from sidecar.sensitive import Sensitive
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def credential(safe_until: datetime = NOW + timedelta(hours=22, minutes=30)) -> ResolvedCredential:
+    return ResolvedCredential(
+        client_id="app",
+        client_secret=Sensitive("s3cret"),
+        tenant_id="tenant",
+        subscription_id="sub",
+        integration="I2",
+        key_id="key",
+        created=NOW - timedelta(hours=1),
+        expires=NOW + timedelta(hours=23),
+        safe_until=safe_until,
+    )
+
+
+def test_lease_ends_when_the_safe_window_does() -> None:
+    cred = credential()
+    response = path_creds._response(cred, "A", Phase("apply"), NOW)
+    assert response.lease is not None
+    assert response.lease.ttl == timedelta(hours=22, minutes=30)
+    assert response.lease.renewable is False
+    assert "s3cret" not in str(response.lease.internal)
+    assert response.data["expires_at"] == "2026-01-03T02:04:05Z"
+    assert response.data["client_secret"] == "s3cret"
+
+
+def test_lease_is_never_zero() -> None:
+    cred = credential(safe_until=NOW)
+    response = path_creds._response(cred, "A", Phase("plan"), NOW)
+    assert response.lease is not None
+    assert response.lease.ttl == timedelta(seconds=1)
+
+
+def test_not_ready_names_the_retry_time_and_seconds() -> None:
+    exc = NotReadyError(
+        "newest secret is still propagating", NOW + timedelta(minutes=9, seconds=30)
+    )
+    response = path_creds._not_ready(exc, "A", Phase("plan"), NOW)
+    assert response.data == {
+        "error": "no ready credential yet for stack A phase plan:"
+        " retry after 2026-01-02T03:13:35Z (in 570 s)"
+    }
+
+
+def test_never_ready_says_so() -> None:
+    exc = NotReadyError("newest secret is still propagating", None)
+    response = path_creds._not_ready(exc, "A", Phase("plan"), NOW)
+    assert "retry" not in response.data["error"]
+    assert "newest secret is still propagating" in response.data["error"]
