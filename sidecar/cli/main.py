@@ -12,6 +12,10 @@ from sidecar import __version__
 # `azsidecar --help` stays fast and one broken group cannot hide the others.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("sidecar.cli.emulator", "emulator"),
+    "integration": ("sidecar.cli.integration", "integration"),
+    "daemon": ("sidecar.cli.daemon", "daemon"),
+    "management": ("sidecar.cli.management", "management"),
+    "plugin": ("sidecar.cli.plugin", "plugin"),
 }
 
 

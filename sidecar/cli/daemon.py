@@ -1,0 +1,46 @@
+"""``azsidecar daemon``: rotation, leader lease, metrics and health."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from sidecar.cli.common import config_option, friendly_errors, load, setup_logging
+from sidecar.daemon import Daemon
+from sidecar.runtime import make_runtime
+
+log = logging.getLogger(__name__)
+
+
+@click.command()
+@config_option
+@click.option("--metrics-addr", default=None, help="host:port for /metrics and /healthz.")
+@click.option("--no-metrics", is_flag=True, help="Do not serve metrics and health.")
+@click.option("--once", is_flag=True, help="Run one tick (if leader) and exit.")
+@friendly_errors
+def daemon(config_path: str | None, metrics_addr: str | None, no_metrics: bool, once: bool) -> None:
+    """Keep every integration supplied with replicated client secrets."""
+    config = load(config_path)
+    setup_logging(config.daemon.log_level, config.daemon.log_format)
+    rt = make_runtime(config)
+    worker = Daemon(rt)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if not no_metrics:
+        server = worker.serve_http(metrics_addr or config.daemon.metrics_addr)
+        log.info("metrics and /healthz on %s:%d", server.host, server.port)
+    log.info("daemon %s started", worker.holder)
+    try:
+        worker.run(stop, ticks=1 if once else None)
+    finally:
+        worker.close()

@@ -1,0 +1,152 @@
+"""``azsidecar integration``: create, list, show, consent-url, delete."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from sidecar.cli.common import config_option, friendly_errors, runtime
+from sidecar.integrations import Integrations, consent_url, validate_name
+from sidecar.ready import Ready, choose_ready
+from sidecar.runtime import Runtime
+
+
+def _service(rt: Runtime) -> Integrations:
+    azure = rt.config.azure
+    return Integrations(
+        rt.store,
+        rt.graph(),
+        rt.clock,
+        rt.config.timing,
+        app_name_prefix=azure.app_name_prefix,
+        redirect_uri=azure.consent_redirect_uri,
+    )
+
+
+@click.group()
+def integration() -> None:
+    """Azure AD applications, one per connected tenant."""
+
+
+@integration.command()
+@click.option("--name", required=True, help="Integration name: lowercase letters, digits, '-'.")
+@click.option("--tenant", required=True, help="The user's tenant id (a GUID).")
+@click.option("--subscription", default=None, help="Default subscription id (a GUID).")
+@config_option
+@friendly_errors
+def create(name: str, tenant: str, subscription: str | None, config_path: str | None) -> None:
+    """Create the application, its first secret, and print the admin consent URL."""
+    rt = runtime(config_path)
+    record = _service(rt).create(name, tenant, subscription)
+    click.echo(f"created integration {record.name}: application {record.display_name}")
+    click.echo(f"  client id: {record.client_id}")
+    click.echo("  first secret stored; it is ready for runs once it has replicated")
+    click.echo("Ask a tenant administrator to grant consent:")
+    click.echo(consent_url(rt.config.azure.login_url, record, rt.config.azure.consent_redirect_uri))
+
+
+@integration.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@config_option
+@friendly_errors
+def list_(as_json: bool, config_path: str | None) -> None:
+    """List integrations (never secret values)."""
+    rt = runtime(config_path)
+    rows = []
+    for name in rt.store.integration_names():
+        record, _ = rt.store.integration(name)
+        rows.append(
+            {
+                "name": record.name,
+                "tenant_id": record.tenant_id,
+                "client_id": record.client_id,
+                "consent": record.consent,
+                "status": record.status,
+                "secrets": len(rt.store.credentials(name)),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no integrations; create one with `azsidecar integration create`")
+    for row in rows:
+        click.echo(
+            f"{row['name']:<24} tenant {row['tenant_id']}  client {row['client_id'] or '-':<36}"
+            f"  {row['status']:<8} consent {row['consent']:<8} secrets {row['secrets']}"
+        )
+
+
+@integration.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@config_option
+@friendly_errors
+def show(name: str, as_json: bool, config_path: str | None) -> None:
+    """Show one integration and its secrets' timing (never a secret value)."""
+    rt = runtime(config_path)
+    record, _ = rt.store.integration(validate_name(name))
+    now = rt.clock.now()
+    stored = rt.store.credentials(name)
+    choice = choose_ready(stored, now, rt.config.timing)
+    ready_version = choice.credential.version if isinstance(choice, Ready) else None
+    secrets = [
+        {
+            "version": c.version,
+            "key_id": c.key_id,
+            "created": c.created.isoformat(),
+            "expires": c.expires.isoformat(),
+            "ready": c.version == ready_version,
+        }
+        for c in stored
+    ]
+    info: dict[str, object] = {
+        "name": record.name,
+        "tenant_id": record.tenant_id,
+        "subscription_id": record.subscription_id,
+        "client_id": record.client_id,
+        "application_object_id": record.app_object_id,
+        "display_name": record.display_name,
+        "consent": record.consent,
+        "status": record.status,
+        "created": record.created.isoformat(),
+    }
+    if as_json:
+        click.echo(json.dumps({**info, "secrets": secrets}, indent=2))
+        return
+    for key, value in info.items():
+        click.echo(f"{key:<22} {value}")
+    for secret in secrets:
+        mark = "  <- ready" if secret["ready"] else ""
+        click.echo(
+            f"  secret v{secret['version']} key {secret['key_id']}"
+            f" created {secret['created']} expires {secret['expires']}{mark}"
+        )
+
+
+@integration.command("consent-url")
+@click.argument("name")
+@config_option
+@friendly_errors
+def consent_url_(name: str, config_path: str | None) -> None:
+    """Print the admin consent URL for the integration's tenant."""
+    rt = runtime(config_path)
+    record, _ = rt.store.integration(validate_name(name))
+    click.echo(consent_url(rt.config.azure.login_url, record, rt.config.azure.consent_redirect_uri))
+
+
+@integration.command()
+@click.argument("name")
+@config_option
+@friendly_errors
+def delete(name: str, config_path: str | None) -> None:
+    """Remove the application and its secrets from Azure and its data from Vault."""
+    rt = runtime(config_path)
+    removed = _service(rt).delete(name)
+    if removed.application:
+        click.echo(f"deleted application {removed.application} (and its client secrets) in Azure")
+    else:
+        click.echo("no application left in Azure")
+    click.echo(f"destroyed {removed.secrets} stored secret(s)")
+    click.echo("removed from Vault: " + ", ".join(removed.vault_paths))

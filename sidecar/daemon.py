@@ -1,0 +1,230 @@
+"""The rotation daemon: wiring of the clock, the lease, the planner and the adapters.
+
+Each loop: hold or take the leader lease; when a tick is due (at start-up,
+then every ``tick``), rotate every integration on a bounded thread pool.
+A Vault or Graph outage fails the tick, which is retried soon after instead
+of an hour later, so the daemon catches up by itself once the service is back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import make_wsgi_app
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from sidecar import metrics
+from sidecar.errors import SidecarError, VaultError
+from sidecar.graph import GraphClient
+from sidecar.lease import LeaderLease
+from sidecar.ready import Ready, choose_ready
+from sidecar.rotation.run import TickReport, rotate
+from sidecar.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_FAILURE = timedelta(minutes=5)
+
+
+@dataclass
+class Health:
+    """What ``/healthz`` reports."""
+
+    leader: bool = False
+    last_tick: datetime | None = None
+    last_error: str = ""
+    failing: set[str] = field(default_factory=set)
+
+    def healthy(self, now: datetime, tick: timedelta) -> bool:
+        if not self.leader:
+            return not self.last_error
+        return self.last_tick is not None and now - self.last_tick <= tick * 2 + RETRY_AFTER_FAILURE
+
+
+class Daemon:
+    def __init__(self, runtime: Runtime, holder: str | None = None) -> None:
+        self.runtime = runtime
+        self.config = runtime.config
+        self.clock = runtime.clock
+        self.policy = runtime.config.timing
+        self.holder = holder or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.lease = LeaderLease(runtime.store.kv, self.holder, self.clock, self.policy.lease_ttl)
+        self.health = Health()
+        self._graph: GraphClient | None = None
+        self._http: BaseWSGIServer | None = None
+        self.reports: list[TickReport] = []
+        self.next_wake: datetime | None = None
+        self._wake_lock = threading.Lock()
+
+    # -- one tick ----------------------------------------------------------------------
+
+    def graph(self) -> GraphClient:
+        if self._graph is None:
+            self._graph = self.runtime.graph(observer=metrics.GraphMetrics())
+        return self._graph
+
+    def tick(self) -> bool:
+        """Rotate every integration once; True if all succeeded.
+
+        Sets :attr:`next_wake` to the earliest moment an integration's plan could
+        change (``replan_at``), so a renewal that failed is retried then.
+        """
+        self.next_wake = None
+        store = self.runtime.store
+        try:
+            names = store.integration_names()
+            self.graph()
+        except SidecarError as exc:
+            self._record_failure("*", exc)
+            return False
+        with ThreadPoolExecutor(max_workers=self.config.daemon.concurrency) as pool:
+            results = list(pool.map(self._rotate_one, names))
+        ok = all(results)
+        if ok:
+            self.health.last_tick = self.clock.now()
+            self.health.last_error = ""
+            metrics.LAST_TICK.set(self.clock.now().timestamp())
+        return ok
+
+    def _rotate_one(self, name: str) -> bool:
+        store = self.runtime.store
+        try:
+            record, _ = store.integration(name)
+            if record.status != "ready":
+                log.warning(
+                    "integration %s is incomplete (%s): finish it with `azsidecar integration"
+                    " create` again or remove it with `integration delete`",
+                    name,
+                    record.status,
+                )
+                return True
+            report = rotate(record, self.graph(), store, self.clock, self.policy)
+            self._observe(report)
+            self.health.failing.discard(name)
+            return True
+        except SidecarError as exc:
+            self._record_failure(name, exc)
+            return False
+
+    def _observe(self, report: TickReport) -> None:
+        with self._wake_lock:
+            self.reports.append(report)
+            del self.reports[:-1000]
+            if report.next_at is not None and (
+                self.next_wake is None or report.next_at < self.next_wake
+            ):
+                self.next_wake = report.next_at
+        for _ in report.created:
+            metrics.ROTATIONS.labels(report.integration).inc()
+        for _, reason in report.removed:
+            metrics.REMOVALS.labels(reason.split(":")[0][:40]).inc()
+        stored = self.runtime.store.credentials(report.integration)
+        choice = choose_ready(stored, self.clock.now(), self.policy)
+        remaining = (
+            (choice.usable_until - self.clock.now()).total_seconds()
+            if isinstance(choice, Ready)
+            else -1.0
+        )
+        metrics.READY_REMAINING.labels(report.integration).set(remaining)
+
+    def _record_failure(self, name: str, exc: SidecarError) -> None:
+        kind = type(exc).__name__
+        metrics.ROTATION_FAILURES.labels(name, kind).inc()
+        if isinstance(exc, VaultError):
+            metrics.VAULT_ERRORS.inc()
+        self.health.last_error = f"{kind}: {exc}"
+        self.health.failing.add(name)
+        log.error("tick failed for %s: %s", name, exc)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def _real_seconds(self, emulated: float) -> float:
+        factor = float(getattr(self.clock, "factor", 1.0))
+        return max(0.0, emulated / factor)
+
+    def run(self, stop: threading.Event, ticks: int | None = None) -> None:
+        """Loop until ``stop`` is set (or ``ticks`` ticks have run, for tests)."""
+        next_tick = self.clock.now()
+        done = 0
+        renew_every = self.policy.lease_ttl / 3
+        try:
+            while not stop.is_set():
+                try:
+                    leader = self.lease.acquire()
+                    self.health.last_error = (
+                        "" if self.health.last_error.startswith("Vault") else self.health.last_error
+                    )
+                except VaultError as exc:
+                    metrics.VAULT_ERRORS.inc()
+                    self.health.last_error = f"Vault unavailable: {exc}"
+                    log.error("cannot renew the leader lease: %s", exc)
+                    leader = False
+                self.health.leader = leader
+                metrics.IS_LEADER.set(1 if leader else 0)
+                now = self.clock.now()
+                if leader and now >= next_tick:
+                    ok = self.tick()
+                    done += 1
+                    wait = self.policy.tick if ok else min(self.policy.tick, RETRY_AFTER_FAILURE)
+                    next_tick = self.clock.now() + wait
+                    if self.next_wake is not None:
+                        next_tick = min(next_tick, self.next_wake)
+                    if ticks is not None and done >= ticks:
+                        return
+                until_tick = max(timedelta(0), next_tick - self.clock.now())
+                pause = min(renew_every, until_tick) if leader else renew_every
+                stop.wait(max(0.001, self._real_seconds(pause.total_seconds())))
+        finally:
+            try:
+                self.lease.release()
+            except VaultError as exc:
+                log.warning("could not release the lease: %s", exc)
+            metrics.IS_LEADER.set(0)
+
+    # -- metrics and health ------------------------------------------------------------
+
+    def serve_http(self, addr: str) -> BaseWSGIServer:
+        """``/metrics`` (Prometheus) and ``/healthz`` on ``host:port``."""
+        host, _, port = addr.rpartition(":")
+        prometheus = make_wsgi_app(metrics.REGISTRY)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            request = Request(environ)
+            if request.path == "/healthz":
+                healthy = self.health.healthy(self.clock.now(), self.policy.tick)
+                body = {
+                    "status": "ok" if healthy else "failing",
+                    "leader": self.health.leader,
+                    "last_tick": self.health.last_tick.isoformat()
+                    if self.health.last_tick
+                    else None,
+                    "last_error": self.health.last_error,
+                    "failing_integrations": sorted(self.health.failing),
+                }
+                response = Response(
+                    json.dumps(body), status=200 if healthy else 503, mimetype="application/json"
+                )
+                return response(environ, start_response)
+            result: Iterable[bytes] = prometheus(environ, start_response)
+            return result
+
+        self._http = make_server(host or "127.0.0.1", int(port), app, threaded=True)
+        thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        thread.start()
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http = None

@@ -1,0 +1,578 @@
+"""The only module that talks to Microsoft Graph and the login endpoint.
+
+Authentication is MSAL's client-credentials flow with the management
+certificate; the certificate comes from a provider callable so that a renewed
+certificate is picked up without restarting. Requests go through one retry
+loop: 429 honours ``Retry-After``, 5xx and dropped connections back off
+exponentially with jitter, a 401 for an expired token re-acquires once, and a
+404 on an object we just created is retried because Azure AD's replicas may
+not have it yet. Failures leave this module as :class:`GraphError`.
+
+Base URLs are configuration, so the same code talks to Microsoft or to the
+emulator. Times (``endDateTime``, proof JWT lifetimes, back-off sleeps) come
+from the injected clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC as _UTC
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import jwt
+import msal
+import requests
+
+from sidecar.clock import Clock
+from sidecar.errors import GraphError, GraphThrottled
+from sidecar.sensitive import Sensitive
+
+log = logging.getLogger(__name__)
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+ARM_SCOPE = "https://management.azure.com/.default"
+PROOF_AUDIENCE = "00000002-0000-0000-c000-000000000000"
+_RETRYABLE = {429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class CertificateCredential:
+    """A certificate the management application authenticates with."""
+
+    cert_pem: str
+    key_pem: Sensitive = field(repr=False)
+    thumbprint: str  # SHA-1 hex, as Azure shows it
+    key_id: str = ""
+
+
+@dataclass(frozen=True)
+class PasswordCredential:
+    key_id: str
+    display_name: str
+    start: datetime | None
+    end: datetime
+
+
+@dataclass(frozen=True)
+class KeyCredential:
+    key_id: str
+    display_name: str
+    thumbprint: str
+    start: datetime | None
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Application:
+    object_id: str
+    app_id: str
+    display_name: str
+    passwords: tuple[PasswordCredential, ...] = ()
+    keys: tuple[KeyCredential, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    """What ``addPassword`` returns: the only moment the secret text exists."""
+
+    key_id: str
+    secret: Sensitive = field(repr=False)
+    start: datetime
+    end: datetime
+
+
+class GraphObserver(Protocol):
+    """Receives one event per HTTP attempt, for metrics."""
+
+    def graph_call(self, operation: str, status: int, seconds: float) -> None: ...
+
+    def graph_throttled(self, operation: str) -> None: ...
+
+
+class _NullObserver:
+    def graph_call(self, operation: str, status: int, seconds: float) -> None:
+        return None
+
+    def graph_throttled(self, operation: str) -> None:
+        return None
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if "." in text:
+        head, _, tail = text.partition(".")
+        digits = "".join(c for c in tail if c.isdigit())
+        zone = tail[len(digits) :]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    return datetime.fromisoformat(text)
+
+
+def graph_time(value: datetime) -> str:
+    """Graph's timestamp form: UTC, second precision, ``Z``."""
+    return value.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error_detail(response: requests.Response) -> tuple[str, str]:
+    """Graph's or login's error code and message, without echoing a request."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "", response.reason or ""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("code", "")), str(error.get("message", ""))[:300]
+        if isinstance(error, str):
+            codes = body.get("error_codes") or []
+            code = f"AADSTS{codes[0]}" if codes else error
+            return code, str(body.get("error_description", ""))[:300]
+    return "", ""
+
+
+def _parse_application(body: dict[str, Any]) -> Application:
+    passwords = tuple(
+        PasswordCredential(
+            key_id=str(p["keyId"]),
+            display_name=str(p.get("displayName") or ""),
+            start=_parse_time(p.get("startDateTime")),
+            end=_parse_time(p.get("endDateTime")) or datetime.max.replace(tzinfo=_UTC),
+        )
+        for p in body.get("passwordCredentials") or []
+    )
+    keys = tuple(
+        KeyCredential(
+            key_id=str(k["keyId"]),
+            display_name=str(k.get("displayName") or ""),
+            thumbprint=_thumbprint_from_identifier(k.get("customKeyIdentifier")),
+            start=_parse_time(k.get("startDateTime")),
+            end=_parse_time(k.get("endDateTime")) or datetime.max.replace(tzinfo=_UTC),
+        )
+        for k in body.get("keyCredentials") or []
+    )
+    return Application(
+        object_id=str(body["id"]),
+        app_id=str(body["appId"]),
+        display_name=str(body.get("displayName") or ""),
+        passwords=passwords,
+        keys=keys,
+    )
+
+
+def _thumbprint_from_identifier(value: object) -> str:
+    """Graph's ``customKeyIdentifier`` is the base64 SHA-1 thumbprint; we keep hex."""
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        return base64.b64decode(value).hex().upper()
+    except ValueError:
+        return value.upper()
+
+
+class GraphClient:
+    """Microsoft Graph v1.0 as the management application."""
+
+    def __init__(
+        self,
+        *,
+        login_url: str,
+        graph_url: str,
+        tenant_id: str,
+        client_id: str,
+        credential: Callable[[], CertificateCredential],
+        clock: Clock,
+        ca_bundle: str | None = None,
+        max_retries: int = 6,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        timeout: float = 30.0,
+        observer: GraphObserver | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.login_url = login_url.rstrip("/")
+        self.graph_url = graph_url.rstrip("/")
+        self.tenant_id = tenant_id
+        self.client_id = client_id
+        self._credential = credential
+        self.clock = clock
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.timeout = timeout
+        self.observer: GraphObserver = observer or _NullObserver()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.session = requests.Session()
+        if ca_bundle:
+            self.session.verify = ca_bundle
+        self._lock = threading.Lock()
+        self._msal: Any = None
+        self._msal_thumbprint = ""
+        self._token: Sensitive | None = None
+        self._token_expires: datetime | None = None
+        self.retries = 0
+
+    # -- authentication ------------------------------------------------------------
+
+    def _build_msal(self, cred: CertificateCredential) -> Any:
+        return msal.ConfidentialClientApplication(
+            self.client_id,
+            authority=f"{self.login_url}/{self.tenant_id}",
+            client_credential={"private_key": cred.key_pem.reveal(), "thumbprint": cred.thumbprint},
+            http_client=self.session,
+            instance_discovery=False,
+            token_cache=msal.TokenCache(),
+        )
+
+    def _access_token(self, force: bool = False) -> str:
+        with self._lock:
+            cred = self._credential()
+            now = self.clock.now()
+            stale = self._token_expires is None or now >= self._token_expires
+            if force or stale or cred.thumbprint != self._msal_thumbprint:
+                # A fresh MSAL app (and cache): MSAL times its cache by the wall
+                # clock, while token lifetimes are judged by the service's clock.
+                self._msal = self._build_msal(cred)
+                self._msal_thumbprint = cred.thumbprint
+                try:
+                    result = self._msal.acquire_token_for_client(scopes=[GRAPH_SCOPE])
+                except (requests.RequestException, ValueError) as exc:
+                    raise GraphError(
+                        f"cannot reach the login endpoint ({type(exc).__name__})",
+                        method="POST",
+                        url=f"{self.login_url}/{self.tenant_id}/oauth2/v2.0/token",
+                    ) from exc
+                if "access_token" not in result:
+                    codes = result.get("error_codes") or []
+                    raise GraphError(
+                        "the management application could not sign in: "
+                        + str(result.get("error_description", result.get("error", "")))[:300],
+                        method="POST",
+                        url=f"{self.login_url}/{self.tenant_id}/oauth2/v2.0/token",
+                        code=f"AADSTS{codes[0]}" if codes else str(result.get("error", "")),
+                    )
+                lifetime = int(result.get("expires_in", 3600))
+                self._token = Sensitive(str(result["access_token"]))
+                self._token_expires = now + timedelta(seconds=max(lifetime - 300, lifetime // 2))
+            assert self._token is not None
+            return self._token.reveal()
+
+    # -- the retry loop ------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * (2**attempt))
+        return float(self._rng.uniform(ceiling / 2, ceiling))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        retry_not_found: bool = False,
+        ok_statuses: tuple[int, ...] = (200, 201, 204),
+    ) -> requests.Response:
+        """One Graph call through the retry loop; raises GraphError when it gives up."""
+        url = f"{self.graph_url}/v1.0{path}"
+        reauthenticated = False
+        attempt = 0
+        while True:
+            token = self._access_token(force=False)
+            started = time.monotonic()
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "client-request-id": str(uuid.uuid4()),
+                    },
+                    timeout=self.timeout,
+                )
+            except requests.RequestException as exc:
+                self.observer.graph_call(operation, 0, time.monotonic() - started)
+                if attempt >= self.max_retries:
+                    raise GraphError(
+                        f"{operation}: Graph unreachable after {attempt + 1} attempts"
+                        f" ({type(exc).__name__})",
+                        method=method,
+                        url=path,
+                    ) from exc
+                self._sleep_retry(attempt, operation, None)
+                attempt += 1
+                continue
+            self.observer.graph_call(operation, response.status_code, time.monotonic() - started)
+            status = response.status_code
+            if status in ok_statuses:
+                return response
+            code, message = _error_detail(response)
+            if status == 401 and not reauthenticated:
+                reauthenticated = True
+                self._access_token(force=True)
+                continue
+            retryable = status in _RETRYABLE or (status == 404 and retry_not_found)
+            if retryable and attempt < self.max_retries:
+                if status == 429:
+                    self.observer.graph_throttled(operation)
+                self._sleep_retry(attempt, operation, response)
+                attempt += 1
+                continue
+            error_type = GraphThrottled if status == 429 else GraphError
+            raise error_type(
+                f"{operation} failed: {message or 'no details'}",
+                status=status,
+                method=method,
+                url=path,
+                code=code,
+            )
+
+    def _sleep_retry(
+        self, attempt: int, operation: str, response: requests.Response | None
+    ) -> None:
+        delay = self._backoff(attempt)
+        if response is not None and response.status_code == 429:
+            header = response.headers.get("Retry-After", "")
+            with contextlib.suppress(ValueError):
+                delay = max(1.0, float(header))
+        self.retries += 1
+        log.debug("retrying %s in %.1fs (attempt %d)", operation, delay, attempt + 1)
+        self.clock.sleep(delay)
+
+    # -- applications ------------------------------------------------------------------
+
+    def create_application(
+        self, display_name: str, redirect_uris: list[str], multi_tenant: bool = True
+    ) -> Application:
+        """``POST /applications``."""
+        body: dict[str, Any] = {
+            "displayName": display_name,
+            "signInAudience": "AzureADMultipleOrgs" if multi_tenant else "AzureADMyOrg",
+            "web": {"redirectUris": redirect_uris},
+            "requiredResourceAccess": [],
+        }
+        response = self.request("POST", "/applications", "create_application", json=body)
+        return _parse_application(response.json())
+
+    def get_application(self, object_id: str, *, just_created: bool = False) -> Application:
+        """``GET /applications/{id}``; ``just_created`` retries a 404 from a lagging replica."""
+        response = self.request(
+            "GET",
+            f"/applications/{quote(object_id, safe='')}",
+            "get_application",
+            retry_not_found=just_created,
+        )
+        return _parse_application(response.json())
+
+    def find_application(self, app_id: str) -> Application | None:
+        """``GET /applications(appId='..')``; None if Graph does not know it."""
+        try:
+            response = self.request(
+                "GET", f"/applications(appId='{quote(app_id, safe='')}')", "find_application"
+            )
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _parse_application(response.json())
+
+    def list_applications(self, display_name: str | None = None) -> list[Application]:
+        """``GET /applications``, following ``@odata.nextLink``."""
+        params = {"$top": "999"}
+        if display_name is not None:
+            escaped = display_name.replace("'", "''")
+            params["$filter"] = f"displayName eq '{escaped}'"
+        return list(self._paged("/applications", "list_applications", params))
+
+    def _paged(self, path: str, operation: str, params: dict[str, str]) -> Iterator[Application]:
+        response = self.request("GET", path, operation, params=params)
+        while True:
+            body = response.json()
+            for item in body.get("value", []):
+                yield _parse_application(item)
+            link = body.get("@odata.nextLink")
+            if not link:
+                return
+            relative = str(link).split("/v1.0", 1)[-1]
+            response = self.request("GET", relative, operation)
+
+    def delete_application(self, object_id: str) -> bool:
+        """``DELETE /applications/{id}``; False if it was already gone."""
+        try:
+            self.request(
+                "DELETE", f"/applications/{quote(object_id, safe='')}", "delete_application"
+            )
+        except GraphError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def update_application(self, object_id: str, changes: dict[str, Any]) -> None:
+        """``PATCH /applications/{id}``."""
+        self.request(
+            "PATCH",
+            f"/applications/{quote(object_id, safe='')}",
+            "update_application",
+            json=changes,
+        )
+
+    # -- client secrets ----------------------------------------------------------------
+
+    def add_password(self, object_id: str, display_name: str, end: datetime) -> NewPassword:
+        """``POST /applications/{id}/addPassword``: the secret text is returned only here."""
+        response = self.request(
+            "POST",
+            f"/applications/{quote(object_id, safe='')}/addPassword",
+            "add_password",
+            json={
+                "passwordCredential": {"displayName": display_name, "endDateTime": graph_time(end)}
+            },
+            retry_not_found=True,
+            ok_statuses=(200, 201),
+        )
+        body = response.json()
+        secret = body.get("secretText")
+        if not secret:
+            raise GraphError("add_password: Graph returned no secretText", method="POST")
+        return NewPassword(
+            key_id=str(body["keyId"]),
+            secret=Sensitive(str(secret)),
+            start=_parse_time(body.get("startDateTime")) or self.clock.now(),
+            end=_parse_time(body.get("endDateTime")) or end,
+        )
+
+    def remove_password(self, object_id: str, key_id: str) -> bool:
+        """``POST /applications/{id}/removePassword``; False if Graph no longer had it."""
+        try:
+            self.request(
+                "POST",
+                f"/applications/{quote(object_id, safe='')}/removePassword",
+                "remove_password",
+                json={"keyId": key_id},
+            )
+        except GraphError as exc:
+            if exc.status in (400, 404) and exc.code in (
+                "Request_ResourceNotFound",
+                "Request_BadRequest",
+                "NotFound",
+            ):
+                return False
+            raise
+        return True
+
+    # -- certificates ----------------------------------------------------------------
+
+    def proof_of_possession(self, object_id: str, signer: CertificateCredential) -> str:
+        """The JWT ``addKey``/``removeKey`` demand: signed by a key the app already has."""
+        now = self.clock.now()
+        claims = {
+            "aud": PROOF_AUDIENCE,
+            "iss": object_id,
+            "nbf": int(now.timestamp()),
+            "exp": int((now + timedelta(minutes=10)).timestamp()),
+            "jti": str(uuid.uuid4()),
+        }
+        x5t = base64.urlsafe_b64encode(bytes.fromhex(signer.thumbprint)).rstrip(b"=").decode()
+        return jwt.encode(claims, signer.key_pem.reveal(), algorithm="RS256", headers={"x5t": x5t})
+
+    def add_key(
+        self,
+        object_id: str,
+        cert_der: bytes,
+        display_name: str,
+        signer: CertificateCredential,
+    ) -> KeyCredential:
+        """``POST /applications/{id}/addKey`` with a proof signed by ``signer``."""
+        body = {
+            "keyCredential": {
+                "type": "AsymmetricX509Cert",
+                "usage": "Verify",
+                "key": base64.b64encode(cert_der).decode(),
+                "displayName": display_name,
+            },
+            "passwordCredential": None,
+            "proof": self.proof_of_possession(object_id, signer),
+        }
+        response = self.request(
+            "POST",
+            f"/applications/{quote(object_id, safe='')}/addKey",
+            "add_key",
+            json=body,
+            ok_statuses=(200, 201),
+        )
+        item = response.json()
+        return KeyCredential(
+            key_id=str(item["keyId"]),
+            display_name=str(item.get("displayName") or display_name),
+            thumbprint=_thumbprint_from_identifier(item.get("customKeyIdentifier")),
+            start=_parse_time(item.get("startDateTime")),
+            end=_parse_time(item.get("endDateTime")) or datetime.max.replace(tzinfo=_UTC),
+        )
+
+    def remove_key(self, object_id: str, key_id: str, signer: CertificateCredential) -> bool:
+        """``POST /applications/{id}/removeKey``; False if Graph no longer had it."""
+        try:
+            self.request(
+                "POST",
+                f"/applications/{quote(object_id, safe='')}/removeKey",
+                "remove_key",
+                json={"keyId": key_id, "proof": self.proof_of_possession(object_id, signer)},
+            )
+        except GraphError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    # -- service principals ----------------------------------------------------------
+
+    def find_service_principal(self, app_id: str) -> dict[str, Any] | None:
+        """``GET /servicePrincipals?$filter=appId eq '..'``."""
+        response = self.request(
+            "GET",
+            "/servicePrincipals",
+            "find_service_principal",
+            params={"$filter": f"appId eq '{app_id}'"},
+        )
+        values = response.json().get("value", [])
+        return dict(values[0]) if values else None
+
+
+def acquire_token_with_secret(
+    *,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    secret: Sensitive,
+    scope: str = ARM_SCOPE,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Client-credentials sign-in with a client secret, as a run would do it.
+
+    Returns MSAL's result dict: ``access_token`` on success, ``error`` and
+    ``error_codes`` (e.g. 7000215) on failure.
+    """
+    app = msal.ConfidentialClientApplication(
+        client_id,
+        authority=f"{login_url.rstrip('/')}/{tenant_id}",
+        client_credential=secret.reveal(),
+        http_client=session or requests.Session(),
+        instance_discovery=False,
+        token_cache=msal.TokenCache(),
+    )
+    result: dict[str, Any] = app.acquire_token_for_client(scopes=[scope])
+    return result

@@ -1,0 +1,160 @@
+"""Creating and deleting integrations, so that a failure halfway leaves nothing half-made.
+
+``create`` first writes the record with ``status = "creating"`` and the display
+name the application will get, then creates the application, records its ids,
+gives it its first secret and marks it ready. Run again after a failure, it
+finds the application by its display name and carries on; ``delete`` removes
+whatever exists of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass, replace
+from urllib.parse import urlencode
+
+from sidecar.clock import Clock
+from sidecar.errors import InputError
+from sidecar.graph import Application, GraphClient
+from sidecar.rotation.run import create_secret
+from sidecar.store import IntegrationRecord, Store
+from sidecar.timing import TimingPolicy
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def validate_name(name: str, what: str = "integration name") -> str:
+    if not _NAME.match(name):
+        raise InputError(
+            f"invalid {what} {name[:64]!r}: use 1-63 lowercase letters, digits and '-',"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def validate_guid(value: str, what: str) -> str:
+    if not _GUID.match(value):
+        raise InputError(
+            f"invalid {what} {value[:64]!r}: expected a GUID like"
+            " 00000000-0000-0000-0000-000000000000"
+        )
+    return value.lower()
+
+
+def consent_url(login_url: str, record: IntegrationRecord, redirect_uri: str) -> str:
+    """The admin-consent link a tenant administrator opens to install the application."""
+    query = urlencode(
+        {"client_id": record.client_id, "state": record.name, "redirect_uri": redirect_uri}
+    )
+    return f"{login_url.rstrip('/')}/{record.tenant_id}/adminconsent?{query}"
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What ``delete`` removed, to tell the operator."""
+
+    application: str | None
+    secrets: int
+    vault_paths: list[str]
+
+
+class Integrations:
+    def __init__(
+        self,
+        store: Store,
+        graph: GraphClient,
+        clock: Clock,
+        policy: TimingPolicy,
+        *,
+        app_name_prefix: str = "azsidecar",
+        redirect_uri: str = "https://localhost/azsidecar/consent",
+    ) -> None:
+        self.store = store
+        self.graph = graph
+        self.clock = clock
+        self.policy = policy
+        self.app_name_prefix = app_name_prefix
+        self.redirect_uri = redirect_uri
+
+    def create(
+        self, name: str, tenant_id: str, subscription_id: str | None = None
+    ) -> IntegrationRecord:
+        validate_name(name)
+        tenant_id = validate_guid(tenant_id, "tenant id")
+        if subscription_id is not None:
+            subscription_id = validate_guid(subscription_id, "subscription id")
+        found = self.store.find_integration(name)
+        if found is None:
+            record = IntegrationRecord(
+                name=name,
+                tenant_id=tenant_id,
+                subscription_id=subscription_id,
+                app_object_id="",
+                client_id="",
+                display_name=f"{self.app_name_prefix}-{name}-{secrets.token_hex(4)}",
+                consent="pending",
+                created=self.clock.now(),
+                status="creating",
+            )
+            version = self.store.save_integration(record, cas=0)
+        else:
+            record, version = found
+            if record.status == "ready":
+                raise InputError(
+                    f"integration {name!r} already exists; pick another name or delete it first"
+                )
+            if record.tenant_id != tenant_id:
+                raise InputError(
+                    f"integration {name!r} is half-created for tenant {record.tenant_id};"
+                    " run `integration delete` first to start over with another tenant"
+                )
+            log.info("resuming the creation of integration %s", name)
+        if not record.app_object_id:
+            app = self._existing_app(record) or self.graph.create_application(
+                record.display_name, [self.redirect_uri], multi_tenant=True
+            )
+            record = replace(record, app_object_id=app.object_id, client_id=app.app_id)
+            version = self.store.save_integration(record, cas=version)
+        if not self.store.credentials(name):
+            self._first_secret(record)
+        record = replace(record, status="ready")
+        self.store.save_integration(record, cas=version)
+        return record
+
+    def _existing_app(self, record: IntegrationRecord) -> Application | None:
+        matches = self.graph.list_applications(record.display_name)
+        return matches[0] if matches else None
+
+    def _first_secret(self, record: IntegrationRecord) -> None:
+        # An intent left by an earlier attempt is reconciled by the daemon; the
+        # first secret is created at once whatever happened before.
+        self.graph.get_application(record.app_object_id, just_created=True)
+        create_secret(record, self.graph, self.store, self.clock, self.policy)
+
+    def delete(self, name: str) -> Removed:
+        validate_name(name)
+        found = self.store.find_integration(name)
+        if found is None:
+            raise InputError(f"no integration named {name!r}; see `azsidecar integration list`")
+        record, _ = found
+        users = self.store.stacks_using(name)
+        if users:
+            raise InputError(
+                f"integration {name!r} is used by stack(s) {', '.join(sorted(users))};"
+                " detach it first with `azsidecar stack detach`"
+            )
+        object_id = record.app_object_id or (
+            app.object_id if (app := self._existing_app(record)) else ""
+        )
+        stored = self.store.credentials(name)
+        removed_app = None
+        if object_id and self.graph.delete_application(object_id):
+            removed_app = record.display_name
+        paths = [f"credentials/{name}", f"state/intents/{name}", f"integrations/{name}"]
+        self.store.delete_integration(name)
+        return Removed(application=removed_app, secrets=len(stored), vault_paths=paths)

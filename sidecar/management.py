@@ -1,0 +1,270 @@
+"""The management application's identity and certificates, as kept in Vault.
+
+::
+
+    management/identity      tenant id, application object id, client id
+    management/certificate   one KV version per certificate (PEM, key, thumbprint,
+                             keyId, validity, upload time)
+
+The private key lives only in Vault; this module makes key pairs in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from sidecar.certs.planner import choose_active as planner_choose_active
+from sidecar.clock import Clock
+from sidecar.errors import SidecarError, VaultNotFound
+from sidecar.graph import CertificateCredential
+from sidecar.model import StoredCertificate
+from sidecar.sensitive import Sensitive
+from sidecar.store import Store, from_epoch, to_epoch
+from sidecar.timing import TimingPolicy
+
+IDENTITY_PATH = "management/identity"
+CERTIFICATE_PATH = "management/certificate"
+
+
+class ManagementNotInitialised(SidecarError):
+    """No management identity or certificate in Vault yet."""
+
+
+@dataclass(frozen=True)
+class ManagementIdentity:
+    tenant_id: str
+    app_object_id: str
+    client_id: str
+
+
+@dataclass(frozen=True)
+class CertificateVersion:
+    """One stored management certificate with its private key."""
+
+    version: int
+    cert_pem: str
+    key_pem: Sensitive = field(repr=False)
+    thumbprint: str
+    key_id: str
+    intent_id: str
+    not_before: datetime
+    not_after: datetime
+    uploaded_at: datetime
+
+    def credential(self) -> CertificateCredential:
+        return CertificateCredential(
+            cert_pem=self.cert_pem,
+            key_pem=self.key_pem,
+            thumbprint=self.thumbprint,
+            key_id=self.key_id,
+        )
+
+    def summary(self) -> StoredCertificate:
+        """What the certificate planner needs, without the key."""
+        return StoredCertificate(
+            version=self.version,
+            key_id=self.key_id,
+            thumbprint=self.thumbprint,
+            intent_id=self.intent_id,
+            not_before=self.not_before,
+            not_after=self.not_after,
+            uploaded_at=self.uploaded_at,
+        )
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "cert_pem": self.cert_pem,
+            "key_pem": self.key_pem.reveal(),
+            "thumbprint": self.thumbprint,
+            "key_id": self.key_id,
+            "intent_id": self.intent_id,
+            "not_before": to_epoch(self.not_before),
+            "not_after": to_epoch(self.not_after),
+            "uploaded_at": to_epoch(self.uploaded_at),
+        }
+
+    @classmethod
+    def from_data(cls, version: int, data: dict[str, Any]) -> CertificateVersion:
+        return cls(
+            version=version,
+            cert_pem=str(data["cert_pem"]),
+            key_pem=Sensitive(str(data["key_pem"])),
+            thumbprint=str(data["thumbprint"]),
+            key_id=str(data.get("key_id", "")),
+            intent_id=str(data.get("intent_id", "")),
+            not_before=from_epoch(data["not_before"]),
+            not_after=from_epoch(data["not_after"]),
+            uploaded_at=from_epoch(data["uploaded_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    cert_pem: str
+    cert_der: bytes
+    key_pem: Sensitive = field(repr=False)
+    thumbprint: str
+    not_before: datetime
+    not_after: datetime
+
+
+def generate_key_pair(common_name: str, now: datetime, lifetime: timedelta) -> KeyPair:
+    """A new RSA key and a self-signed certificate valid from ``now``."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    not_before = now.replace(microsecond=0)
+    not_after = not_before + lifetime
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .sign(key, hashes.SHA256())
+    )
+    return key_pair_from(cert, key)
+
+
+def key_pair_from(cert: x509.Certificate, key: Any) -> KeyPair:
+    der = cert.public_bytes(serialization.Encoding.DER)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return KeyPair(
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        cert_der=der,
+        key_pem=Sensitive(key_pem),
+        thumbprint=hashlib.sha1(der).hexdigest().upper(),  # noqa: S324 - Azure's thumbprint
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def load_identity(store: Store) -> ManagementIdentity:
+    try:
+        data = store.kv.read(IDENTITY_PATH).data
+    except VaultNotFound as exc:
+        raise ManagementNotInitialised(
+            "no management identity in Vault: run `azsidecar management init`"
+        ) from exc
+    return ManagementIdentity(
+        tenant_id=str(data["tenant_id"]),
+        app_object_id=str(data["app_object_id"]),
+        client_id=str(data["client_id"]),
+    )
+
+
+def save_identity(store: Store, identity: ManagementIdentity) -> None:
+    try:
+        current = store.kv.read_metadata(IDENTITY_PATH).current_version
+    except VaultNotFound:
+        current = 0
+    store.kv.write(
+        IDENTITY_PATH,
+        {
+            "tenant_id": identity.tenant_id,
+            "app_object_id": identity.app_object_id,
+            "client_id": identity.client_id,
+        },
+        cas=current,
+    )
+
+
+def load_certificates(store: Store) -> list[CertificateVersion]:
+    """Every live stored certificate, oldest first."""
+    try:
+        meta = store.kv.read_metadata(CERTIFICATE_PATH)
+    except VaultNotFound:
+        return []
+    found = []
+    for version in meta.live_versions():
+        try:
+            data = store.kv.read(CERTIFICATE_PATH, version).data
+        except VaultNotFound:
+            continue
+        found.append(CertificateVersion.from_data(version, data))
+    return found
+
+
+def store_certificate(
+    store: Store,
+    pair: KeyPair,
+    key_id: str,
+    uploaded_at: datetime,
+    intent_id: str = "",
+) -> CertificateVersion:
+    """Write a certificate as a new version (check-and-set)."""
+    try:
+        current = store.kv.read_metadata(CERTIFICATE_PATH).current_version
+    except VaultNotFound:
+        current = 0
+    draft = CertificateVersion(
+        version=0,
+        cert_pem=pair.cert_pem,
+        key_pem=pair.key_pem,
+        thumbprint=pair.thumbprint,
+        key_id=key_id,
+        intent_id=intent_id,
+        not_before=pair.not_before,
+        not_after=pair.not_after,
+        uploaded_at=uploaded_at,
+    )
+    version = store.kv.write(CERTIFICATE_PATH, draft.to_data(), cas=current)
+    return CertificateVersion.from_data(version, draft.to_data())
+
+
+def choose_active(
+    certificates: list[CertificateVersion], now: datetime, policy: TimingPolicy
+) -> CertificateVersion | None:
+    """The certificate to sign in with, by the certificate planner's rule."""
+    by_version = {c.version: c for c in certificates}
+    chosen = planner_choose_active((c.summary() for c in certificates), now, policy)
+    return by_version[chosen.version] if chosen is not None else None
+
+
+class CertificateProvider:
+    """Hands the Graph client the active certificate, re-reading Vault periodically."""
+
+    def __init__(
+        self, store: Store, clock: Clock, policy: TimingPolicy, reload_every: timedelta
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.policy = policy
+        self.reload_every = reload_every
+        self._lock = threading.Lock()
+        self._certificates: list[CertificateVersion] = []
+        self._loaded_at: datetime | None = None
+
+    def reload(self) -> None:
+        with self._lock:
+            self._certificates = load_certificates(self.store)
+            self._loaded_at = self.clock.now()
+
+    def active(self) -> CertificateVersion:
+        now = self.clock.now()
+        if self._loaded_at is None or now - self._loaded_at >= self.reload_every:
+            self.reload()
+        chosen = choose_active(self._certificates, now, self.policy)
+        if chosen is None:
+            raise ManagementNotInitialised(
+                "no valid management certificate in Vault: add one to the management"
+                " application (portal or PATCH) and run `azsidecar management init --import`"
+            )
+        return chosen
+
+    def __call__(self) -> CertificateCredential:
+        return self.active().credential()

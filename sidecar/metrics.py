@@ -1,0 +1,80 @@
+"""Prometheus metrics of the daemon, in a registry of its own.
+
+Labels carry integration names and Graph operation names only: never a secret,
+a key id or a token.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+ROTATIONS = Counter(
+    "azsidecar_rotations_total",
+    "Client secrets created, by integration.",
+    ["integration"],
+    registry=REGISTRY,
+)
+ROTATION_FAILURES = Counter(
+    "azsidecar_rotation_failures_total",
+    "Integration ticks that failed, by integration and error type.",
+    ["integration", "error"],
+    registry=REGISTRY,
+)
+REMOVALS = Counter(
+    "azsidecar_secret_removals_total",
+    "Client secrets removed from Azure, by reason (expired, orphan).",
+    ["reason"],
+    registry=REGISTRY,
+)
+READY_REMAINING = Gauge(
+    "azsidecar_ready_secret_remaining_seconds",
+    "Seconds until the ready secret leaves its safe window (negative: none ready).",
+    ["integration"],
+    registry=REGISTRY,
+)
+GRAPH_CALLS = Counter(
+    "azsidecar_graph_requests_total",
+    "HTTP attempts to Microsoft Graph, by operation and status (0: no response).",
+    ["operation", "status"],
+    registry=REGISTRY,
+)
+GRAPH_LATENCY = Histogram(
+    "azsidecar_graph_request_seconds",
+    "Latency of Graph HTTP attempts.",
+    ["operation"],
+    registry=REGISTRY,
+)
+GRAPH_THROTTLES = Counter(
+    "azsidecar_graph_throttled_total",
+    "Graph answers of 429 Too Many Requests, by operation.",
+    ["operation"],
+    registry=REGISTRY,
+)
+LAST_TICK = Gauge(
+    "azsidecar_last_successful_tick_timestamp_seconds",
+    "Time (the daemon's clock) of the last tick that completed for every integration.",
+    registry=REGISTRY,
+)
+IS_LEADER = Gauge(
+    "azsidecar_leader",
+    "1 while this daemon holds the leader lease.",
+    registry=REGISTRY,
+)
+VAULT_ERRORS = Counter(
+    "azsidecar_vault_errors_total",
+    "Ticks or lease renewals that failed because Vault was unavailable.",
+    registry=REGISTRY,
+)
+
+
+class GraphMetrics:
+    """Feeds the Graph client's per-attempt events into the metrics above."""
+
+    def graph_call(self, operation: str, status: int, seconds: float) -> None:
+        GRAPH_CALLS.labels(operation, str(status)).inc()
+        GRAPH_LATENCY.labels(operation).observe(seconds)
+
+    def graph_throttled(self, operation: str) -> None:
+        GRAPH_THROTTLES.labels(operation).inc()

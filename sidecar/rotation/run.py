@@ -1,0 +1,181 @@
+"""Applies the planner's actions through the Graph and Vault adapters, intent first.
+
+Creating a secret is the one step where a crash could lose something, since
+Azure returns a secret's text exactly once. The order makes every crash
+recoverable by the next tick's reconciliation (see the planner):
+
+1. record the intent in Vault (check-and-set);
+2. ``addPassword`` with a display name carrying the intent id;
+3. store the secret as a new KV version and index it;
+4. clear the intent.
+
+Crash after 1: the intent times out. After 2: the credential named after the
+intent is not in Vault, so it is removed. After 3: the stored version names
+the intent, so the intent is cleared.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sidecar.clock import Clock
+from sidecar.crashpoints import crash_point
+from sidecar.errors import GraphError, SidecarError
+from sidecar.graph import GraphClient
+from sidecar.model import (
+    AzureCredential,
+    Intent,
+    IntentKind,
+    StoredCredential,
+    credential_display_name,
+)
+from sidecar.rotation.planner import (
+    Action,
+    ClearIntent,
+    CreateSecret,
+    DestroyStored,
+    IntegrationState,
+    RemoveAzureCredential,
+    plan,
+    replan_at,
+)
+from sidecar.store import IntegrationRecord, SecretVersion, Store
+from sidecar.timing import TimingPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickReport:
+    """What one integration's tick did, for logs, metrics and tests."""
+
+    integration: str
+    created: list[str] = field(default_factory=list)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    destroyed: list[int] = field(default_factory=list)
+    cleared: list[str] = field(default_factory=list)
+    listing_available: bool = True
+    next_at: datetime | None = None
+
+
+def observe(record: IntegrationRecord, graph: GraphClient, store: Store) -> IntegrationState:
+    """Gather the planner's inputs: Vault's index and intents, Graph's listing."""
+    stored = tuple(store.credentials(record.name))
+    intents, _ = store.intents(record.name)
+    secret_intents = tuple(i for i in intents if i.kind == IntentKind.SECRET)
+    azure: tuple[AzureCredential, ...] | None
+    try:
+        app = graph.get_application(record.app_object_id, just_created=True)
+        azure = tuple(
+            AzureCredential(
+                key_id=p.key_id,
+                display_name=p.display_name,
+                start=p.start or p.end,
+                end=p.end,
+            )
+            for p in app.passwords
+        )
+    except GraphError as exc:
+        log.warning("cannot list the credentials of %s: %s", record.name, exc)
+        azure = None
+    return IntegrationState(name=record.name, stored=stored, azure=azure, intents=secret_intents)
+
+
+def create_secret(
+    record: IntegrationRecord,
+    graph: GraphClient,
+    store: Store,
+    clock: Clock,
+    policy: TimingPolicy,
+) -> StoredCredential:
+    """Steps 1-4 of the module docstring for one new client secret."""
+    intent = Intent(intent_id=uuid.uuid4().hex, created=clock.now(), kind=IntentKind.SECRET)
+    store.add_intent(record.name, intent)
+    crash_point("after_intent")
+    end = clock.now() + policy.secret_lifetime
+    new = graph.add_password(record.app_object_id, credential_display_name(intent.intent_id), end)
+    crash_point("after_add_password")
+    secret = SecretVersion(
+        client_id=record.client_id,
+        secret=new.secret,
+        key_id=new.key_id,
+        tenant_id=record.tenant_id,
+        intent_id=intent.intent_id,
+        created=clock.now(),
+        expires=new.end,
+    )
+    try:
+        stored = store.store_secret(record.name, secret)
+    except SidecarError:
+        # The text is lost with this process; take the credential back now
+        # rather than wait for reconciliation. The intent stays as the record.
+        try:
+            graph.remove_password(record.app_object_id, new.key_id)
+        except GraphError as exc:
+            log.warning("could not remove unstored secret of %s: %s", record.name, exc)
+        raise
+    crash_point("after_store")
+    store.clear_intent(record.name, intent.intent_id)
+    return stored
+
+
+def apply_actions(
+    record: IntegrationRecord,
+    actions: list[Action],
+    graph: GraphClient,
+    store: Store,
+    clock: Clock,
+    policy: TimingPolicy,
+    report: TickReport,
+) -> None:
+    for action in actions:
+        match action:
+            case RemoveAzureCredential(key_id=key_id, reason=reason):
+                graph.remove_password(record.app_object_id, key_id)
+                report.removed.append((key_id, reason))
+                log.info("removed a client secret of %s from Azure: %s", record.name, reason)
+            case DestroyStored(version=version, reason=reason):
+                store.destroy_secret(record.name, version)
+                report.destroyed.append(version)
+                log.info("destroyed version %d of %s: %s", version, record.name, reason)
+            case ClearIntent(intent_id=intent_id, reason=reason):
+                store.clear_intent(record.name, intent_id)
+                report.cleared.append(intent_id)
+                log.info("cleared intent of %s: %s", record.name, reason)
+            case CreateSecret(reason=reason):
+                stored = create_secret(record, graph, store, clock, policy)
+                report.created.append(stored.key_id)
+                log.info(
+                    "created a client secret for %s (version %d): %s",
+                    record.name,
+                    stored.version,
+                    reason,
+                )
+
+
+def rotate(
+    record: IntegrationRecord,
+    graph: GraphClient,
+    store: Store,
+    clock: Clock,
+    policy: TimingPolicy,
+) -> TickReport:
+    """One integration's tick: observe, plan, apply."""
+    state = observe(record, graph, store)
+    report = TickReport(integration=record.name, listing_available=state.azure is not None)
+    actions = plan(state, policy, clock.now())
+    apply_actions(record, actions, graph, store, clock, policy, report)
+    # When the plan could next change on Vault's state alone (a renewal coming
+    # due, an intent timing out), so a crashed renewal is retried before the tick.
+    intents, _ = store.intents(record.name)
+    after = IntegrationState(
+        name=record.name,
+        stored=tuple(store.credentials(record.name)),
+        azure=None,
+        intents=tuple(i for i in intents if i.kind == IntentKind.SECRET),
+    )
+    report.next_at = replan_at(after, policy, clock.now())
+    return report
