@@ -1,0 +1,109 @@
+"""Error bodies exactly as Entra ID, Microsoft Graph and ARM send them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Response, g, request
+
+from sidecar.emulator.clock import iso
+
+
+@dataclass
+class RequestInfo:
+    """What the call log records about one request; filled in as the request is served."""
+
+    kind: str
+    replica: int | None = None
+    client: str | None = None
+    tenant: str | None = None
+    error_code: str | None = None
+    throttled: bool = False
+
+
+def info() -> RequestInfo:
+    current: RequestInfo = g.info
+    return current
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(
+        json.dumps(body), status=status, mimetype="application/json", headers=headers
+    )
+    return response
+
+
+def _aad_stamp(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def aad_error(status: int, error: str, code: int, message: str, now: float) -> Response:
+    """An ``/oauth2/v2.0/token`` style error: ``{"error", "error_description", ...}``."""
+    trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
+    stamp = _aad_stamp(now)
+    info().error_code = f"AADSTS{code}"
+    body = {
+        "error": error,
+        "error_description": (
+            f"AADSTS{code}: {message} Trace ID: {trace_id} Correlation ID: {correlation_id} "
+            f"Timestamp: {stamp}"
+        ),
+        "error_codes": [code],
+        "timestamp": stamp,
+        "trace_id": trace_id,
+        "correlation_id": correlation_id,
+        "error_uri": f"https://login.microsoftonline.com/error?code={code}",
+    }
+    return json_response(body, status)
+
+
+def graph_error(
+    status: int, code: str, message: str, now: float, headers: dict[str, str] | None = None
+) -> Response:
+    info().error_code = code
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": iso(now),
+                "request-id": str(uuid.uuid4()),
+                "client-request-id": request.headers.get("client-request-id", str(uuid.uuid4())),
+            },
+        }
+    }
+    return json_response(body, status, headers)
+
+
+def not_found(resource: str, now: float) -> Response:
+    return graph_error(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{resource}' does not exist or one of its queried reference-property "
+        "objects are not present.",
+        now,
+    )
+
+
+def bad_request(message: str, now: float) -> Response:
+    return graph_error(400, "Request_BadRequest", message, now)
+
+
+def forbidden(now: float) -> Response:
+    return graph_error(
+        403,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+        now,
+    )
+
+
+def arm_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    info().error_code = code
+    return json_response({"error": {"code": code, "message": message}}, status, headers)
