@@ -91,6 +91,34 @@ class NewPassword:
     end: datetime
 
 
+class PinnedSession(requests.Session):
+    """A session whose CA bundle is not overridden by ``REQUESTS_CA_BUNDLE``.
+
+    requests lets that variable win over ``Session.verify``; proxies from the
+    environment still apply.
+    """
+
+    def merge_environment_settings(
+        self,
+        url: str | bytes | None,
+        proxies: Any,
+        stream: Any,
+        verify: Any,
+        cert: Any,
+    ) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None or verify is True:
+            settings["verify"] = self.verify
+        return settings
+
+
+def make_session(ca_bundle: str | None) -> requests.Session:
+    session = PinnedSession()
+    if ca_bundle:
+        session.verify = ca_bundle
+    return session
+
+
 class GraphObserver(Protocol):
     """Receives one event per HTTP attempt, for metrics."""
 
@@ -212,9 +240,7 @@ class GraphClient:
         self.timeout = timeout
         self.observer: GraphObserver = observer or _NullObserver()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self.session = requests.Session()
-        if ca_bundle:
-            self.session.verify = ca_bundle
+        self.session = make_session(ca_bundle)
         self._lock = threading.Lock()
         self._msal: Any = None
         self._msal_thumbprint = ""

@@ -1,0 +1,153 @@
+"""The daemon against the emulator and a real OpenBao, over emulated days."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from sidecar.daemon import Daemon
+from sidecar.integrations import Integrations
+from sidecar.model import Phase, intent_of
+from sidecar.ready import Ready, choose_ready
+from sidecar.resolve import resolve_credential
+from sidecar.runtime import Runtime, make_store
+from sidecar.store import StackRecord
+from tests.tcpproxy import TcpProxy
+from tests.world import UserTenant, World, run_terraform
+
+
+def create_integrations(world: World, count: int, tenants: int) -> list[tuple[str, UserTenant]]:
+    rt = world.runtime
+    service = Integrations(
+        rt.store,
+        rt.graph(),
+        rt.clock,
+        rt.config.timing,
+        redirect_uri=rt.config.azure.consent_redirect_uri,
+    )
+    user_tenants = [world.add_tenant() for _ in range(tenants)]
+    made = []
+    for i in range(count):
+        tenant = user_tenants[i % tenants]
+        record = service.create(f"int-{i}", tenant.tenant_id, tenant.subscription_id)
+        world.store.save_stack(
+            StackRecord(name=f"stack-{i}", read=record.name, write=record.name), cas=0
+        )
+        made.append((record, tenant))
+    # The tenant administrators consent a few minutes later, once Azure AD knows the apps.
+    world.time.advance(timedelta(minutes=11))
+    for record, tenant in made:
+        world.consent_and_grant(record.client_id, tenant)
+    # Runs start once the new service principals have replicated too.
+    world.time.advance(timedelta(minutes=11))
+    return [(record.name, tenant) for record, tenant in made]
+
+
+def test_72_hours_of_runs_never_fail_to_authenticate(world: World) -> None:
+    """5 integrations in 2 tenants, lag up to ~8 min, a run every 5 emulated minutes."""
+    integrations = create_integrations(world, count=5, tenants=2)
+    daemon = Daemon(world.runtime, holder="test-daemon")
+    session = world.emu.session()
+    policy = world.config.timing
+    step = timedelta(minutes=5)
+    end = world.time.now() + timedelta(hours=72)
+    next_tick = world.time.now()
+    runs = failures = 0
+    not_ready_windows = 0
+    first_ready_after = world.time.now()
+    max_held = 0
+    while world.time.now() < end:
+        now = world.time.now()
+        if now >= next_tick:
+            assert daemon.tick(), daemon.health.last_error
+            next_tick = world.time.now() + policy.tick
+            if daemon.next_wake is not None:
+                next_tick = min(next_tick, daemon.next_wake)
+        for i, (name, tenant) in enumerate(integrations):
+            stored = world.store.credentials(name)
+            record, _ = world.store.integration(name)
+            max_held = max(max_held, len(world.azure_secrets(record.app_object_id)))
+            if not isinstance(choose_ready(stored, now, policy), Ready):
+                assert now < first_ready_after, f"{name} had no ready secret at {now}"
+                not_ready_windows += 1
+                continue
+            credential = resolve_credential(world.store.kv, f"stack-{i}", _phase(runs), now, policy)
+            ok, why = run_terraform(world, session, credential, tenant)
+            runs += 1
+            failures += 0 if ok else 1
+            assert ok, f"run {runs} of {name} at {now} failed: {why}"
+        world.time.advance(step)
+    rotations = sum(len(r.created) for r in daemon.reports)
+    print(f"\nruns={runs} failures={failures} rotations={rotations} max_secrets_held={max_held}")
+    assert failures == 0
+    assert runs >= 5 * (72 * 12 - 3)
+    # One secret at creation, then one per 22 h: three more in 72 h for each.
+    assert rotations == 5 * 3
+    assert max_held <= 3
+
+
+def _phase(i: int) -> Phase:
+    return Phase.PLAN if i % 2 else Phase.APPLY
+
+
+def test_expired_secrets_are_removed_from_azure_and_vault(world: World) -> None:
+    [(name, _tenant)] = create_integrations(world, count=1, tenants=1)
+    record, _ = world.store.integration(name)
+    daemon = Daemon(world.runtime, holder="test-daemon")
+    first = world.store.credentials(name)[0]
+    # Walk past the first secret's expiry, ticking hourly.
+    for _ in range(26):
+        assert daemon.tick()
+        world.time.advance(timedelta(hours=1))
+    assert daemon.tick()
+    keys = {c.key_id for c in world.store.credentials(name)}
+    assert first.key_id not in keys
+    assert first.key_id not in {s["keyId"] for s in world.azure_secrets(record.app_object_id)}
+    meta = world.store.kv.read_metadata(f"credentials/{name}")
+    assert meta.versions[first.version].destroyed
+    assert len(world.azure_secrets(record.app_object_id)) <= 2
+
+
+def test_credentials_unknown_to_vault_are_removed(world: World) -> None:
+    [(name, _tenant)] = create_integrations(world, count=1, tenants=1)
+    record, _ = world.store.integration(name)
+    graph = world.runtime.graph()
+    # An orphan: our naming, but its text never reached Vault (a crash after addPassword).
+    orphan = graph.add_password(
+        record.app_object_id, "azsidecar:deadbeef", world.time.now() + timedelta(hours=24)
+    )
+    # Someone else's credential on the same application is left alone.
+    foreign = graph.add_password(
+        record.app_object_id, "added by hand", world.time.now() + timedelta(hours=24)
+    )
+    world.time.advance(timedelta(minutes=11))  # every replica lists them now
+    report = Daemon(world.runtime, holder="t")
+    assert report.tick()
+    held = {s["keyId"]: s["displayName"] for s in world.azure_secrets(record.app_object_id)}
+    assert orphan.key_id not in held
+    assert foreign.key_id in held
+    assert all(
+        intent_of(n) is None or k in {c.key_id for c in world.store.credentials(name)}
+        for k, n in held.items()
+    )
+
+
+def test_vault_outage_during_a_tick_is_survived(world: World) -> None:
+    """Vault unreachable: the tick fails and is reported; once back, the next one catches up."""
+    [(name, _tenant)] = create_integrations(world, count=1, tenants=1)
+    proxy = TcpProxy("127.0.0.1", int(world.config.vault.addr.rsplit(":", 1)[1]))
+    try:
+        config = replace(world.config, vault=replace(world.config.vault, addr=proxy.addr))
+        runtime = Runtime(config=config, clock=world.time, store=make_store(config))
+        daemon = Daemon(runtime, holder="t")
+        world.time.advance(timedelta(hours=22, minutes=30))  # a renewal is due
+        proxy.sever()
+        assert not daemon.tick()
+        assert "Vault" in daemon.health.last_error
+        assert len(world.store.credentials(name)) == 1
+        proxy.restore()
+        assert daemon.tick()
+        assert daemon.health.last_error == ""
+        assert len(world.store.credentials(name)) == 2
+    finally:
+        proxy.close()
