@@ -213,6 +213,8 @@ def _environment_values(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     for var, value in env.items():
         if not var.startswith(ENV_PREFIX) or var == f"{ENV_PREFIX}CONFIG":
             continue
+        if var.startswith(f"{ENV_PREFIX}TEST_"):  # test hooks, not configuration
+            continue
         rest = var[len(ENV_PREFIX) :].lower()
         section, _, key = rest.partition("_")
         if section not in _SECTIONS or not key:

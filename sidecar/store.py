@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sidecar.crashpoints import crash_point
 from sidecar.errors import VaultError, VaultNotFound
 from sidecar.model import Intent, IntentKind, StoredCredential, index_entry, parse_index
 from sidecar.sensitive import Sensitive
@@ -204,6 +205,7 @@ class Store:
         except VaultNotFound:
             current, custom = 0, {}
         version = self.kv.write(path, secret.to_data(), cas=current)
+        crash_point("after_kv_write")
         stored = StoredCredential(
             version=version,
             key_id=secret.key_id,

@@ -7,9 +7,18 @@ import json
 import click
 
 from sidecar.cli.common import config_option, friendly_errors, runtime
+from sidecar.errors import InputError
 from sidecar.integrations import Integrations, consent_url, validate_name
 from sidecar.ready import Ready, choose_ready
 from sidecar.runtime import Runtime
+from sidecar.store import IntegrationRecord
+
+
+def _record(rt: Runtime, name: str) -> IntegrationRecord:
+    found = rt.store.find_integration(validate_name(name))
+    if found is None:
+        raise InputError(f"no integration named {name!r}; see `azsidecar integration list`")
+    return found[0]
 
 
 def _service(rt: Runtime) -> Integrations:
@@ -86,7 +95,7 @@ def list_(as_json: bool, config_path: str | None) -> None:
 def show(name: str, as_json: bool, config_path: str | None) -> None:
     """Show one integration and its secrets' timing (never a secret value)."""
     rt = runtime(config_path)
-    record, _ = rt.store.integration(validate_name(name))
+    record = _record(rt, name)
     now = rt.clock.now()
     stored = rt.store.credentials(name)
     choice = choose_ready(stored, now, rt.config.timing)
@@ -132,7 +141,7 @@ def show(name: str, as_json: bool, config_path: str | None) -> None:
 def consent_url_(name: str, config_path: str | None) -> None:
     """Print the admin consent URL for the integration's tenant."""
     rt = runtime(config_path)
-    record, _ = rt.store.integration(validate_name(name))
+    record = _record(rt, name)
     click.echo(consent_url(rt.config.azure.login_url, record, rt.config.azure.consent_redirect_uri))
 
 

@@ -36,3 +36,7 @@ class _LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="azsidecar")
 def main() -> None:
     """Azure credentials for CI/CD runners through Vault / OpenBao."""
+
+
+if __name__ == "__main__":
+    main()

@@ -126,7 +126,7 @@ class OpenBaoDevServer:
 
     def cleanup(self) -> None:
         self.stop()
-        if os.environ.get("AZSIDECAR_KEEP_BAO_LOGS"):
+        if os.environ.get("AZSIDECAR_TEST_KEEP_BAO_LOGS"):
             return
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)

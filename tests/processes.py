@@ -1,0 +1,66 @@
+"""Run product commands as separate processes against a test world.
+
+The emulator's clock is switched to running time (factor 1) and the child is
+given the same origin, so both agree on "now" without sharing memory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tests.world import World
+
+
+def write_config(
+    world: World, path: Path, *, timing: dict[str, Any] | None = None, **daemon: Any
+) -> Path:
+    clock = world.emu.state.clock
+    if clock.mode == "manual":
+        clock.set_mode("accelerated")
+    state = clock.to_dict()
+    origin = datetime.fromtimestamp(state["origin_virtual"]).astimezone().isoformat()
+    lines = [
+        "[vault]",
+        f'addr = "{world.config.vault.addr}"',
+        f'prefix = "{world.config.vault.prefix}"',
+        "[azure]",
+        f'login_url = "{world.config.azure.login_url}"',
+        f'graph_url = "{world.config.azure.graph_url}"',
+        f'arm_url = "{world.config.azure.arm_url}"',
+        f'ca_bundle = "{world.config.azure.ca_bundle}"',
+        "backoff_base = 0.2",
+        "[timing]",
+        *(f'{k} = "{v}"' for k, v in (timing or {}).items()),
+        "[clock]",
+        f"factor = {state['factor']}",
+        f'origin = "{origin}"',
+        f"origin_real = {state['origin_real']}",
+        "[daemon]",
+        *(f"{k} = {v!r}".replace("'", '"') for k, v in daemon.items()),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def azsidecar_env(token: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZSIDECAR_", "VAULT_"))}
+    env["VAULT_TOKEN"] = token
+    env.update(extra)
+    return env
+
+
+def azsidecar(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sidecar.cli.main", *args]
+
+
+def run(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
