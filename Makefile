@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sidecar tests bench
-	$(BIN)/ruff format --check sidecar tests bench
+	$(BIN)/ruff check sidecar tests $(wildcard bench)
+	$(BIN)/ruff format --check sidecar tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict
