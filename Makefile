@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all lint typecheck venv clean
+.PHONY: demo test test-fast lint typecheck venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict
 
+# The whole suite, slow tests included (what CI runs).
 test: lint typecheck
-	$(BIN)/pytest -n 2 -m "not slow"
-
-test-all: lint typecheck
 	$(BIN)/pytest -n 2
+
+# Everything but the tests marked slow (the multi-day simulations), for quick iterations.
+test-fast: lint typecheck
+	$(BIN)/pytest -n 2 -m "not slow"
 
 demo: $(STAMP)
 	$(BIN)/azsidecar emulator scenario

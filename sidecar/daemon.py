@@ -25,9 +25,11 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from sidecar import metrics
+from sidecar.certs import renewal
 from sidecar.errors import SidecarError, VaultError
 from sidecar.graph import GraphClient
 from sidecar.lease import LeaderLease
+from sidecar.management import CertificateProvider
 from sidecar.ready import Ready, choose_ready
 from sidecar.rotation.run import TickReport, rotate
 from sidecar.runtime import Runtime
@@ -45,8 +47,11 @@ class Health:
     last_tick: datetime | None = None
     last_error: str = ""
     failing: set[str] = field(default_factory=set)
+    certificate_stuck: str = ""
 
     def healthy(self, now: datetime, tick: timedelta) -> bool:
+        if self.certificate_stuck:
+            return False
         if not self.leader:
             return not self.last_error
         return self.last_tick is not None and now - self.last_tick <= tick * 2 + RETRY_AFTER_FAILURE
@@ -62,8 +67,10 @@ class Daemon:
         self.lease = LeaderLease(runtime.store.kv, self.holder, self.clock, self.policy.lease_ttl)
         self.health = Health()
         self._graph: GraphClient | None = None
+        self._certificates: CertificateProvider | None = None
         self._http: BaseWSGIServer | None = None
         self.reports: list[TickReport] = []
+        self.certificate_reports: list[renewal.CertificateReport] = []
         self.next_wake: datetime | None = None
         self._wake_lock = threading.Lock()
 
@@ -71,8 +78,31 @@ class Daemon:
 
     def graph(self) -> GraphClient:
         if self._graph is None:
-            self._graph = self.runtime.graph(observer=metrics.GraphMetrics())
+            self._certificates = self.runtime.certificates()
+            self._graph = self.runtime.graph(
+                provider=self._certificates, observer=metrics.GraphMetrics()
+            )
         return self._graph
+
+    def certificate_tick(self) -> bool:
+        """Renew the management certificate if due; False if Graph cannot be used."""
+        graph = self.graph()
+        report = renewal.tick(
+            self.runtime.store, graph, self.runtime.identity(), self.clock, self.policy
+        )
+        self.certificate_reports.append(report)
+        del self.certificate_reports[:-1000]
+        self.health.certificate_stuck = report.stuck
+        metrics.CERT_STUCK.set(1 if report.stuck else 0)
+        if report.stuck:
+            return False
+        for _ in report.renewed:
+            metrics.CERT_RENEWALS.inc()
+        if self._certificates is not None:
+            self._certificates.reload()
+            active = self._certificates.active()
+            metrics.CERT_REMAINING.set((active.not_after - self.clock.now()).total_seconds())
+        return True
 
     def tick(self) -> bool:
         """Rotate every integration once; True if all succeeded.
@@ -84,9 +114,10 @@ class Daemon:
         store = self.runtime.store
         try:
             names = store.integration_names()
-            self.graph()
+            if not self.certificate_tick():
+                return False
         except SidecarError as exc:
-            self._record_failure("*", exc)
+            self._record_failure("management-certificate", exc)
             return False
         with ThreadPoolExecutor(max_workers=self.config.daemon.concurrency) as pool:
             results = list(pool.map(self._rotate_one, names))
@@ -211,6 +242,7 @@ class Daemon:
                     else None,
                     "last_error": self.health.last_error,
                     "failing_integrations": sorted(self.health.failing),
+                    "management_certificate_stuck": self.health.certificate_stuck,
                 }
                 response = Response(
                     json.dumps(body), status=200 if healthy else 503, mimetype="application/json"

@@ -68,6 +68,22 @@ VAULT_ERRORS = Counter(
     registry=REGISTRY,
 )
 
+CERT_REMAINING = Gauge(
+    "azsidecar_management_certificate_remaining_seconds",
+    "Seconds until the active management certificate expires.",
+    registry=REGISTRY,
+)
+CERT_STUCK = Gauge(
+    "azsidecar_management_certificate_stuck",
+    "1 when no valid management certificate is left and an operator must upload one.",
+    registry=REGISTRY,
+)
+CERT_RENEWALS = Counter(
+    "azsidecar_management_certificate_renewals_total",
+    "Management certificates uploaded by the daemon.",
+    registry=REGISTRY,
+)
+
 
 class GraphMetrics:
     """Feeds the Graph client's per-attempt events into the metrics above."""

@@ -7,6 +7,7 @@ Every path is relative to the configured prefix::
                              custom_metadata indexes the live versions
     stacks/<stack>           read / write attachments
     state/intents/<name>     write-ahead records of rotations in flight
+    management/...           the management identity, certificates and their intents
     state/leader             the daemon's leader lease
 
 Every write uses check-and-set. Nothing here talks to hvac directly: it goes
@@ -27,6 +28,8 @@ from sidecar.sensitive import Sensitive
 from sidecar.vault import VaultKV, check_segment
 
 log = logging.getLogger(__name__)
+
+CERTIFICATE_INTENTS = "management/intents"
 
 
 def to_epoch(value: datetime) -> int:
@@ -234,10 +237,34 @@ class Store:
     def intents(self, name: str) -> tuple[list[Intent], int]:
         """Pending intents of an integration and the KV version for check-and-set."""
         check_segment(name, "integration name")
+        return self._intents_at(f"state/intents/{name}")
+
+    def add_intent(self, name: str, intent: Intent) -> None:
+        check_segment(name, "integration name")
+        self._add_intent_at(f"state/intents/{name}", intent)
+
+    def clear_intent(self, name: str, intent_id: str) -> None:
+        check_segment(name, "integration name")
+        self._clear_intent_at(f"state/intents/{name}", intent_id)
+
+    def certificate_intents(self) -> list[Intent]:
+        """Pending intents of management-certificate renewals."""
+        return self._intents_at(CERTIFICATE_INTENTS)[0]
+
+    def add_certificate_intent(self, intent: Intent) -> None:
+        self._add_intent_at(CERTIFICATE_INTENTS, intent)
+
+    def clear_certificate_intent(self, intent_id: str) -> None:
+        self._clear_intent_at(CERTIFICATE_INTENTS, intent_id)
+
+    def _intents_at(self, path: str) -> tuple[list[Intent], int]:
         try:
-            found = self.kv.read(f"state/intents/{name}")
+            found = self.kv.read(path)
         except VaultNotFound:
-            return [], self._intents_version(name)
+            try:
+                return [], self.kv.read_metadata(path).current_version
+            except VaultNotFound:
+                return [], 0
         items = found.data.get("intents", {})
         intents = [
             Intent(
@@ -249,29 +276,23 @@ class Store:
         ]
         return intents, found.version
 
-    def _intents_version(self, name: str) -> int:
-        try:
-            return self.kv.read_metadata(f"state/intents/{name}").current_version
-        except VaultNotFound:
-            return 0
-
-    def _write_intents(self, name: str, intents: list[Intent], cas: int) -> int:
+    def _write_intents_at(self, path: str, intents: list[Intent], cas: int) -> int:
         data = {
             "intents": {
                 i.intent_id: {"created": to_epoch(i.created), "kind": str(i.kind)} for i in intents
             }
         }
-        return self.kv.write(f"state/intents/{name}", data, cas=cas)
+        return self.kv.write(path, data, cas=cas)
 
-    def add_intent(self, name: str, intent: Intent) -> None:
-        intents, version = self.intents(name)
-        self._write_intents(name, [*intents, intent], cas=version)
+    def _add_intent_at(self, path: str, intent: Intent) -> None:
+        intents, version = self._intents_at(path)
+        self._write_intents_at(path, [*intents, intent], cas=version)
 
-    def clear_intent(self, name: str, intent_id: str) -> None:
-        intents, version = self.intents(name)
+    def _clear_intent_at(self, path: str, intent_id: str) -> None:
+        intents, version = self._intents_at(path)
         remaining = [i for i in intents if i.intent_id != intent_id]
         if len(remaining) != len(intents):
-            self._write_intents(name, remaining, cas=version)
+            self._write_intents_at(path, remaining, cas=version)
 
     # -- stacks --------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from sidecar.daemon import Daemon
 from sidecar.integrations import Integrations
 from sidecar.model import Phase, intent_of
@@ -43,6 +45,7 @@ def create_integrations(world: World, count: int, tenants: int) -> list[tuple[st
     return [(record.name, tenant) for record, tenant in made]
 
 
+@pytest.mark.slow
 def test_72_hours_of_runs_never_fail_to_authenticate(world: World) -> None:
     """5 integrations in 2 tenants, lag up to ~8 min, a run every 5 emulated minutes."""
     integrations = create_integrations(world, count=5, tenants=2)

@@ -175,6 +175,16 @@ def create_admin_blueprint(state: EmulatorState, *, allow_remote: bool = False) 
         )
         return json_response(seeded.to_dict(), 201)
 
+    @bp.post("/applications/<app>/certificates")
+    def upload_certificate(app: str) -> Response:
+        """The portal's "upload certificate", for manual recovery drills."""
+        data = _json()
+        pem = data.get("certificatePem")
+        if not isinstance(pem, str):
+            raise AdminError("certificatePem is required")
+        key_id = state.upload_certificate(app, pem, str(data.get("displayName", "uploaded")))
+        return json_response({"keyId": key_id}, 201)
+
     @bp.post("/applications")
     def seed_application() -> Response:
         data = _json()

@@ -284,14 +284,21 @@ class EmulatorState:
         certificate_days: float = 365.0,
         with_service_principal: bool = True,
         roles: tuple[str, ...] = (),
+        self_owned: bool = False,
     ) -> SeededApp:
-        """Create an application visible on every replica at once (no lag)."""
+        """Create an application visible on every replica at once (no lag).
+
+        ``self_owned`` makes the application's service principal one of its owners,
+        which lets an app holding Application.ReadWrite.OwnedBy read its own keys.
+        """
         with self.lock:
             self._tenant(tenant_id)
             if sign_in_audience not in (SINGLE_TENANT, MULTI_TENANT):
                 raise AdminError("signInAudience must be AzureADMyOrg or AzureADMultipleOrgs")
             now = self.now()
             aid = app_id or str(uuid.uuid4())
+            if self_owned:
+                owners = (*owners, aid)
             if aid in self.app_ids and self.apps.latest(self.app_ids[aid]) is not None:
                 raise AdminError(f"an application with appId {aid} already exists")
             private_pem: str | None = None
@@ -347,8 +354,13 @@ class EmulatorState:
         roles: tuple[str, ...] = (MANAGEMENT_ROLE,),
         app_id: str | None = None,
         certificate_days: float = 365.0,
+        self_owned: bool = True,
     ) -> SeededApp:
-        """The management app with its bootstrap certificate (generated when none is given)."""
+        """The management app with its bootstrap certificate (generated when none is given).
+
+        By default it owns itself, as the README's set-up has the operator arrange, so
+        it can list its own key credentials when renewing its certificate.
+        """
         return self.seed_application(
             tenant_id,
             display_name,
@@ -357,7 +369,29 @@ class EmulatorState:
             generate_certificate=certificate_pem is None,
             certificate_days=certificate_days,
             roles=roles,
+            self_owned=self_owned,
         )
+
+    def upload_certificate(
+        self, object_id_or_app_id: str, certificate_pem: str, display_name: str = "uploaded"
+    ) -> str:
+        """What an administrator does in the portal: add a certificate to an application.
+
+        Written like any directory write (it replicates); returns the new keyId.
+        """
+        with self.lock:
+            app = self.application(object_id_or_app_id)
+            if app is None:
+                raise AdminError(f"no application {object_id_or_app_id}", 404)
+            try:
+                der = certificate_der(certificate_pem)
+            except ValueError as exc:
+                raise AdminError(f"certificatePem is not a certificate: {exc}") from exc
+            start, end = certificate_validity(der)
+            key_id = str(uuid.uuid4())
+            key = KeyCredential(key_id, display_name, start, end, der)
+            self.write_app(updated(app, keys=(*app.keys, key)), self.rng.randrange(self.replicas))
+            return key_id
 
     def grant_app_roles(
         self, app_id: str, roles: tuple[str, ...] | list[str], tenant_id: str | None = None
