@@ -69,6 +69,7 @@ class DaemonConfig:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     resolver_enabled: bool = True
     resolver_addr: str = "127.0.0.1:50051"
+    resolver_mount: str = "azure"  # the plugin mount whose creds/ path authorises callers
     tls_cert: str | None = None
     tls_key: str | None = None
     cert_reload_interval: timedelta = timedelta(minutes=5)

@@ -41,10 +41,18 @@ def write_config(
         f'origin = "{origin}"',
         f"origin_real = {state['origin_real']}",
         "[daemon]",
-        *(f"{k} = {v!r}".replace("'", '"') for k, v in daemon.items()),
+        *(f"{k} = {_toml(v)}" for k, v in daemon.items()),
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return f'"{value}"'
 
 
 def azsidecar_env(token: str, **extra: str) -> dict[str, str]:

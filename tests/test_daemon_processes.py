@@ -8,7 +8,9 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import grpc
 import requests
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sidecar.devstack.openbao import free_port
 from tests.processes import azsidecar, azsidecar_env, write_config
@@ -44,6 +46,7 @@ def test_two_daemons_one_leader_and_takeover(world: World, tmp_path: Path) -> No
     world.time.advance(timedelta(hours=22, minutes=30))  # renewals are due
     since = len(world.emu.state.calls.query())
     ports = [free_port(), free_port()]
+    resolver_ports = [free_port(), free_port()]
     env = azsidecar_env(world.config.vault.token or "")
     procs = []
     logs = []
@@ -54,6 +57,7 @@ def test_two_daemons_one_leader_and_takeover(world: World, tmp_path: Path) -> No
             timing={"lease_ttl": f"{LEASE_TTL}s"},
             metrics_addr=f"127.0.0.1:{port}",
             log_format="json",
+            resolver_addr=f"127.0.0.1:{resolver_ports[i]}",
         )
         log = open(tmp_path / f"d{i}.log", "w")  # noqa: SIM115
         logs.append(log)
@@ -97,6 +101,12 @@ def test_two_daemons_one_leader_and_takeover(world: World, tmp_path: Path) -> No
         assert "azsidecar_leader 1.0" in metrics
         assert "azsidecar_graph_requests_total" in metrics
         assert 'azsidecar_ready_secret_remaining_seconds{integration="int-0"}' in metrics
+        # The daemon also serves the gRPC resolver, with the standard health service.
+        with grpc.insecure_channel(f"127.0.0.1:{resolver_ports[other]}") as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
         procs[other].send_signal(signal.SIGTERM)
         assert procs[other].wait(timeout=20) == 0
     finally:

@@ -11,6 +11,7 @@ import click
 
 from sidecar.cli.common import config_option, friendly_errors, load, setup_logging
 from sidecar.daemon import Daemon
+from sidecar.resolver.server import start_resolver
 from sidecar.runtime import make_runtime
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,15 @@ log = logging.getLogger(__name__)
 @click.option("--metrics-addr", default=None, help="host:port for /metrics and /healthz.")
 @click.option("--no-metrics", is_flag=True, help="Do not serve metrics and health.")
 @click.option("--once", is_flag=True, help="Run one tick (if leader) and exit.")
+@click.option("--no-resolver", is_flag=True, help="Do not serve the gRPC resolver.")
 @friendly_errors
-def daemon(config_path: str | None, metrics_addr: str | None, no_metrics: bool, once: bool) -> None:
+def daemon(
+    config_path: str | None,
+    metrics_addr: str | None,
+    no_metrics: bool,
+    once: bool,
+    no_resolver: bool,
+) -> None:
     """Keep every integration supplied with replicated client secrets."""
     config = load(config_path)
     setup_logging(config.daemon.log_level, config.daemon.log_format)
@@ -39,8 +47,14 @@ def daemon(config_path: str | None, metrics_addr: str | None, no_metrics: bool, 
     if not no_metrics:
         server = worker.serve_http(metrics_addr or config.daemon.metrics_addr)
         log.info("metrics and /healthz on %s:%d", server.host, server.port)
+    resolver = None
+    if config.daemon.resolver_enabled and not no_resolver and not once:
+        resolver = start_resolver(config, rt.store, rt.clock, mount=config.daemon.resolver_mount)
+        log.info("gRPC resolver on %s", config.daemon.resolver_addr)
     log.info("daemon %s started", worker.holder)
     try:
         worker.run(stop, ticks=1 if once else None)
     finally:
+        if resolver is not None:
+            resolver.stop()
         worker.close()

@@ -16,6 +16,11 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "daemon": ("sidecar.cli.daemon", "daemon"),
     "management": ("sidecar.cli.management", "management"),
     "plugin": ("sidecar.cli.plugin", "plugin"),
+    "stack": ("sidecar.cli.stack", "stack"),
+    "creds": ("sidecar.cli.creds", "creds"),
+    "exec": ("sidecar.cli.creds", "exec_"),
+    "resolver": ("sidecar.cli.resolver", "resolver"),
+    "policies": ("sidecar.cli.policies", "policies"),
 }
 
 

@@ -1,0 +1,30 @@
+# azsidecar-plugin: the token the secrets-engine plugin and the gRPC resolver
+# read the product's KV data with. Read-only: stacks, integrations, and the
+# credentials' data and metadata (the index of live secrets). Callers are
+# authorised separately, with their own token, on <creds_mount>/creds/...
+# Placeholders: <kv_mount>, <prefix>.
+
+path "<kv_mount>/data/<prefix>/stacks/*" {
+  capabilities = ["read"]
+}
+
+path "<kv_mount>/data/<prefix>/integrations/*" {
+  capabilities = ["read"]
+}
+
+path "<kv_mount>/data/<prefix>/credentials/*" {
+  capabilities = ["read"]
+}
+
+path "<kv_mount>/metadata/<prefix>/credentials/*" {
+  capabilities = ["read"]
+}
+
+# Listing stacks and integrations (the plugin's stacks/ and integrations/).
+path "<kv_mount>/metadata/<prefix>/stacks/*" {
+  capabilities = ["list"]
+}
+
+path "<kv_mount>/metadata/<prefix>/integrations/*" {
+  capabilities = ["list"]
+}

@@ -1,0 +1,148 @@
+"""``azsidecar creds`` and ``azsidecar exec``: the runner helper.
+
+``creds`` prints the ready credential of a stack's phase; ``exec`` runs a
+command with it in the environment. See :mod:`sidecar.runner` for how the
+runner logs in and how the credential is reached.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from sidecar.cli.common import config_option, friendly_errors, load
+from sidecar.durations import parse_duration
+from sidecar.model import Phase
+from sidecar.plugin.names import check_name
+from sidecar.resolve import ResolvedCredential
+from sidecar.resolver.client import ResolverClient
+from sidecar.runner import child
+from sidecar.runner.auth import RunnerLogin, runner_client
+from sidecar.runner.envfmt import Format, arm_variables, render
+from sidecar.runner.source import CredentialSource, Via
+from sidecar.runner.wait import fetch_ready
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OPTIONS = [
+    click.option("--stack", required=True, help="The stack whose credential to fetch."),
+    click.option(
+        "--phase",
+        required=True,
+        type=click.Choice([p.value for p in Phase]),
+        help="plan (read integration) or apply (write integration).",
+    ),
+    click.option(
+        "--wait",
+        "wait",
+        default="0s",
+        show_default=True,
+        help="Wait this long (e.g. 15m) for a credential that is not ready yet.",
+    ),
+    click.option("--mount", default="azure", show_default=True, help="The plugin's mount."),
+    click.option(
+        "--via",
+        type=click.Choice(["auto", "plugin", "resolver"]),
+        default="auto",
+        show_default=True,
+        help="auto: the plugin path if it is mounted, else the resolver.",
+    ),
+    click.option("--resolver", "resolver_addr", default=None, help="Resolver host:port."),
+    click.option(
+        "--resolver-ca",
+        type=click.Path(dir_okay=False, exists=True),
+        default=None,
+        help="PEM CA to verify the resolver's TLS certificate (TLS is used when given).",
+    ),
+    click.option(
+        "--auth",
+        "method",
+        type=click.Choice(["auto", "token", "jwt", "approle"]),
+        default="auto",
+        show_default=True,
+        help="How to log in to Vault (auto: JWT if --jwt-file, AppRole if configured, "
+        "else VAULT_TOKEN).",
+    ),
+    click.option("--token-file", type=click.Path(dir_okay=False), help="File with a Vault token."),
+    click.option("--jwt-file", type=click.Path(dir_okay=False), help="File with the CI's JWT."),
+    click.option("--role", "jwt_role", default=None, help="Vault JWT role."),
+    click.option("--jwt-mount", default=None, help="JWT auth mount (default: jwt)."),
+    click.option("--role-id-file", type=click.Path(dir_okay=False), help="AppRole role id file."),
+    click.option(
+        "--secret-id-file", type=click.Path(dir_okay=False), help="AppRole secret id file."
+    ),
+    config_option,
+]
+
+
+def runner_options(fn: F) -> F:
+    for option in reversed(_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _fetch(options: dict[str, Any]) -> ResolvedCredential:
+    config = load(options["config_path"])
+    stack = check_name(options["stack"], "stack")
+    phase = Phase(options["phase"])
+    wait = parse_duration(options["wait"])
+    login = RunnerLogin(
+        method=options["method"],
+        token_file=options["token_file"],
+        jwt_file=options["jwt_file"],
+        jwt_role=options["jwt_role"],
+        jwt_mount=options["jwt_mount"],
+        role_id_file=options["role_id_file"],
+        secret_id_file=options["secret_id_file"],
+    )
+    resolver = None
+    if options["resolver_addr"]:
+        resolver = ResolverClient(
+            options["resolver_addr"], ca_file=options["resolver_ca"], timeout=config.vault.timeout
+        )
+    via: Via = options["via"]
+    source = CredentialSource(runner_client(config, login), options["mount"], via, resolver)
+    try:
+        return fetch_ready(
+            lambda: source.fetch(stack, phase),
+            wait,
+            lambda line: click.echo(f"azsidecar: {line}", err=True),
+        )
+    finally:
+        if resolver is not None:
+            resolver.close()
+
+
+@click.command()
+@runner_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["env", "dotenv", "json"]),
+    default="env",
+    show_default=True,
+    help="env: `export` lines for eval; dotenv: KEY=value; json: every field.",
+)
+@friendly_errors
+def creds(fmt: Format, **options: Any) -> None:
+    """Print the ready Azure credential of a stack's phase as ARM_* variables."""
+    cred = _fetch(options)
+    if fmt != "json" and not cred.subscription_id:
+        click.echo("azsidecar: no subscription id for this stack; set one", err=True)
+    click.echo(render(cred, fmt), nl=False)
+
+
+@click.command(
+    "exec",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@runner_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@friendly_errors
+def exec_(command: tuple[str, ...], **options: Any) -> None:
+    """Run COMMAND (after --) with the credential's ARM_* variables in its environment."""
+    cred = _fetch(options)
+    sys.exit(child.run(command, arm_variables(cred)))

@@ -1,0 +1,44 @@
+"""``azsidecar resolver``: serve the gRPC resolver alone (the daemon can embed it too)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from sidecar.cli.common import config_option, friendly_errors, runtime, setup_logging
+from sidecar.resolver.server import start_resolver
+
+
+@click.command()
+@click.option("--addr", default=None, help="Listen address (default: daemon.resolver_addr).")
+@click.option(
+    "--mount",
+    default="azure",
+    show_default=True,
+    help="Mount whose creds/<stack>/<phase> path callers' policies name.",
+)
+@config_option
+@friendly_errors
+def resolver(addr: str | None, mount: str, config_path: str | None) -> None:
+    """Answer runners' requests for the ready credential of a stack's phase.
+
+    Reads KV with its own token (give it the read-only `azsidecar-plugin`
+    policy) and authorises each caller with the caller's own token.
+    """
+    rt = runtime(config_path)
+    setup_logging(rt.config.daemon.log_level, rt.config.daemon.log_format)
+    handle = start_resolver(rt.config, rt.store, rt.clock, mount=mount, addr=addr)
+    click.echo(f"resolver serving on port {handle.port}", err=True)
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    while not stopping.wait(1.0):
+        pass
+    handle.stop()

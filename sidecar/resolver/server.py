@@ -1,0 +1,207 @@
+"""The resolver's gRPC server: authorise the caller, then answer with the ready credential.
+
+Nothing is cached: every call reads the index and the chosen version (two KV
+reads), so a credential is never handed out before it is ready nor after the
+daemon destroyed it. The choice itself is :func:`sidecar.resolve.resolve_credential`,
+the same as the plugin's.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, NoReturn
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from sidecar.clock import Clock
+from sidecar.config import Config
+from sidecar.errors import (
+    ConfigError,
+    InputError,
+    NotFoundError,
+    NotReadyError,
+    VaultError,
+    VaultUnavailable,
+)
+from sidecar.model import Phase
+from sidecar.plugin.names import check_name
+from sidecar.resolve import resolve_credential
+from sidecar.resolver import rpc
+from sidecar.resolver.auth import Access, VaultAuthorizer
+from sidecar.resolver.proto.resolver_pb2 import Credential, ResolveRequest
+from sidecar.store import Store
+from sidecar.timing import TimingPolicy
+from sidecar.vault import VaultKV
+
+log = logging.getLogger(__name__)
+
+
+def _abort(context: Any, code: Any, message: str) -> NoReturn:
+    context.abort(code, message)
+    raise AssertionError("grpc context.abort returned")
+
+
+def _phase(value: str) -> Phase:
+    try:
+        return Phase(value)
+    except ValueError:
+        raise InputError(
+            f"invalid phase {value[:32]!r}: use plan (read integration) or apply (write)"
+        ) from None
+
+
+def _token(context: Any) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == rpc.TOKEN_METADATA and isinstance(value, str):
+            return value
+    return None
+
+
+class ResolverService:
+    """One ``Resolve`` call: validate, authorise with the caller's token, resolve."""
+
+    def __init__(
+        self, kv: VaultKV, clock: Clock, policy: TimingPolicy, authorizer: VaultAuthorizer
+    ) -> None:
+        self.kv = kv
+        self.clock = clock
+        self.policy = policy
+        self.authorizer = authorizer
+
+    def resolve(self, request: ResolveRequest, context: Any) -> Credential:
+        try:
+            stack = check_name(request.stack, "stack")
+            phase = _phase(request.phase)
+        except InputError as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        self._authorise(context, stack, phase)
+        now = self.clock.now()
+        try:
+            cred = resolve_credential(self.kv, stack, phase, now, self.policy)
+        except NotReadyError as exc:
+            self._not_ready(context, exc, now, stack, phase)
+        except NotFoundError as exc:
+            _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except VaultUnavailable as exc:
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+        except VaultError as exc:
+            log.error("resolver cannot read KV for stack %s phase %s: %s", stack, phase, exc)
+            _abort(context, grpc.StatusCode.INTERNAL, "the resolver cannot read its KV data")
+        log.info(
+            "resolved stack %s phase %s: integration %s key %s",
+            stack,
+            phase,
+            cred.integration,
+            cred.key_id,
+        )
+        return rpc.to_message(cred)
+
+    def _authorise(self, context: Any, stack: str, phase: Phase) -> None:
+        try:
+            access = self.authorizer.check(_token(context), stack, phase)
+        except VaultError as exc:
+            _abort(context, grpc.StatusCode.UNAVAILABLE, f"cannot check the token: {exc}")
+        if access is Access.UNAUTHENTICATED:
+            _abort(
+                context,
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"send a valid Vault token in the {rpc.TOKEN_METADATA!r} metadata",
+            )
+        if access is Access.DENIED:
+            _abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"the token may not read {self.authorizer.mount}/creds/{stack}/{phase}",
+            )
+
+    def _not_ready(
+        self, context: Any, exc: NotReadyError, now: Any, stack: str, phase: Phase
+    ) -> NoReturn:
+        if exc.ready_at is not None:
+            seconds = max(0, math.ceil((exc.ready_at - now).total_seconds()))
+            context.set_trailing_metadata(
+                (
+                    (rpc.READY_AT_METADATA, exc.ready_at.isoformat().replace("+00:00", "Z")),
+                    (rpc.RETRY_AFTER_METADATA, str(seconds)),
+                )
+            )
+        _abort(
+            context,
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"stack {stack} phase {phase}: {exc}",
+        )
+
+
+class ResolverHandle:
+    """A running resolver; ``stop()`` drains calls in flight for ``grace`` seconds."""
+
+    def __init__(self, server: Any, health_servicer: Any, port: int) -> None:
+        self._server = server
+        self._health = health_servicer
+        self.port = port
+
+    def stop(self, grace: float = 5.0) -> None:
+        self._health.enter_graceful_shutdown()
+        self._server.stop(grace).wait()
+
+    def wait(self) -> None:
+        self._server.wait_for_termination()
+
+
+def _server_credentials(config: Config) -> Any:
+    cert, key = config.daemon.tls_cert, config.daemon.tls_key
+    if not (cert and key):
+        return None
+    try:
+        pair = (Path(key).read_bytes(), Path(cert).read_bytes())
+    except OSError as exc:
+        raise ConfigError("daemon.tls_cert", f"cannot read the TLS files: {exc.strerror}") from exc
+    return grpc.ssl_server_credentials([pair])
+
+
+def start_resolver(
+    config: Config,
+    store_or_kv: Store | VaultKV,
+    clock: Clock,
+    *,
+    mount: str = "azure",
+    addr: str | None = None,
+) -> ResolverHandle:
+    """Serve the resolver and the gRPC health service on ``addr`` (default daemon.resolver_addr).
+
+    ``store_or_kv`` reads with the resolver's own (read-only) token; callers
+    are authorised with their own token against Vault at ``config.vault.addr``.
+    """
+    kv = store_or_kv.kv if isinstance(store_or_kv, Store) else store_or_kv
+    authorizer = VaultAuthorizer(
+        config.vault.addr,
+        mount=mount,
+        ca_cert=config.vault.ca_cert,
+        namespace=config.vault.namespace,
+        timeout=config.vault.timeout,
+    )
+    service = ResolverService(kv, clock, config.timing, authorizer)
+    server = grpc.server(ThreadPoolExecutor(max_workers=config.daemon.concurrency))
+    server.add_generic_rpc_handlers((rpc.service_handler(service.resolve),))
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    listen = addr or config.daemon.resolver_addr
+    credentials = _server_credentials(config)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(listen)
+        else:
+            port = server.add_secure_port(listen, credentials)
+    except RuntimeError as exc:
+        raise ConfigError("daemon.resolver_addr", f"cannot listen on {listen}: {exc}") from exc
+    if not port:
+        raise ConfigError("daemon.resolver_addr", f"cannot listen on {listen}: address in use?")
+    server.start()
+    for name in ("", rpc.SERVICE):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("resolver listening on %s (port %d, tls %s)", listen, port, credentials is not None)
+    return ResolverHandle(server, health_servicer, int(port))

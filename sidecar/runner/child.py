@@ -1,0 +1,71 @@
+"""Running the run's command with the credential in its environment only.
+
+The variables go into the child's environment, never its arguments (which
+every local user can read in the process list). The helper stays the
+child's parent so a CI system that signals the helper reaches the child:
+SIGTERM, SIGINT and SIGHUP are forwarded, and the helper exits with the
+child's code, or 128 + the signal that killed it.
+
+A Ctrl-C at a terminal already reaches the child directly (same foreground
+process group); forwarding it too would make Terraform see a second
+interrupt, which means "abandon the run", so such signals are not forwarded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from types import FrameType
+
+from sidecar.errors import InputError
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_TTY_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
+#: Login secrets the helper may have been given that the child has no use for.
+DROPPED = ("AZSIDECAR_VAULT_SECRET_ID",)
+
+
+def _child_already_got_it(signum: int) -> bool:
+    if signum not in _TTY_SIGNALS:
+        return False
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _forwarding(child: subprocess.Popen[bytes]) -> Iterator[None]:
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if child.poll() is None and not _child_already_got_it(signum):
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def child_environment(variables: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED}
+    env.update(variables)
+    return env
+
+
+def run(argv: Sequence[str], variables: Mapping[str, str]) -> int:
+    """Run ``argv`` with ``variables`` added to the environment; returns the exit status."""
+    if not argv:
+        raise InputError("give the command to run after --, e.g. -- terraform apply")
+    try:
+        child = subprocess.Popen(list(argv), env=child_environment(variables))
+    except (FileNotFoundError, PermissionError) as exc:
+        raise InputError(f"cannot run {argv[0]!r}: {exc.strerror}") from exc
+    with _forwarding(child):
+        code = child.wait()
+    return 128 - code if code < 0 else code

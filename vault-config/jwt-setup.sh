@@ -1,0 +1,32 @@
+#!/bin/sh
+# JWT auth for CI runners. Run once per cluster with an admin token in
+# BAO_TOKEN / VAULT_TOKEN. Either point Vault at the CI platform's keys
+# (JWKS_URL or OIDC_DISCOVERY_URL) or give a PEM public key (JWT_PUBKEY_FILE).
+set -eu
+BAO=${BAO:-bao}
+KV_MOUNT=${KV_MOUNT:-secret}
+PREFIX=${PREFIX:-azsidecar}
+CREDS_MOUNT=${CREDS_MOUNT:-azure}
+HERE=$(dirname "$0")
+
+"$BAO" auth enable jwt 2>/dev/null || echo "jwt/ already enabled"
+if [ -n "${OIDC_DISCOVERY_URL:-}" ]; then
+  "$BAO" write auth/jwt/config oidc_discovery_url="$OIDC_DISCOVERY_URL"
+elif [ -n "${JWKS_URL:-}" ]; then
+  "$BAO" write auth/jwt/config jwks_url="$JWKS_URL"
+else
+  "$BAO" write auth/jwt/config jwt_validation_pubkeys=@"${JWT_PUBKEY_FILE:?set JWKS_URL, OIDC_DISCOVERY_URL or JWT_PUBKEY_FILE}"
+fi
+# user_claim must be unique per stack and phase (e.g. sub = "<stack>:<phase>"):
+# the runner policy reads the stack and phase from the entity alias, which the
+# last login of that user_claim value sets.
+"$BAO" write auth/jwt/role/azsidecar-runner @"$HERE/runner-role.json"
+
+ACCESSOR=$("$BAO" auth list -format=json | python3 -c 'import json,sys; print(json.load(sys.stdin)["jwt/"]["accessor"])')
+OUT=$(mktemp -d)
+azsidecar policies render --jwt-accessor "$ACCESSOR" --kv-mount "$KV_MOUNT" \
+  --prefix "$PREFIX" --creds-mount "$CREDS_MOUNT" --out "$OUT" >/dev/null
+for name in sidecar runner operator plugin; do
+  "$BAO" policy write "azsidecar-$name" "$OUT/azsidecar-$name.hcl"
+done
+rm -rf "$OUT"
