@@ -119,6 +119,10 @@ class Daemon:
         except SidecarError as exc:
             self._record_failure("management-certificate", exc)
             return False
+        except Exception as exc:  # a bug must not stop rotation for everyone
+            log.exception("unexpected error in the certificate tick")
+            self._record_failure("management-certificate", exc)
+            return False
         with ThreadPoolExecutor(max_workers=self.config.daemon.concurrency) as pool:
             results = list(pool.map(self._rotate_one, names))
         ok = all(results)
@@ -147,6 +151,10 @@ class Daemon:
         except SidecarError as exc:
             self._record_failure(name, exc)
             return False
+        except Exception as exc:  # one integration's bug must not stop the others
+            log.exception("unexpected error rotating %s", name)
+            self._record_failure(name, exc)
+            return False
 
     def _observe(self, report: TickReport) -> None:
         with self._wake_lock:
@@ -159,7 +167,7 @@ class Daemon:
         for _ in report.created:
             metrics.ROTATIONS.labels(report.integration).inc()
         for _, reason in report.removed:
-            metrics.REMOVALS.labels(reason.split(":")[0][:40]).inc()
+            metrics.REMOVALS.labels(_removal_kind(reason)).inc()
         stored = self.runtime.store.credentials(report.integration)
         choice = choose_ready(stored, self.clock.now(), self.policy)
         remaining = (
@@ -169,14 +177,16 @@ class Daemon:
         )
         metrics.READY_REMAINING.labels(report.integration).set(remaining)
 
-    def _record_failure(self, name: str, exc: SidecarError) -> None:
+    def _record_failure(self, name: str, exc: Exception) -> None:
         kind = type(exc).__name__
         metrics.ROTATION_FAILURES.labels(name, kind).inc()
         if isinstance(exc, VaultError):
             metrics.VAULT_ERRORS.inc()
-        self.health.last_error = f"{kind}: {exc}"
+        # Only our own errors' text is known to be free of secrets.
+        self.health.last_error = f"{kind}: {exc}" if isinstance(exc, SidecarError) else kind
         self.health.failing.add(name)
-        log.error("tick failed for %s: %s", name, exc)
+        if isinstance(exc, SidecarError):
+            log.error("tick failed for %s: %s", name, exc)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -260,3 +270,11 @@ class Daemon:
         if self._http is not None:
             self._http.shutdown()
             self._http = None
+
+
+def _removal_kind(reason: str) -> str:
+    """A bounded label for a removal (the reason text names versions and times)."""
+    for kind in ("expired", "orphan"):
+        if kind in reason:
+            return kind
+    return "other"

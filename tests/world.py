@@ -125,18 +125,29 @@ def run_terraform(
 
 
 def make_world(
-    emu: EmulatorServer, store: Store, vault_addr: str, vault_token: str, **timing: Any
+    emu: EmulatorServer,
+    store: Store,
+    vault_addr: str,
+    vault_token: str,
+    start: datetime | None = START,
+    **timing: Any,
 ) -> World:
+    """Seed the emulator's platform tenant and management app, and Vault's identity.
+
+    ``start`` moves the emulator's clock to a fixed date; None keeps its time.
+    """
     time = EmulatorTime(emu.state.clock)
-    emu.state.clock.set(START.timestamp())
+    if start is not None:
+        emu.state.clock.set(start.timestamp())
+    now = time.now()
     platform = str(uuid.uuid4())
     emu.state.seed_tenant(platform, display_name="CI platform")
     # The management certificate is made here, as `management init` would; the
     # emulator only ever sees its public part.
-    pair = generate_key_pair("azsidecar-management", START - timedelta(days=1), timedelta(days=30))
+    pair = generate_key_pair("azsidecar-management", now - timedelta(days=1), timedelta(days=30))
     mgmt = emu.state.seed_management_app(platform, certificate_pem=pair.cert_pem)
     save_identity(store, ManagementIdentity(platform, mgmt.object_id, mgmt.app_id))
-    store_certificate(store, pair, key_id=mgmt.key_id or "", uploaded_at=START - timedelta(days=1))
+    store_certificate(store, pair, key_id=mgmt.key_id or "", uploaded_at=now - timedelta(days=1))
     config = Config(
         vault=VaultConfig(addr=vault_addr, token=vault_token, prefix=store.kv.prefix),
         azure=AzureConfig(
