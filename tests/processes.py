@@ -72,3 +72,16 @@ def run(
     return subprocess.run(
         args, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def run_daemon_once(
+    world: World, config_path: Path, crash_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One ``azsidecar daemon --once`` as its own process; ``crash_at`` sets a failpoint."""
+    env = azsidecar_env(world.config.vault.token or "")
+    if crash_at:
+        env["AZSIDECAR_TEST_CRASH_AT"] = crash_at
+    args = azsidecar(
+        "daemon", "--once", "--no-metrics", "--config", str(write_config(world, config_path))
+    )
+    return run(args, env)

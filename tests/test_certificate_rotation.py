@@ -19,7 +19,7 @@ from sidecar.management import (
     store_certificate,
 )
 from sidecar.model import intent_of
-from tests.processes import azsidecar, azsidecar_env, run, write_config
+from tests.processes import run_daemon_once
 from tests.test_rotation_e2e import create_integrations
 from tests.world import World
 
@@ -131,29 +131,10 @@ def test_expired_certificate_is_stuck_with_recovery_advice(world: World) -> None
 def test_sigkill_during_a_renewal(world: World, tmp_path: Path, step: str) -> None:
     first = load_certificates(world.store)[0]
     world.time.advance(first.not_after - world.time.now() - timedelta(days=6))
-    env = azsidecar_env(world.config.vault.token or "")
-    crashed = run(
-        azsidecar(
-            "daemon",
-            "--once",
-            "--no-metrics",
-            "--config",
-            str(write_config(world, tmp_path / "a.toml")),
-        ),
-        {**env, "AZSIDECAR_TEST_CRASH_AT": step},
-    )
+    crashed = run_daemon_once(world, tmp_path / "a.toml", crash_at=step)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
     world.time.advance(timedelta(minutes=16))
-    restarted = run(
-        azsidecar(
-            "daemon",
-            "--once",
-            "--no-metrics",
-            "--config",
-            str(write_config(world, tmp_path / "b.toml")),
-        ),
-        env,
-    )
+    restarted = run_daemon_once(world, tmp_path / "b.toml")
     assert restarted.returncode == 0, restarted.stderr[-2000:]
     stored = {c.key_id for c in load_certificates(world.store)}
     on_app = {str(k["keyId"]) for k in keys_on_app(world)}

@@ -10,7 +10,7 @@ import pytest
 
 from sidecar.model import Phase, intent_of
 from sidecar.resolve import resolve_credential
-from tests.processes import azsidecar, azsidecar_env, run, write_config
+from tests.processes import run_daemon_once
 from tests.test_rotation_e2e import create_integrations
 from tests.world import UserTenant, World, run_terraform
 
@@ -40,20 +40,10 @@ def assert_azure_and_vault_agree(world: World, name: str) -> None:
 def test_sigkill_at_each_step_of_a_rotation(world: World, tmp_path: Path, step: str) -> None:
     [(name, tenant)] = create_integrations(world, count=1, tenants=1)
     world.time.advance(timedelta(hours=22, minutes=30))  # the renewal is due
-    env = azsidecar_env(world.config.vault.token or "")
     before = world.store.credentials(name)
     assert len(before) == 1
 
-    crashed = run(
-        azsidecar(
-            "daemon",
-            "--once",
-            "--no-metrics",
-            "--config",
-            str(write_config(world, tmp_path / "a.toml")),
-        ),
-        {**env, "AZSIDECAR_TEST_CRASH_AT": step},
-    )
+    crashed = run_daemon_once(world, tmp_path / "a.toml", crash_at=step)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
     # The crash left exactly what that step implies: an intent, and maybe a
     # credential in Azure whose text Vault may or may not have.
@@ -67,16 +57,7 @@ def test_sigkill_at_each_step_of_a_rotation(world: World, tmp_path: Path, step: 
 
     # The restart comes once Azure's replicas agree and the intent has timed out.
     world.time.advance(timedelta(minutes=16))
-    restarted = run(
-        azsidecar(
-            "daemon",
-            "--once",
-            "--no-metrics",
-            "--config",
-            str(write_config(world, tmp_path / "b.toml")),
-        ),
-        env,
-    )
+    restarted = run_daemon_once(world, tmp_path / "b.toml")
     assert restarted.returncode == 0, restarted.stderr[-2000:]
     assert_azure_and_vault_agree(world, name)
     assert world.store.intents(name)[0] == []

@@ -12,11 +12,12 @@ import asyncio
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from sidecar.clock import AcceleratedClock
 from sidecar.errors import InputError, VaultForbidden
 from sidecar.plugin.framework import Backend
 from sidecar.plugin.path_config import STORAGE_KEY, PluginConfig, path_config
@@ -40,12 +41,33 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def environment_clock(env: Mapping[str, str] | None = None) -> Callable[[], datetime]:
+    """Real time, or the emulated time of the demo and tests.
+
+    The daemon's ``[clock]`` settings as ``AZSIDECAR_CLOCK_FACTOR``, ``_ORIGIN``
+    (RFC 3339) and ``_ORIGIN_REAL`` (epoch seconds), given to the plugin with
+    ``bao plugin register -env=...``, so it judges readiness on the same clock
+    as the daemon. Production sets none of them.
+    """
+    env = os.environ if env is None else env
+    origin = env.get("AZSIDECAR_CLOCK_ORIGIN")
+    if not origin:
+        return _utcnow
+    real = env.get("AZSIDECAR_CLOCK_ORIGIN_REAL")
+    clock = AcceleratedClock(
+        datetime.fromisoformat(origin),
+        float(env.get("AZSIDECAR_CLOCK_FACTOR") or 1.0),
+        float(real) if real else None,
+    )
+    return clock.now
+
+
 class AzureBackend:
     """State of one mount: storage, cached configuration and Vault client."""
 
-    def __init__(self, storage: Storage, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, storage: Storage, clock: Callable[[], datetime] | None = None) -> None:
         self.storage = storage
-        self.clock = clock
+        self.clock = clock or environment_clock()
         self._config: PluginConfig | None = None
         self._config_loaded = False
         self._kv: VaultKV | None = None

@@ -9,6 +9,8 @@ and the plugin pointed at it.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sidecar.cli.policies import DEFAULT_DIR, render_all
 from sidecar.clock import SystemClock
 from sidecar.config import Config, VaultConfig
+from sidecar.devstack.openbao import find_bao
 from sidecar.resolver.server import ResolverHandle, start_resolver
 from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
@@ -184,3 +187,30 @@ def write_file(path: Path, text: str) -> Path:
     path.write_text(text)
     path.chmod(0o600)
     return path
+
+
+def run_agent(
+    world: RunnerWorld, tmp_path: Path, stack: str, phase: str
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """Run a real ``bao agent`` with the shipped config and template, once.
+
+    Returns the env file it renders (which may not exist if it failed) and the process.
+    """
+    shipped = ROOT / "vault-config"
+    config = (shipped / "agent.hcl").read_text()
+    config = config.replace("https://vault.internal:8200", world.addr)
+    config = config.replace("/etc/azsidecar/agent/", f"{shipped}/")
+    config = config.replace("/run/azsidecar/", f"{tmp_path}/")
+    config_file = write_file(tmp_path / "agent.hcl", config + "\nexit_after_auth = true\n")
+    write_file(tmp_path / "ci.jwt", world.jwt(stack, phase))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    env |= {"AZSIDECAR_STACK": stack, "AZSIDECAR_PHASE": phase}
+    result = subprocess.run(
+        [find_bao(), "agent", f"-config={config_file}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return tmp_path / "arm.env", result

@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sidecar.devstack.openbao import find_bao
-from tests.runner.conftest import ROOT, RunnerWorld, seed, write_file
+from tests.runner.conftest import RunnerWorld, run_agent, seed
 
 
 def test_agent_renders_the_env_file_from_the_plugin_path(
     world: RunnerWorld, tmp_path: Path
 ) -> None:
     seed(world.store, datetime.now(UTC))
-    shipped = ROOT / "vault-config"
-    config = (shipped / "agent.hcl").read_text()
-    config = config.replace("https://vault.internal:8200", world.addr)
-    config = config.replace("/etc/azsidecar/agent/", f"{shipped}/")
-    config = config.replace("/run/azsidecar/", f"{tmp_path}/")
-    config_file = write_file(tmp_path / "agent.hcl", config + "\nexit_after_auth = true\n")
-    write_file(tmp_path / "ci.jwt", world.jwt("A", "apply"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-    env |= {"AZSIDECAR_STACK": "A", "AZSIDECAR_PHASE": "apply"}
-    result = subprocess.run(
-        [find_bao(), "agent", f"-config={config_file}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    rendered = tmp_path / "arm.env"
+    rendered, result = run_agent(world, tmp_path, "A", "apply")
     assert rendered.exists(), result.stderr[-2000:]
     assert stat.S_IMODE(rendered.stat().st_mode) == 0o600
     expected = {

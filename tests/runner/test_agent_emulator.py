@@ -6,20 +6,17 @@ reads the subscription through ARM, as terraform would.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sidecar.devstack.openbao import find_bao
 from sidecar.emulator import EmulatorConfig, EmulatorServer
 from sidecar.integrations import Integrations
 from sidecar.sensitive import Sensitive
 from sidecar.store import StackRecord
-from tests.runner.conftest import ROOT, RunnerWorld, write_file
+from tests.runner.conftest import RunnerWorld, run_agent
 from tests.world import make_world, run_terraform
 
 
@@ -58,24 +55,7 @@ def test_agent_rendered_credential_signs_in_to_azure(
     world.root.write_data("azure/config", data={"propagation_delay": "2s"})
     time.sleep(2.5)
 
-    shipped = ROOT / "vault-config"
-    config = (shipped / "agent.hcl").read_text()
-    config = config.replace("https://vault.internal:8200", world.addr)
-    config = config.replace("/etc/azsidecar/agent/", f"{shipped}/")
-    config = config.replace("/run/azsidecar/", f"{tmp_path}/")
-    config_file = write_file(tmp_path / "agent.hcl", config + "\nexit_after_auth = true\n")
-    write_file(tmp_path / "ci.jwt", world.jwt("A", "apply"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-    env |= {"AZSIDECAR_STACK": "A", "AZSIDECAR_PHASE": "apply"}
-    result = subprocess.run(
-        [find_bao(), "agent", f"-config={config_file}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    rendered = tmp_path / "arm.env"
+    rendered, result = run_agent(world, tmp_path, "A", "apply")
     assert rendered.exists(), result.stderr[-2000:]
     values = dict(line.split("=", 1) for line in rendered.read_text().splitlines() if line)
     assert values["ARM_CLIENT_ID"] == record.client_id

@@ -1,0 +1,69 @@
+"""Read-only list and read paths over one KV folder of the product (stacks, integrations).
+
+Both folders are shaped alike: a list of names and one record per name, shown
+without any field that looks secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sidecar.errors import VaultNotFound
+from sidecar.plugin.framework import (
+    Field,
+    FieldData,
+    FieldType,
+    Op,
+    Path,
+    Request,
+    Response,
+    list_response,
+)
+from sidecar.plugin.names import check_name, public_fields
+
+if TYPE_CHECKING:
+    from sidecar.plugin.backend import AzureBackend
+
+
+@dataclass(frozen=True)
+class ListingHelp:
+    folder: str  # the KV folder and the path prefix, e.g. "stacks"
+    noun: str  # for messages, e.g. "stack"
+    list_synopsis: str
+    list_description: str
+    read_synopsis: str
+    read_description: str
+
+
+def listing_paths(backend: AzureBackend, text: ListingHelp) -> list[Path]:
+    folder = text.folder
+
+    async def list_names(request: Request, data: FieldData) -> Response | None:
+        keys = await backend.with_kv(lambda kv: kv.list(folder))
+        return list_response(keys)
+
+    async def read_one(request: Request, data: FieldData) -> Response | None:
+        name = check_name(data.get("name"), text.noun)
+        try:
+            version = await backend.with_kv(lambda kv: kv.read(f"{folder}/{name}"))
+        except VaultNotFound:
+            return None
+        return Response(data={"name": name, **public_fields(version.data)})
+
+    return [
+        Path(
+            pattern=rf"{folder}/?",
+            fields={},
+            operations={Op.LIST: list_names},
+            synopsis=text.list_synopsis,
+            description=text.list_description,
+        ),
+        Path(
+            pattern=rf"{folder}/(?P<name>[^/]+)",
+            fields={"name": Field(FieldType.STRING, f"Name of the {text.noun}.")},
+            operations={Op.READ: read_one},
+            synopsis=text.read_synopsis,
+            description=text.read_description,
+        ),
+    ]
