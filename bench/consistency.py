@@ -1,0 +1,443 @@
+"""Issue 8.3: how often a run fails to authenticate, per strategy and replication-lag profile.
+
+An in-process simulation, no HTTP, so that millions of runs fit in seconds,
+built from the product's and the emulator's own parts:
+
+* the daemon is the real pure planner (:func:`sidecar.rotation.planner.plan`)
+  woken as the daemon wakes (every ``tick`` and at
+  :func:`~sidecar.rotation.planner.replan_at`), observing the application
+  through a random replica as ``GET /applications/{id}`` does;
+* Azure AD is the emulator's :class:`~sidecar.emulator.replicas.ReplicatedStore`
+  with lags from its named :class:`~sidecar.emulator.replicas.LagProfile`:
+  a write is seen at once by the replica that took it (a random one) and by
+  each other replica after a sampled lag;
+* a run of the product is handed :func:`sidecar.ready.choose_ready`'s secret
+  and signs in at a random replica; it fails (``AADSTS7000215``) when that
+  replica does not list the secret yet, exactly the emulator's token check.
+
+The strategies compared, each for every stack every emulated minute:
+
+* ``azsidecar``: the product with its default timing;
+* ``azsidecar-tuned``: the product configured for a 30-minute replica
+  (``propagation_delay`` 35m, ``intent_timeout`` 40m, ``secret_renew_before`` 2h30m);
+* ``mint-in-run``: the run adds a secret and signs in at once (what
+  ``terraform init``/``plan`` does first; later sign-ins of an apply are not modelled);
+* ``mint+sleep60``: the same, signing in 60 s after minting.
+
+Minted secrets are modelled as independent writes (one per run); on a real
+application a minute apart, in-order replication could only add lag.
+
+The figure is checked against the real HTTP emulator: :func:`validate_http`
+mints secrets through Graph and signs in through the token endpoint, and its
+failure fraction must agree with the simulation's.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sidecar.emulator import EmulatorConfig, EmulatorServer
+from sidecar.emulator.replicas import PROFILES, LagProfile, ReplicatedStore, resolve_stuck
+from sidecar.graph import ARM_SCOPE, CertificateCredential, GraphClient
+from sidecar.model import AzureCredential, StoredCredential, credential_display_name
+from sidecar.ready import Ready, choose_ready, ready_from, usable_until
+from sidecar.rotation.planner import (
+    ClearIntent,
+    CreateSecret,
+    DestroyStored,
+    IntegrationState,
+    RemoveAzureCredential,
+    plan,
+    replan_at,
+)
+from sidecar.sensitive import Sensitive
+from sidecar.timing import TimingPolicy
+
+REPLICAS = 3
+START = datetime(2026, 3, 1, tzinfo=UTC)
+PROFILE_NAMES = ("default", "heavy", "stuck-replica")
+TUNED = TimingPolicy(
+    propagation_delay=timedelta(minutes=35),
+    intent_timeout=timedelta(minutes=40),
+    secret_renew_before=timedelta(hours=2, minutes=30),
+)
+PRODUCT_STRATEGIES: dict[str, TimingPolicy] = {
+    "azsidecar": TimingPolicy(),
+    "azsidecar-tuned": TUNED,
+}
+MINT_STRATEGIES: dict[str, float] = {"mint-in-run": 0.0, "mint+sleep60": 60.0}
+STRATEGIES = (*PRODUCT_STRATEGIES, *MINT_STRATEGIES)
+
+Listing = tuple[AzureCredential, ...]
+
+
+@dataclass
+class Outcome:
+    """One strategy under one lag profile."""
+
+    runs: int = 0
+    failures: int = 0
+    waited: int = 0  # runs that found no ready secret (the helper would wait)
+    ages: Counter[int] = field(default_factory=Counter)  # minutes -> runs
+    events: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failures / self.runs if self.runs else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        rate = self.failure_rate
+        # Upper bound of a 95% interval: the "rule of three" when nothing failed.
+        upper = 3.0 / self.runs if self.failures == 0 and self.runs else None
+        return {
+            "runs": self.runs,
+            "failures": self.failures,
+            "failure_rate": rate,
+            "failure_rate_upper95": upper,
+            "waited": self.waited,
+            "events": dict(self.events),
+            "age_minutes": _age_summary(self.ages),
+        }
+
+
+def _age_summary(ages: Counter[int]) -> dict[str, Any]:
+    total = sum(ages.values())
+    if not total:
+        return {}
+    ordered = sorted(ages.items())
+
+    def quantile(q: float) -> int:
+        seen = 0
+        for age, count in ordered:
+            seen += count
+            if seen >= q * total:
+                return age
+        return ordered[-1][0]
+
+    return {
+        "min": ordered[0][0],
+        "p50": quantile(0.5),
+        "p99": quantile(0.99),
+        "max": ordered[-1][0],
+        "histogram": {str(k): v for k, v in ordered},
+    }
+
+
+def _visibility(rng: random.Random, profile: LagProfile, now: float) -> list[float]:
+    """As :meth:`EmulatorState._visibility`: the replica that took the write sees it at once."""
+    primary = rng.randrange(REPLICAS)
+    return [now if i == primary else now + profile.sample(rng, i) for i in range(REPLICAS)]
+
+
+class _Integration:
+    """One integration: Vault's index (``stored``) and the application in Azure AD."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stored: list[StoredCredential] = []
+        self.azure: ReplicatedStore[Listing] = ReplicatedStore()
+        self.next_version = 1
+        #: When each replica starts listing a key: the (order-clamped) visibility
+        #: of the write that added it. It stays listed until removed, and only
+        #: expired keys or keys Vault does not hold are ever removed.
+        self.seen_from: dict[str, list[float]] = {}
+
+    def current(self) -> Listing:
+        return self.azure.latest(self.name) or ()
+
+    def write(self, listing: Listing, rng: random.Random, profile: LagProfile, now: float) -> None:
+        self.azure.write(self.name, listing, _visibility(rng, profile, now), now)
+
+    def create(
+        self, now: datetime, policy: TimingPolicy, rng: random.Random, profile: LagProfile
+    ) -> None:
+        intent = uuid.UUID(int=rng.getrandbits(128)).hex
+        key_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        expires = now + policy.secret_lifetime
+        credential = AzureCredential(key_id, credential_display_name(intent), now, expires)
+        self.write((*self.current(), credential), rng, profile, now.timestamp())
+        self.seen_from[key_id] = list(self.azure.history(self.name)[-1].visible_at)
+        self.stored.append(StoredCredential(self.next_version, key_id, intent, now, expires))
+        self.next_version += 1
+
+    def visible(self, key_id: str, replica: int, now: float) -> bool:
+        """The emulator's own answer: the replica's view of the application lists the key."""
+        listing = self.azure.read(self.name, replica, now) or ()
+        return any(c.key_id == key_id for c in listing)
+
+
+def _daemon_event(
+    item: _Integration,
+    now: datetime,
+    policy: TimingPolicy,
+    rng: random.Random,
+    profile: LagProfile,
+    outcome: Outcome,
+) -> None:
+    """One daemon wake for one integration: observe through a random replica, plan, apply."""
+    listing = item.azure.read(item.name, rng.randrange(REPLICAS), now.timestamp()) or ()
+    state = IntegrationState(item.name, tuple(item.stored), listing, ())
+    for action in plan(state, policy, now):
+        match action:
+            case RemoveAzureCredential(key_id=key_id, reason=reason):
+                kept = tuple(c for c in item.current() if c.key_id != key_id)
+                if len(kept) != len(item.current()):
+                    item.write(kept, rng, profile, now.timestamp())
+                outcome.events["remove:" + reason.split(" ")[0]] += 1
+            case DestroyStored(version=version, reason=reason):
+                item.stored = [c for c in item.stored if c.version != version]
+                outcome.events["destroy:" + reason.split(";")[0]] += 1
+            case CreateSecret():
+                item.create(now, policy, rng, profile)
+                outcome.events["create"] += 1
+            case ClearIntent():
+                outcome.events["clear-intent"] += 1
+
+
+def simulate_product(
+    policy: TimingPolicy,
+    profile: LagProfile,
+    *,
+    integrations: int,
+    days: float,
+    seed: int,
+    check: bool = False,
+) -> Outcome:
+    """The daemon keeps ``integrations`` supplied; each runs once a minute for ``days``."""
+    rng = random.Random(seed)
+    profile = resolve_stuck(profile, REPLICAS)
+    outcome = Outcome()
+    runs_from = START + timedelta(days=1)
+    runs_until = runs_from + timedelta(days=days)
+    random_ = rng.random
+    end = runs_until.timestamp()
+    for index in range(integrations):
+        item = _Integration(f"int-{index}")
+        # Integrations appear over the first 22 h; each gets its first secret at once.
+        created = START + timedelta(seconds=rng.uniform(0, 22 * 3600))
+        item.create(created, policy, rng, profile)
+        tick = START + policy.tick * math.ceil((created - START) / policy.tick)
+        wake = _next_wake(item, policy, created, tick)
+        wake_ts = wake.timestamp()
+        now = runs_from.timestamp()
+        key_id = ""
+        seen_from: list[float] = []
+        born = 0.0
+        valid_until = now  # the cached choice holds until then (or a daemon wake)
+        while now < end:
+            if wake_ts <= now:
+                while wake_ts <= now:
+                    _daemon_event(item, wake, policy, rng, profile, outcome)
+                    if wake >= tick:
+                        tick += policy.tick
+                    wake = _next_wake(item, policy, wake, tick)
+                    wake_ts = wake.timestamp()
+                valid_until = now  # the stored secrets may have changed
+            if now >= valid_until:
+                at = datetime.fromtimestamp(now, UTC)
+                found = choose_ready(item.stored, at, policy)
+                key_id = found.credential.key_id if isinstance(found, Ready) else ""
+                if key_id:
+                    seen_from = item.seen_from[key_id]
+                    born = found.credential.created.timestamp()  # type: ignore[union-attr]
+                valid_until = min(wake_ts, _next_boundary(item.stored, at, policy).timestamp())
+            if not key_id:
+                outcome.waited += 1
+            else:
+                replica = int(random_() * REPLICAS)
+                failed = now < seen_from[replica]
+                if check:
+                    _check(item, policy, now, key_id, replica, failed)
+                outcome.runs += 1
+                outcome.failures += failed
+                outcome.ages[int((now - born) // 60)] += 1
+            now += 60.0
+    return outcome
+
+
+def _check(
+    item: _Integration, policy: TimingPolicy, now: float, key_id: str, replica: int, failed: bool
+) -> None:
+    """Recompute a run the slow way: the ready rule and the emulator's replica view."""
+    fresh = choose_ready(item.stored, datetime.fromtimestamp(now, UTC), policy)
+    assert isinstance(fresh, Ready) and fresh.credential.key_id == key_id, f"choice at {now}"
+    assert failed == (not item.visible(key_id, replica, now)), f"visibility at {now}"
+
+
+def _next_wake(item: _Integration, policy: TimingPolicy, now: datetime, tick: datetime) -> datetime:
+    state = IntegrationState(item.name, tuple(item.stored), None, ())
+    replan = replan_at(state, policy, now)
+    return tick if replan is None else min(tick, replan)
+
+
+def _next_boundary(stored: list[StoredCredential], now: datetime, policy: TimingPolicy) -> datetime:
+    """The next instant at which :func:`choose_ready` could answer differently."""
+    moments = [m for c in stored for m in (ready_from(c, policy), usable_until(c, policy))]
+    return min((m for m in moments if m > now), default=datetime.max.replace(tzinfo=UTC))
+
+
+def simulate_mint(
+    delay: float, profile: LagProfile, *, integrations: int, days: float, seed: int
+) -> Outcome:
+    """Every run mints a secret and signs in ``delay`` seconds later at a random replica."""
+    rng = random.Random(seed)
+    profile = resolve_stuck(profile, REPLICAS)
+    runs = int(integrations * days * 24 * 60)
+    random_, sample = rng.random, profile.sample
+    failures = 0
+    for _ in range(runs):
+        primary = int(random_() * REPLICAS)
+        replica = int(random_() * REPLICAS)
+        if replica != primary and sample(rng, replica) > delay:
+            failures += 1
+    outcome = Outcome(runs=runs, failures=failures)
+    outcome.ages[int(delay // 60)] = runs
+    return outcome
+
+
+# -- validation against the HTTP emulator ---------------------------------------------
+
+
+class _EmulatorTime:
+    """The product's Clock over the emulator's manual clock."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.now(), tz=UTC)
+
+    def sleep(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+
+def validate_http(trials: int, delay: float, profile: str = "default", seed: int = 11) -> Outcome:
+    """Mint through Graph and sign in ``delay`` s later at the token endpoint, ``trials`` times."""
+
+    config = EmulatorConfig(clock_mode="manual", seed=seed, lag_profile=profile)
+    outcome = Outcome()
+    with EmulatorServer(config) as emu:
+        state = emu.state
+        state.clock.set(START.timestamp())
+        tenant = state.seed_tenant(display_name="platform").tenant_id
+        mgmt = state.seed_management_app(tenant)
+        target = state.seed_application(tenant, "minted-in-run", owners=(mgmt.app_id,))
+        clock = _EmulatorTime(state.clock)
+        credential = CertificateCredential(
+            cert_pem=mgmt.certificate_pem or "",
+            key_pem=Sensitive(mgmt.private_key_pem or ""),
+            thumbprint=(mgmt.thumbprint_sha1 or "").upper(),
+        )
+        graph = GraphClient(
+            login_url=emu.base_url,
+            graph_url=emu.graph_url,
+            tenant_id=tenant,
+            client_id=mgmt.app_id,
+            credential=lambda: credential,
+            clock=clock,
+            ca_bundle=str(emu.ca_path),
+        )
+        session = emu.session()
+        lag_bound = resolve_stuck(state.lag, REPLICAS).max_lag
+        for _ in range(trials):
+            now = clock.now()
+            minted = graph.add_password(target.object_id, "run", now + timedelta(hours=1))
+            if delay:
+                state.clock.advance(delay)
+            response = session.post(
+                f"{emu.base_url}/{tenant}/oauth2/v2.0/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": target.app_id,
+                    "client_secret": minted.secret.reveal(),
+                    "scope": ARM_SCOPE,
+                },
+                timeout=10,
+            )
+            outcome.runs += 1
+            if response.status_code != 200:
+                codes = response.json().get("error_codes") or []
+                outcome.events[f"AADSTS{codes[0]}" if codes else str(response.status_code)] += 1
+                outcome.failures += 1
+            # Let the write replicate everywhere, then revoke it as a lease end would.
+            state.clock.advance(lag_bound + 1)
+            graph.remove_password(target.object_id, minted.key_id)
+            state.clock.advance(lag_bound + 1)
+    return outcome
+
+
+def _agrees(http: Outcome, simulated: Outcome) -> dict[str, Any]:
+    p = simulated.failure_rate
+    sd = math.sqrt(max(p * (1 - p), 1e-9) / max(http.runs, 1))
+    tolerance = 4 * sd + 0.01
+    return {
+        "http_runs": http.runs,
+        "http_failures": http.failures,
+        "http_failure_rate": http.failure_rate,
+        "http_errors": dict(http.events),
+        "simulated_failure_rate": p,
+        "tolerance": tolerance,
+        "agrees": abs(http.failure_rate - p) <= tolerance,
+    }
+
+
+def run(quick: bool = False, seed: int = 20260301) -> dict[str, Any]:
+    integrations, days = (20, 2.0) if quick else (100, 30.0)
+    trials = 60 if quick else 200
+    started = time.monotonic()
+    table: dict[str, dict[str, Any]] = {}
+    outcomes: dict[tuple[str, str], Outcome] = {}
+    for p_index, name in enumerate(PROFILE_NAMES):
+        profile = PROFILES[name]
+        for s_index, (strategy, policy) in enumerate(PRODUCT_STRATEGIES.items()):
+            outcomes[strategy, name] = simulate_product(
+                policy,
+                profile,
+                integrations=integrations,
+                days=days,
+                seed=seed + 100 * p_index + s_index,
+                check=quick,
+            )
+        for s_index, (strategy, delay) in enumerate(MINT_STRATEGIES.items()):
+            outcomes[strategy, name] = simulate_mint(
+                delay,
+                profile,
+                integrations=integrations,
+                days=days,
+                seed=seed + 100 * p_index + 10 + s_index,
+            )
+    for (strategy, name), outcome in outcomes.items():
+        table.setdefault(strategy, {})[name] = outcome.to_dict()
+    validation = {
+        strategy: _agrees(
+            validate_http(trials, delay, "default", seed=seed + 7 + int(delay)),
+            outcomes[strategy, "default"],
+        )
+        for strategy, delay in MINT_STRATEGIES.items()
+    }
+    return {
+        "parameters": {
+            "integrations": integrations,
+            "days": days,
+            "runs_per_stack": "one every emulated minute",
+            "replicas": REPLICAS,
+            "profiles": {n: resolve_stuck(PROFILES[n], REPLICAS).to_dict() for n in PROFILE_NAMES},
+            "tuned_timing": {
+                "propagation_delay": str(TUNED.propagation_delay),
+                "intent_timeout": str(TUNED.intent_timeout),
+                "secret_renew_before": str(TUNED.secret_renew_before),
+            },
+            "model": "mint strategies: one sign-in per run, right after minting (or 60 s "
+            "later), at a random replica; product: the ready secret at a random replica",
+        },
+        "results": table,
+        "validation": validation,
+        "seconds": time.monotonic() - started,
+    }

@@ -1,0 +1,207 @@
+"""The results as one table, as JSON, and as the README's results section.
+
+``results.json`` holds every figure; the table and the README section are
+rendered from it alone, so they never disagree. The README block sits
+between ``<!-- bench:results -->`` and ``<!-- /bench:results -->``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sidecar.devstack.openbao import find_bao
+
+BEGIN, END = "<!-- bench:results -->", "<!-- /bench:results -->"
+Row = tuple[str, str, str, str]
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    bao = ""
+    try:
+        bao = subprocess.run(
+            [find_bao(), "version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout.strip()
+    except Exception:
+        bao = "unknown"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "python": platform.python_version(),
+        "openbao": bao,
+        "platform": platform.platform(),
+        "commit": commit,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _rate(result: dict[str, Any]) -> str:
+    if result["failures"] == 0:
+        upper = result.get("failure_rate_upper95")
+        bound = f", <{100 * upper:.5f}% at 95%" if upper else ""
+        return f"0 of {result['runs']:,}{bound}"
+    return f"{_pct(result['failure_rate'], 3)} ({result['failures']:,} of {result['runs']:,})"
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    """(benchmark, measure, value, goal / comparison) for every figure."""
+    out: list[Row] = []
+    resolve = results.get("resolve")
+    if resolve:
+        for name, value in resolve.items():
+            out.append(("resolve latency", str(name), str(value), ""))
+    else:
+        out.append(("resolve latency", "plugin / resolver / raw KV", "not measured yet", "8.1"))
+    for case in (results.get("scale") or {}).get("cases", []):
+        label = f"scale: {case['description']}"
+        throttle, daemon = case["throttle"], case["daemon"]
+        out += [
+            (label, "wall time (emulated s)", _num(case["wall_emulated_s"]), ""),
+            (
+                label,
+                "Graph calls / rotation",
+                _num(case["graph"]["calls_per_rotation"], 2),
+                f"{_num(case['graph']['throttled_per_rotation'], 2)} of them 429",
+            ),
+            (label, "Vault writes / rotation", _num(case["vault"]["writes_per_rotation"], 2), ""),
+            (
+                label,
+                "fraction of throttle ceiling",
+                _pct(throttle["fraction_of_ceiling"]),
+                f">= 80%; limited by {throttle['limited_by']}",
+            ),
+            (
+                label,
+                "daemon peak RSS (MiB)",
+                _num(daemon["peak_rss_mib"]),
+                "<= 200 MB at 10,000" if case["integrations"] >= 10000 else "",
+            ),
+            (
+                label,
+                "daemon CPU ms / rotation",
+                _num(daemon["cpu_ms_per_rotation"]),
+                f"{_num(daemon['rotations_per_real_s'])} rotations per real s",
+            ),
+        ]
+    consistency = results.get("consistency")
+    if consistency:
+        table = consistency["results"]
+        for strategy, profiles in table.items():
+            for profile, result in profiles.items():
+                label = f"consistency: {strategy}"
+                out.append((label, f"failed sign-ins, {profile}", _rate(result), ""))
+        for strategy, check in consistency["validation"].items():
+            out.append(
+                (
+                    f"consistency: {strategy}",
+                    "HTTP emulator check (default)",
+                    f"{_pct(check['http_failure_rate'])} of {check['http_runs']}",
+                    f"simulated {_pct(check['simulated_failure_rate'])}, "
+                    + ("agrees" if check["agrees"] else "DISAGREES"),
+                )
+            )
+    cost = results.get("cost")
+    if cost:
+        schedule = cost["schedule"]
+        out += [
+            (
+                "cost",
+                "daemon CPU s / day / 1,000 integrations",
+                _num(cost["cpu_s_per_day_per_1000"], 0),
+                f"real time, {cost['window_s']:.0f} s window scaled to a day; "
+                f"{_num(cost['passes_per_day'], 0)} passes/day",
+            ),
+            (
+                "cost",
+                "CPU s / pass / 1,000",
+                _num(cost["cpu_s_per_pass_per_1000"], 2),
+                f"hourly passes only would be "
+                f"{_num(schedule['hourly_only_cpu_s_per_day_per_1000'], 0)} CPU s/day",
+            ),
+            (
+                "cost",
+                "daemon RSS at rest (MiB)",
+                _num(cost["rss_at_rest_mib"]),
+                f"peak {_num(cost['peak_rss_mib'])}",
+            ),
+        ]
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    header: Row = ("benchmark", "measure", "value", "goal / side by side")
+    body = rows(results)
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(r) + " |" for r in body),
+    ]
+    return "\n".join(lines)
+
+
+def readme_section(results: dict[str, Any]) -> str:
+    m = results.get("machine", {})
+    lines = [
+        "## Benchmark results",
+        "",
+        f"Measured by `make bench` on {m.get('cpu', '?')}, {m.get('cores', '?')} cores, "
+        f"{m.get('memory_gib', '?')} GiB, Python {m.get('python', '?')}, "
+        f"{m.get('openbao', '?')} ({m.get('date', '?')}, commit {m.get('commit', '?')}). "
+        "Absolute times on a shared machine are noise; compare the rows measured side by side.",
+        "",
+        table(results),
+        "",
+        "![failed sign-ins per strategy and lag profile](bench/results/consistency_failures.png)",
+        "![age of the ready secret at use](bench/results/consistency_age.png)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    (out / "README-results.md").write_text(readme_section(results))
+
+
+def update_readme(readme: Path, results: dict[str, Any]) -> bool:
+    """Replace the marked block in ``readme``; False if the markers are absent."""
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{BEGIN}\n{readme_section(results)}{END}{tail}")
+    return True
