@@ -21,6 +21,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("sidecar.cli.creds", "exec_"),
     "resolver": ("sidecar.cli.resolver", "resolver"),
     "policies": ("sidecar.cli.policies", "policies"),
+    "demo": ("sidecar.cli.demo", "demo"),
+    "doctor": ("sidecar.cli.doctor", "doctor"),
 }
 
 

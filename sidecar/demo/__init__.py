@@ -1,0 +1,1 @@
+"""``azsidecar demo``: OpenBao, the emulator and the daemon on one machine, with CI runs."""

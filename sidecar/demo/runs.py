@@ -1,0 +1,223 @@
+"""Simulated CI runs: what a runner does for ``terraform plan`` / ``apply``, minus terraform.
+
+One run: the CI platform signs a JWT naming the stack and phase; the runner
+logs in to Vault with it, fetches the ready credential (through the plugin's
+``azure/creds/<stack>/<phase>`` or the daemon's gRPC resolver, with the same
+token), signs in at the emulator's token endpoint with the client secret as
+the azurerm provider would (each request lands on a random directory replica,
+so a secret that has not replicated fails with AADSTS7000215), and reads the
+subscription through ARM. Any step failing fails the run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import hvac
+import jwt
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from sidecar.demo.emulator_admin import https_session
+from sidecar.errors import SidecarError
+from sidecar.graph import ARM_SCOPE
+from sidecar.model import Phase
+from sidecar.resolve import ResolvedCredential
+from sidecar.resolver.client import ResolverClient
+from sidecar.runner.source import read_plugin
+from sidecar.vault import connect
+
+Path_ = Literal["plugin", "resolver"]
+PATHS: tuple[Path_, ...] = ("plugin", "resolver")
+AUDIENCE = "azsidecar"  # vault-config/runner-role.json: bound_audiences
+
+
+@dataclass(frozen=True)
+class RunResult:
+    at: datetime
+    stack: str
+    phase: Phase
+    path: Path_
+    integration: str
+    ok: bool
+    stage: str = ""  # where it failed: login, credential, sign-in, arm
+    reason: str = ""
+    fetch_seconds: float = 0.0  # real seconds to log in and get the credential
+
+    @property
+    def auth_failure(self) -> bool:
+        """Azure refused the credential: the failure this product exists to prevent."""
+        return not self.ok and self.stage == "sign-in"
+
+
+@dataclass
+class RunTally:
+    """Thread-safe totals for the progress lines and the summary."""
+
+    results: list[RunResult] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, results: Iterable[RunResult]) -> None:
+        with self._lock:
+            self.results.extend(results)
+
+    @property
+    def runs(self) -> int:
+        return len(self.results)
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [r for r in self.results if not r.ok]
+
+    def by(self, *, integration: str | None = None, path: str | None = None) -> list[RunResult]:
+        return [
+            r
+            for r in self.results
+            if (integration is None or r.integration == integration)
+            and (path is None or r.path == path)
+        ]
+
+    def failure_reasons(self) -> Counter[str]:
+        return Counter(f"{r.stage}: {r.reason}" for r in self.failed)
+
+
+class Runner:
+    """Plays the CI platform (JWT issuer) and its runners against the demo's services."""
+
+    def __init__(
+        self,
+        *,
+        vault_addr: str,
+        jwt_key: rsa.RSAPrivateKey,
+        jwt_role: str,
+        resolver_addr: str,
+        login_url: str,
+        arm_url: str,
+        ca_path: str,
+        plugin_mount: str = "azure",
+    ) -> None:
+        self.vault_addr = vault_addr
+        self.jwt_key = jwt_key
+        self.jwt_role = jwt_role
+        self.login_url = login_url.rstrip("/")
+        self.arm_url = arm_url.rstrip("/")
+        self.plugin_mount = plugin_mount
+        self.resolver = ResolverClient(resolver_addr, timeout=30)
+        self._local = threading.local()
+        self._ca_path = ca_path
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="demo-run")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.resolver.close()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = https_session(self._ca_path)
+            self._local.session = session
+        return session
+
+    def ci_jwt(self, stack: str, phase: Phase) -> str:
+        """The CI platform's token for one run (real time: OpenBao checks it)."""
+        now = datetime.now(UTC)
+        claims = {
+            "iss": "https://ci.example/demo",
+            "sub": f"{stack}:{phase}",
+            "aud": AUDIENCE,
+            "iat": now,
+            "nbf": now - timedelta(seconds=5),
+            "exp": now + timedelta(minutes=5),
+            "stack": stack,
+            "phase": str(phase),
+        }
+        return jwt.encode(claims, self.jwt_key, algorithm="RS256")
+
+    def submit_slot(self, stack: str, at: datetime, tally: RunTally) -> list[Future[RunResult]]:
+        """One schedule slot: a plan and an apply run, each through both paths.
+
+        The runs go to a small pool and are not waited for, so a slow slot
+        delays the next one's runs rather than dropping them.
+        """
+        jobs = []
+        for phase in (Phase.PLAN, Phase.APPLY):
+            for path in PATHS:
+                job = self._pool.submit(self.run, stack, phase, path, at)
+                job.add_done_callback(lambda done: tally.add([done.result()]))
+                jobs.append(job)
+        return jobs
+
+    def run(self, stack: str, phase: Phase, path: Path_, at: datetime) -> RunResult:
+        def failed(stage: str, reason: str, integration: str = "") -> RunResult:
+            return RunResult(at, stack, phase, path, integration, False, stage, reason[:160])
+
+        started = time.monotonic()
+        try:
+            client = connect(self.vault_addr, jwt=("jwt", self.jwt_role, self.ci_jwt(stack, phase)))
+        except SidecarError as exc:
+            return failed("login", str(exc))
+        try:
+            credential = self._fetch(client, stack, phase, path)
+        except SidecarError as exc:
+            return failed("credential", f"{type(exc).__name__}: {exc}")
+        finally:
+            client.adapter.close()
+        fetched = time.monotonic() - started
+        return replace(self._use(credential, stack, phase, path, at), fetch_seconds=fetched)
+
+    def _fetch(
+        self, client: hvac.Client, stack: str, phase: Phase, path: Path_
+    ) -> ResolvedCredential:
+        if path == "plugin":
+            return read_plugin(client, self.plugin_mount, stack, phase)
+        return self.resolver.resolve(str(client.token), stack, phase)
+
+    def _use(
+        self, credential: ResolvedCredential, stack: str, phase: Phase, path: Path_, at: datetime
+    ) -> RunResult:
+        """Sign in with the secret and read the subscription, as terraform's azurerm would.
+
+        Like the Azure SDK, a run whose access token expired before ARM saw it
+        signs in again once: at thousands of times real speed an emulated hour
+        of token lifetime is about a real second.
+        """
+        name = credential.integration
+
+        def result(ok: bool, stage: str = "", reason: str = "") -> RunResult:
+            return RunResult(at, stack, phase, path, name, ok, stage, reason[:160])
+
+        session = self._session()
+        try:
+            for attempt in range(2):
+                token = session.post(
+                    f"{self.login_url}/{credential.tenant_id}/oauth2/v2.0/token",
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": credential.client_id,
+                        "client_secret": credential.client_secret.reveal(),
+                        "scope": ARM_SCOPE,
+                    },
+                    timeout=30,
+                )
+                if token.status_code != 200:
+                    return result(False, "sign-in", str(token.json().get("error_description")))
+                arm = session.get(
+                    f"{self.arm_url}/subscriptions/{credential.subscription_id}",
+                    params={"api-version": "2022-12-01"},
+                    headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+                    timeout=30,
+                )
+                if arm.status_code == 200:
+                    return result(True)
+                if "ExpiredAuthenticationToken" not in arm.text or attempt:
+                    return result(False, "arm", f"{arm.status_code} {arm.text[:120]}")
+        except (requests.RequestException, ValueError) as exc:
+            return result(False, "network", type(exc).__name__)
+        raise AssertionError("unreachable")

@@ -1,0 +1,111 @@
+"""What an operator does once to an OpenBao for azsidecar, done by the demo with the root token.
+
+The same steps as ``vault-config/jwt-setup.sh`` and ``azsidecar plugin install``:
+KV v2 mount, JWT auth with the shipped runner role, the four shipped policies
+rendered with the JWT accessor, one token per role (sidecar, plugin, operator),
+and the plugin registered, mounted at ``azure/`` and configured with the
+read-only plugin token.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import hvac
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from sidecar.cli.policies import DEFAULT_DIR, render_all
+from sidecar.plugin.install import install_wrapper, registration_commands
+from sidecar.sensitive import Sensitive
+from sidecar.vault import VaultKV
+
+KV_MOUNT = "secret"
+PREFIX = "azsidecar"
+PLUGIN_NAME = "azsidecar"
+PLUGIN_MOUNT = "azure"
+JWT_ROLE = "azsidecar-runner"
+RUNNER_ROLE_FILE = DEFAULT_DIR.parent / "vault-config" / "runner-role.json"
+
+
+@dataclass
+class VaultSetup:
+    """Tokens and keys the demo made; the tokens are wrapped so they never print."""
+
+    addr: str
+    jwt_key: rsa.RSAPrivateKey
+    jwt_accessor: str
+    sidecar_token: Sensitive = field(repr=False)
+    plugin_token: Sensitive = field(repr=False)
+    operator_token: Sensitive = field(repr=False)
+
+
+def _token(root: hvac.Client, policy: str) -> Sensitive:
+    created: Any = root.auth.token.create(
+        policies=[policy], ttl="24h", renewable=False, display_name=policy
+    )
+    return Sensitive(str(created["auth"]["client_token"]))
+
+
+def configure(root: hvac.Client, addr: str) -> VaultSetup:
+    """KV mount, JWT auth trusting a key made here, policies, and the role tokens."""
+    VaultKV(root, KV_MOUNT, PREFIX).ensure_mount()
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    root.sys.enable_auth_method("jwt", path="jwt")
+    root.adapter.post("/v1/auth/jwt/config", json={"jwt_validation_pubkeys": [public.decode()]})
+    role = json.loads(RUNNER_ROLE_FILE.read_text())
+    root.adapter.post(f"/v1/auth/jwt/role/{JWT_ROLE}", json=role)
+    methods: Any = root.adapter.get("/v1/sys/auth")
+    accessor = str(methods["data"]["jwt/"]["accessor"])
+    values = {
+        "jwt_accessor": accessor,
+        "kv_mount": KV_MOUNT,
+        "prefix": PREFIX,
+        "creds_mount": PLUGIN_MOUNT,
+    }
+    for name, text in render_all(DEFAULT_DIR, values).items():
+        root.sys.create_or_update_policy(f"azsidecar-{name}", text)
+    return VaultSetup(
+        addr=addr,
+        jwt_key=key,
+        jwt_accessor=accessor,
+        sidecar_token=_token(root, "azsidecar-sidecar"),
+        plugin_token=_token(root, "azsidecar-plugin"),
+        operator_token=_token(root, "azsidecar-operator"),
+    )
+
+
+def install_plugin(
+    root: hvac.Client, setup: VaultSetup, plugin_dir: str, clock_env: dict[str, str]
+) -> list[str]:
+    """``azsidecar plugin install``, the two commands it prints, then ``azure/config``.
+
+    ``clock_env`` (the daemon's emulated clock) is registered as the plugin's
+    environment, as ``bao plugin register -env=...`` would. Returns the
+    commands an operator would type, for the demo to show.
+    """
+    installed = install_wrapper(plugin_dir, PLUGIN_NAME)
+    root.adapter.post(
+        f"/v1/sys/plugins/catalog/secret/{PLUGIN_NAME}",
+        json={
+            "sha256": installed.sha256,
+            "command": installed.name,
+            "env": [f"{k}={v}" for k, v in sorted(clock_env.items())],
+        },
+    )
+    root.sys.enable_secrets_engine(PLUGIN_NAME, path=PLUGIN_MOUNT)
+    root.write_data(
+        f"{PLUGIN_MOUNT}/config",
+        data={
+            "vault_addr": setup.addr,
+            "token": setup.plugin_token.reveal(),
+            "kv_mount": KV_MOUNT,
+            "prefix": PREFIX,
+        },
+    )
+    return registration_commands(installed, PLUGIN_MOUNT)

@@ -1,0 +1,83 @@
+"""docker-compose.yml: its shape, the files it names, and no secrets in it.
+
+No Docker engine runs the file here; `docker-compose config` validated it by
+hand (see the README). This test keeps it consistent with the repository.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.config import load_config
+
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+def test_services_and_healthchecks(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"openbao", "emulator", "bootstrap", "daemon", "runner"}
+    for name in ("openbao", "emulator", "daemon"):
+        assert services[name]["healthcheck"]["test"], name
+    assert services["bootstrap"]["restart"] == "no"
+    assert services["daemon"]["depends_on"]["bootstrap"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert services["runner"]["depends_on"]["daemon"]["condition"] == "service_healthy"
+
+
+def test_named_volumes_and_mounted_files_exist(compose: dict[str, Any]) -> None:
+    declared = set(compose["volumes"])
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).is_file(), f"{name} mounts missing {source}"
+            else:
+                assert source in declared, f"{name} uses undeclared volume {source}"
+        build = service.get("build")
+        if build:
+            assert (ROOT / build["dockerfile"]).is_file()
+
+
+def test_openbao_is_the_official_image_with_a_vault_variant() -> None:
+    dockerfile = (ROOT / "docker" / "openbao.Dockerfile").read_text()
+    assert re.search(r"^FROM openbao/openbao:\d+\.\d+\.\d+$", dockerfile, re.M)
+    assert "hashicorp/vault" in dockerfile
+    assert "azsidecar plugin install --plugin-dir /openbao/plugins" in dockerfile
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY"):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), source
+
+
+def test_no_secrets_in_the_files() -> None:
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    for match in re.finditer(
+        r"(?i)^\s*(\w*(token|secret|password)\w*):\s*(.+)$", compose_text, re.M
+    ):
+        assert match.group(3).startswith("${"), f"{match.group(1)} must come from the environment"
+    for path in (ROOT / "docker").iterdir():
+        text = path.read_text()
+        assert "BEGIN PRIVATE KEY" not in text and "BEGIN RSA" not in text, path
+        assert not re.search(r"\b(hvs|s)\.[A-Za-z0-9]{20,}", text), path
+
+
+def test_daemon_config_is_valid_and_uses_a_token_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(ROOT / "docker" / "daemon.toml", env={})
+    assert config.vault.token_file == "/run/azsidecar/sidecar-token"
+    assert config.vault.token is None
+    assert config.azure.ca_bundle == "/emulator-ca/ca.pem"
+    agent = (ROOT / "docker" / "runner-agent.hcl").read_text()
+    template = re.search(r'source\s*=\s*"/src/(.+?)"', agent)
+    assert template is not None and (ROOT / template.group(1)).is_file()

@@ -1,0 +1,69 @@
+"""The demo's pure parts: its timing per lag profile, metrics parsing, the tables."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sidecar.demo.orchestration import daemon_config, demo_timing
+from sidecar.demo.report import parse_metrics, summary, table
+from sidecar.demo.runs import RunResult, RunTally
+from sidecar.emulator.replicas import PROFILES
+from sidecar.model import Phase
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_propagation_delay_bounds_every_lag_profile(profile: str) -> None:
+    worst = timedelta(seconds=PROFILES[profile].max_lag)
+    policy = demo_timing(worst.total_seconds())  # constructing it validates it
+    assert policy.propagation_delay > worst
+    assert policy.lease_ttl == timedelta(hours=1)
+    if worst < timedelta(minutes=10):
+        assert policy.propagation_delay == timedelta(minutes=10)
+        assert policy.secret_renew_before == timedelta(hours=2)
+
+
+def test_metrics_are_summed_per_integration() -> None:
+    text = "\n".join(
+        [
+            "# TYPE azsidecar_rotations_total counter",
+            'azsidecar_rotations_total{integration="a"} 2.0',
+            'azsidecar_rotations_total{integration="b"} 1.0',
+            "# TYPE azsidecar_secret_removals_total counter",
+            'azsidecar_secret_removals_total{reason="expired"} 3.0',
+            "# TYPE azsidecar_management_certificate_renewals_total counter",
+            "azsidecar_management_certificate_renewals_total 2.0",
+        ]
+    )
+    counts = parse_metrics(text + "\n")
+    assert counts.rotations == {"a": 2, "b": 1}
+    assert (counts.total_rotations, counts.removals, counts.certificate_renewals) == (3, 3, 2)
+
+
+def test_summary_counts_authentication_failures_apart() -> None:
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    tally = RunTally()
+    tally.add(
+        [
+            RunResult(at, "s", Phase.PLAN, "plugin", "a", True),
+            RunResult(at, "s", Phase.APPLY, "resolver", "b", False, "sign-in", "AADSTS7000215"),
+            RunResult(at, "s", Phase.APPLY, "plugin", "b", False, "credential", "NotReady"),
+        ]
+    )
+    text = "\n".join(summary([], parse_metrics(""), tally, 1, 2.0))
+    assert re.search(r"runs that failed to authenticate to Azure\s+1$", text, re.M)
+    assert re.search(r"runs that failed otherwise\s+1$", text, re.M)
+    assert "1 x sign-in: AADSTS7000215" in text
+
+
+def test_table_aligns_numbers_right() -> None:
+    lines = table(["name", "n"], [["a", 5], ["bbb", 12]])
+    assert lines[2] == "  a      5" and lines[3] == "  bbb   12"
+
+
+def test_daemon_config_quotes_and_formats_durations() -> None:
+    text = daemon_config({"timing": {"lease_ttl": timedelta(hours=1)}, "daemon": {"x": 'a"b'}})
+    assert 'lease_ttl = "1h"' in text
+    assert 'x = "a\\"b"' in text
