@@ -71,7 +71,9 @@ class Daemon:
         self._http: BaseWSGIServer | None = None
         self.reports: list[TickReport] = []
         self.certificate_reports: list[renewal.CertificateReport] = []
-        self.next_wake: datetime | None = None
+        # When each integration's plan could next change (the planner's replan_at):
+        # between full passes only those integrations are visited, when due.
+        self.wakes: dict[str, datetime] = {}
         self._wake_lock = threading.Lock()
 
     # -- one tick ----------------------------------------------------------------------
@@ -104,17 +106,23 @@ class Daemon:
             metrics.CERT_REMAINING.set((active.not_after - self.clock.now()).total_seconds())
         return True
 
-    def tick(self) -> bool:
-        """Rotate every integration once; True if all succeeded.
+    @property
+    def next_wake(self) -> datetime | None:
+        """The earliest moment some integration's plan could change."""
+        with self._wake_lock:
+            return min(self.wakes.values(), default=None)
 
-        Sets :attr:`next_wake` to the earliest moment an integration's plan could
-        change (``replan_at``), so a renewal that failed is retried then.
-        """
-        self.next_wake = None
+    def due(self, now: datetime) -> list[str]:
+        with self._wake_lock:
+            return sorted(name for name, at in self.wakes.items() if at <= now)
+
+    def tick(self, only: list[str] | None = None) -> bool:
+        """A full pass (certificate, then every integration) or, with ``only``, a
+        visit to those integrations alone; True if all succeeded."""
         store = self.runtime.store
         try:
-            names = store.integration_names()
-            if not self.certificate_tick():
+            names = store.integration_names() if only is None else only
+            if only is None and not self.certificate_tick():
                 return False
         except SidecarError as exc:
             self._record_failure("management-certificate", exc)
@@ -126,7 +134,7 @@ class Daemon:
         with ThreadPoolExecutor(max_workers=self.config.daemon.concurrency) as pool:
             results = list(pool.map(self._rotate_one, names))
         ok = all(results)
-        if ok:
+        if ok and only is None:
             self.health.last_tick = self.clock.now()
             self.health.last_error = ""
             metrics.LAST_TICK.set(self.clock.now().timestamp())
@@ -143,6 +151,7 @@ class Daemon:
                     name,
                     record.status,
                 )
+                self._set_wake(name, None)
                 return True
             report = rotate(record, self.graph(), store, self.clock, self.policy)
             self._observe(report)
@@ -150,20 +159,26 @@ class Daemon:
             return True
         except SidecarError as exc:
             self._record_failure(name, exc)
+            self._set_wake(name, self.clock.now() + RETRY_AFTER_FAILURE)
             return False
         except Exception as exc:  # one integration's bug must not stop the others
             log.exception("unexpected error rotating %s", name)
             self._record_failure(name, exc)
+            self._set_wake(name, self.clock.now() + RETRY_AFTER_FAILURE)
             return False
+
+    def _set_wake(self, name: str, at: datetime | None) -> None:
+        with self._wake_lock:
+            if at is None:
+                self.wakes.pop(name, None)
+            else:
+                self.wakes[name] = at
 
     def _observe(self, report: TickReport) -> None:
         with self._wake_lock:
             self.reports.append(report)
             del self.reports[:-1000]
-            if report.next_at is not None and (
-                self.next_wake is None or report.next_at < self.next_wake
-            ):
-                self.next_wake = report.next_at
+        self._set_wake(report.integration, report.next_at)
         for _ in report.created:
             metrics.ROTATIONS.labels(report.integration).inc()
         for _, reason in report.removed:
@@ -219,11 +234,13 @@ class Daemon:
                     done += 1
                     wait = self.policy.tick if ok else min(self.policy.tick, RETRY_AFTER_FAILURE)
                     next_tick = self.clock.now() + wait
-                    if self.next_wake is not None:
-                        next_tick = min(next_tick, self.next_wake)
                     if ticks is not None and done >= ticks:
                         return
-                until_tick = max(timedelta(0), next_tick - self.clock.now())
+                elif leader and (due := self.due(now)):
+                    self.tick(only=due)
+                wake = self.next_wake
+                earliest = next_tick if wake is None else min(next_tick, wake)
+                until_tick = max(timedelta(0), earliest - self.clock.now())
                 pause = min(renew_every, until_tick) if leader else renew_every
                 stop.wait(max(0.001, self._real_seconds(pause.total_seconds())))
         finally:

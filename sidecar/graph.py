@@ -152,6 +152,23 @@ def graph_time(value: datetime) -> str:
     return value.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _token_deadline(token: Sensitive, now: datetime, expires_in: int) -> datetime:
+    """When to stop using an access token, by the clock that judges it.
+
+    The token's own ``exp`` claim is read (unverified; it only schedules the
+    refresh), because ``expires_in`` counts the client's wall-clock seconds,
+    which are not the service's seconds under the emulator's accelerated clock.
+    """
+    try:
+        claims = jwt.decode(token.reveal(), options={"verify_signature": False})
+        expires = datetime.fromtimestamp(float(claims["exp"]), tz=_UTC)
+        issued = datetime.fromtimestamp(float(claims.get("iat", now.timestamp())), tz=_UTC)
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        expires, issued = now + timedelta(seconds=expires_in), now
+    margin = min(timedelta(minutes=5), (expires - issued) / 2)
+    return expires - margin
+
+
 def _error_detail(response: requests.Response) -> tuple[str, str]:
     """Graph's or login's error code and message, without echoing a request."""
     try:
@@ -287,9 +304,10 @@ class GraphClient:
                         url=f"{self.login_url}/{self.tenant_id}/oauth2/v2.0/token",
                         code=f"AADSTS{codes[0]}" if codes else str(result.get("error", "")),
                     )
-                lifetime = int(result.get("expires_in", 3600))
                 self._token = Sensitive(str(result["access_token"]))
-                self._token_expires = now + timedelta(seconds=max(lifetime - 300, lifetime // 2))
+                self._token_expires = _token_deadline(
+                    self._token, now, int(result.get("expires_in", 3600))
+                )
             assert self._token is not None
             return self._token.reveal()
 

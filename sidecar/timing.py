@@ -25,6 +25,12 @@ An intent may look abandoned only once Azure replication can no longer hide
 its credential, hence ``intent_timeout > propagation_delay`` (the delay is
 the bound on replication lag).
 
+A stored secret that Graph's listing lacks is taken as removed outside us only
+after ``missing_grace`` (default 1 h, at least ``intent_timeout``): a replica
+lagging well past the propagation bound must not make the daemon destroy a
+good secret (the consistency benchmark's stuck-replica profile did exactly
+that with a 15-minute bound).
+
 Certificates: renewal starts at the latest ``cert_renew_before - tick``
 before expiry and the new key is used ``cert_switch_delay`` after upload,
 so ``cert_renew_before > cert_switch_delay + tick``.
@@ -55,6 +61,7 @@ class TimingPolicy:
     cert_switch_delay: timedelta = timedelta(minutes=10)
     lease_ttl: timedelta = timedelta(seconds=90)
     intent_timeout: timedelta = timedelta(minutes=15)
+    missing_grace: timedelta = timedelta(hours=1)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -99,6 +106,11 @@ class TimingPolicy:
             "intent_timeout",
             f"must be longer than propagation_delay ({self.propagation_delay}), the bound "
             f"on Azure replication lag, got {self.intent_timeout}",
+        )
+        _require(
+            self.missing_grace >= self.intent_timeout,
+            "missing_grace",
+            f"must be at least intent_timeout ({self.intent_timeout}), got {self.missing_grace}",
         )
         _require(
             self.cert_renew_before < self.cert_lifetime,

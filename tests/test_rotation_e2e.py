@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from sidecar.daemon import Daemon
+from sidecar.emulator.replicas import named_profile
 from sidecar.integrations import Integrations
 from sidecar.model import Phase, intent_of
 from sidecar.ready import Ready, choose_ready
@@ -61,11 +62,12 @@ def test_72_hours_of_runs_never_fail_to_authenticate(world: World) -> None:
     max_held = 0
     while world.time.now() < end:
         now = world.time.now()
+        # As Daemon.run schedules: a full pass every tick, due integrations between.
         if now >= next_tick:
             assert daemon.tick(), daemon.health.last_error
             next_tick = world.time.now() + policy.tick
-            if daemon.next_wake is not None:
-                next_tick = min(next_tick, daemon.next_wake)
+        elif due := daemon.due(now):
+            assert daemon.tick(only=due), daemon.health.last_error
         for i, (name, tenant) in enumerate(integrations):
             stored = world.store.credentials(name)
             record, _ = world.store.integration(name)
@@ -154,3 +156,50 @@ def test_vault_outage_during_a_tick_is_survived(world: World) -> None:
         assert len(world.store.credentials(name)) == 2
     finally:
         proxy.close()
+
+
+def test_between_full_passes_only_due_integrations_are_visited(world: World) -> None:
+    create_integrations(world, count=3, tenants=1)
+    daemon = Daemon(world.runtime, holder="t")
+    assert daemon.tick()
+    assert set(daemon.wakes) == {"int-0", "int-1", "int-2"}
+    # Make one integration due now; a partial pass visits it alone.
+    daemon.wakes["int-1"] = world.time.now()
+    before = len(daemon.reports)
+    assert daemon.due(world.time.now()) == ["int-1"]
+    assert daemon.tick(only=daemon.due(world.time.now()))
+    assert [r.integration for r in daemon.reports[before:]] == ["int-1"]
+    assert daemon.wakes["int-1"] > world.time.now()
+
+
+def test_a_replica_lagging_past_the_propagation_bound_does_not_destroy_good_secrets(
+    world: World,
+) -> None:
+    """One replica 30 minutes behind: listings that lack a new secret must not count."""
+    made = create_integrations(world, count=4, tenants=1)
+    names = [name for name, _ in made]
+    world.emu.state.set_replication(profile=named_profile("stuck-replica"))
+    daemon = Daemon(world.runtime, holder="t")
+    world.time.advance(timedelta(hours=22, minutes=30))
+    assert daemon.tick()
+    renewed = {name: world.store.credentials(name)[-1].key_id for name in names}
+    for _ in range(40):  # visits every minute through the lagging replica's window
+        world.time.advance(timedelta(minutes=1))
+        assert daemon.tick(only=names)
+    for name in names:
+        keys = {c.key_id for c in world.store.credentials(name)}
+        assert renewed[name] in keys, f"{name}: a new secret was destroyed on a lagging listing"
+    assert sum(len(r.created) for r in daemon.reports) == len(names)
+
+
+def test_a_secret_removed_outside_us_is_replaced(world: World) -> None:
+    [(name, _tenant)] = create_integrations(world, count=1, tenants=1)
+    record, _ = world.store.integration(name)
+    [first] = world.store.credentials(name)
+    world.runtime.graph().remove_password(record.app_object_id, first.key_id)  # "the portal"
+    world.time.advance(timedelta(hours=1, minutes=11))
+    daemon = Daemon(world.runtime, holder="t")
+    assert daemon.tick()
+    stored = world.store.credentials(name)
+    assert first.key_id not in {c.key_id for c in stored}
+    assert len(stored) == 1

@@ -153,9 +153,10 @@ def _reconcile(
         return
     stored_keys = {c.key_id for c in state.stored}
     pending = {i.intent_id for i in state.intents}
+    in_flight = {i.intent_id for i in state.intents if now - i.created < policy.intent_timeout}
     for k in azure:
         intent_id = intent_of(k.display_name)
-        if intent_id is None or k.key_id in stored_keys:
+        if intent_id is None or k.key_id in stored_keys or intent_id in in_flight:
             continue
         draft.removals.setdefault(k.key_id, f"orphan of intent {intent_id}: Vault never stored it")
         if intent_id in pending:
@@ -168,7 +169,7 @@ def _reconcile(
     for c in state.stored:
         if c == active or c.key_id in listed or c.version in draft.destroys:
             continue
-        if now - c.uploaded_at >= policy.intent_timeout:
+        if now - c.uploaded_at >= policy.missing_grace:
             draft.destroys[c.version] = DestroyStored(
                 c.version, c.key_id, "no longer on the application; removed outside us"
             )

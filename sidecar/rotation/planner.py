@@ -127,10 +127,13 @@ def _reconcile(
         return
     stored_keys = {c.key_id for c in state.stored}
     pending = {i.intent_id for i in state.intents}
+    in_flight = {i.intent_id for i in state.intents if now - i.created < policy.intent_timeout}
     for a in azure:
         intent_id = intent_of(a.display_name)
         if intent_id is None or a.key_id in stored_keys:
             continue
+        if intent_id in in_flight:
+            continue  # its writer (another process's create) may still store it
         draft.removals.setdefault(a.key_id, f"orphan of intent {intent_id}: Vault never stored it")
         if intent_id in pending:
             draft.clears.setdefault(intent_id, "its credential is orphaned and being removed")
@@ -142,7 +145,7 @@ def _reconcile(
     for c in state.stored:
         if c.key_id in listed or c.version in draft.destroys:
             continue
-        if now - c.created >= policy.intent_timeout:
+        if now - c.created >= policy.missing_grace:
             draft.destroys[c.version] = DestroyStored(
                 c.version, c.key_id, "no longer on the application; removed outside us"
             )
@@ -178,5 +181,5 @@ def replan_at(state: IntegrationState, policy: TimingPolicy, now: datetime) -> d
     moments = [i.created + policy.intent_timeout for i in state.intents]
     for c in state.stored:
         moments += [c.expires, c.expires - policy.secret_renew_before]
-        moments.append(c.created + policy.intent_timeout)
+        moments.append(c.created + policy.missing_grace)
     return min((m for m in moments if m > now), default=None)

@@ -122,6 +122,35 @@ def create_secret(
     return stored
 
 
+CONFIRMING_READS = 2
+
+
+def _still_listed(
+    record: IntegrationRecord,
+    key_id: str,
+    version: int,
+    graph: GraphClient,
+    store: Store,
+    clock: Clock,
+) -> bool:
+    """Before destroying an unexpired secret that a listing lacked, look again.
+
+    Each read may hit another directory replica; one that lists the secret
+    proves the first listing came from a lagging replica.
+    """
+    stored = {c.version: c for c in store.credentials(record.name)}.get(version)
+    if stored is None or stored.expires <= clock.now():
+        return False
+    for _ in range(CONFIRMING_READS):
+        try:
+            app = graph.get_application(record.app_object_id)
+        except GraphError:
+            return True  # cannot confirm: keep it
+        if any(p.key_id == key_id for p in app.passwords):
+            return True
+    return False
+
+
 def apply_actions(
     record: IntegrationRecord,
     actions: list[Action],
@@ -137,7 +166,14 @@ def apply_actions(
                 graph.remove_password(record.app_object_id, key_id)
                 report.removed.append((key_id, reason))
                 log.info("removed a client secret of %s from Azure: %s", record.name, reason)
-            case DestroyStored(version=version, reason=reason):
+            case DestroyStored(version=version, key_id=key_id, reason=reason):
+                if _still_listed(record, key_id, version, graph, store, clock):
+                    log.warning(
+                        "version %d of %s is listed again by Graph; not destroying it",
+                        version,
+                        record.name,
+                    )
+                    continue
                 store.destroy_secret(record.name, version)
                 report.destroyed.append(version)
                 log.info("destroyed version %d of %s: %s", version, record.name, reason)

@@ -142,11 +142,18 @@ ROWS: dict[str, Row] = {
     "orphan-key-removed": Row(
         (SETTLED,), on_azure(SETTLED, extra=(orphan("kx", "cx"),)), 1, ("remove kx",)
     ),
-    "orphan-of-pending-intent-removed-and-intent-cleared": Row(
+    "orphan-of-timed-out-intent-removed-and-intent-cleared": Row(
         (SETTLED,),
         on_azure(SETTLED, extra=(orphan("kx", "cx"),)),
         1,
         ("remove kx", "clear cx"),
+        (intent("cx", 15 * M),),
+    ),
+    "key-of-an-intent-in-flight-left-to-its-writer": Row(
+        (SETTLED,),
+        on_azure(SETTLED, extra=(orphan("kx", "cx"),)),
+        1,
+        (),
         (intent("cx", 3 * M),),
     ),
     "orphan-cleared-then-renewal-goes-ahead": Row(
@@ -154,7 +161,7 @@ ROWS: dict[str, Row] = {
         on_azure(DUE, extra=(orphan("kx", "cx"),)),
         1,
         ("remove kx", "clear cx", "renew"),
-        (intent("cx", 3 * M),),
+        (intent("cx", 20 * M),),
     ),
     "someone-elses-key-left-alone": Row(
         (SETTLED,), on_azure(SETTLED, extra=(AzureKey("kz", "TPZ", "ops laptop", NOW, NOW),)), 1
@@ -170,8 +177,8 @@ ROWS: dict[str, Row] = {
     ),
     "old-intent-kept-while-graph-fails": Row((SETTLED,), None, 1, intents=(intent("c9", D),)),
     "unstored-successor-within-lag-kept": Row((DUE, SUCCESSOR), on_azure(DUE), 1),
-    "stored-certificate-gone-from-azure-destroyed": Row(
-        (SETTLED, replace(cert(2, 20 * M, 30 * D), not_before=NOW + M)),
+    "stored-certificate-gone-from-azure-past-missing-grace-destroyed": Row(
+        (SETTLED, replace(cert(2, 60 * M, 30 * D), not_before=NOW + M)),
         on_azure(SETTLED),
         1,
         ("destroy v2",),
@@ -198,7 +205,7 @@ ROWS: dict[str, Row] = {
             "clear cz",
             "renew",
         ),
-        (intent("cz", D), intent("cb", 2 * M), intent("c2", M)),
+        (intent("cz", D), intent("cb", 20 * M), intent("c2", M)),
     ),
 }
 

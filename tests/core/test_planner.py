@@ -124,16 +124,21 @@ ROWS: dict[str, Row] = {
     "orphan-without-intent-removed": replace(
         listed(FRESH, extra=(orphan("kx", "ix"),)), expect=("remove kx",)
     ),
-    "orphan-of-pending-intent-removed-and-intent-cleared": Row(
+    "orphan-of-timed-out-intent-removed-and-intent-cleared": Row(
+        stored=(FRESH,),
+        azure=(on_azure(FRESH), orphan("kx", "ix")),
+        intents=(intent("ix", 15 * M),),
+        expect=("remove kx", "clear ix"),
+    ),
+    "credential-of-an-intent-in-flight-left-to-its-writer": Row(
         stored=(FRESH,),
         azure=(on_azure(FRESH), orphan("kx", "ix")),
         intents=(intent("ix", 3 * M),),
-        expect=("remove kx", "clear ix"),
     ),
     "orphan-cleared-then-renewal-goes-ahead-in-the-same-plan": Row(
         stored=(DUE,),
         azure=(on_azure(DUE), orphan("kx", "ix")),
-        intents=(intent("ix", 3 * M),),
+        intents=(intent("ix", 20 * M),),
         expect=("remove kx", "clear ix", "create"),
     ),
     "someone-elses-credential-left-alone": Row(
@@ -152,11 +157,11 @@ ROWS: dict[str, Row] = {
     "old-intent-kept-while-graph-fails": replace(
         listed(FRESH), azure=None, intents=(intent("i9", 2 * H),)
     ),
-    "stored-secret-unseen-past-intent-timeout-destroyed": Row(
-        stored=(FRESH, v(2, age=15 * M)), azure=(on_azure(FRESH),), expect=("destroy v2",)
+    "stored-secret-unseen-past-missing-grace-destroyed": Row(
+        stored=(FRESH, v(2, age=H)), azure=(on_azure(FRESH),), expect=("destroy v2",)
     ),
-    "stored-secret-unseen-within-replication-lag-kept": Row(
-        stored=(FRESH, v(2, age=14 * M)), azure=(on_azure(FRESH),)
+    "stored-secret-unseen-within-missing-grace-kept": Row(
+        stored=(FRESH, v(2, age=59 * M)), azure=(on_azure(FRESH),)
     ),
     "only-secret-removed-outside-us-is-replaced": Row(
         stored=(FRESH,), azure=(), expect=("destroy v1", "create")
@@ -185,7 +190,7 @@ ROWS: dict[str, Row] = {
             on_azure(v(1, 25 * H, -H)),
             on_azure(v(2, 22 * H, 90 * M)),
         ),
-        intents=(intent("iz", H), intent("ib", 2 * M), intent("i2", M)),
+        intents=(intent("iz", H), intent("ib", 20 * M), intent("i2", M)),
         expect=(
             "remove k1",
             "remove k3",
@@ -222,7 +227,10 @@ REPLAN = {
         Row(intents=(intent("i9", 5 * M),)),
         NOW + 10 * M,
     ),
-    "fresh-secret-next-decision-is-its-renewal": (listed(v(1, 0 * M, 24 * H)), NOW + 15 * M),
+    "fresh-secret-checked-against-azure-after-missing-grace": (
+        listed(v(1, 0 * M, 24 * H)),
+        NOW + H,
+    ),
     "settled-secret-wakes-at-its-renewal-point": (listed(FRESH), NOW + 21 * H),
     "secret-in-renew-window-wakes-at-expiry": (listed(DUE), NOW + 2 * H - M),
 }
