@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import consistency, cost, plots, report, scale
+from bench import consistency, cost, latency, plots, report, scale
 
-BENCHMARKS = ("scale", "consistency", "cost")
+BENCHMARKS = ("latency", "scale", "consistency", "cost")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,13 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and previous.exists():
         results = json.loads(previous.read_text())
     results["machine"] = report.machine()
-    results.setdefault("resolve", None)  # issue 8.1: plugin / resolver / raw KV latency
     results["quick"] = args.quick
     quota = {"writes": args.throttle_writes, "per_seconds": args.throttle_per_seconds}
     for name in chosen:
         started = time.monotonic()
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        if name == "scale":
+        if name == "latency":
+            results["resolve"] = latency.run(args.quick)
+        elif name == "scale":
             results["scale"] = scale.run(args.quick, quota, args.scale_sizes)
         elif name == "consistency":
             results["consistency"] = consistency.run(args.quick)

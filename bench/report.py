@@ -76,15 +76,57 @@ def _rate(result: dict[str, Any]) -> str:
     return f"{_pct(result['failure_rate'], 3)} ({result['failures']:,} of {result['runs']:,})"
 
 
+RESOLVE_METHODS = {
+    "kv": "raw KV v2 read (the floor)",
+    "plugin": "plugin: read azure/creds/S/P",
+    "resolver": "gRPC resolver",
+    "creds": "`azsidecar creds` end to end",
+    "kv x4": "diagnostic: its 4 KV reads, from the client",
+    "capabilities": "diagnostic: capabilities-self, kept-alive",
+    "authorise": "diagnostic: the resolver's token check",
+    "plugin hop": "diagnostic: plugin round trip, no KV",
+}
+
+
+def _resolve_rows(resolve: dict[str, Any] | None) -> list[Row]:
+    """One row per way to the credential and mode: p50 / p99, ratios to the raw KV read."""
+    if not resolve:
+        return [("resolve latency", "plugin / resolver / raw KV", "not measured yet", "8.1")]
+    out: list[Row] = []
+    goals = resolve.get("goals", {})
+    modes = resolve["modes"]
+    for mode in sorted(modes, key=lambda m: modes[m]["plan"]["clients"]):
+        summary = modes[mode]
+        clients = summary["plan"]["clients"]
+        label = (
+            "resolve latency, sequential"
+            if clients == 1
+            else f"resolve latency, {clients} concurrent"
+        )
+        for method, measure in RESOLVE_METHODS.items():
+            figures = summary["methods"].get(method)
+            if figures is None:
+                continue
+            value = f"p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms"
+            if clients > 1:
+                value += f", {_num(figures['throughput_rps'], 0)} req/s"
+            side = f"n={figures['requests']:,}"
+            if figures["errors"]:
+                side += f", {figures['errors']} FAILED"
+            if method != "kv":
+                side += f"; x{figures['p50_ratio']:.2f} / x{figures['p99_ratio']:.2f} of raw KV"
+            goal = goals.get(method)
+            if goal is not None:
+                verdict = "met" if goal.get(mode) else "MISSED"
+                side += f"; goal p50 <= {goal['p50_ratio_max']:g}x: {verdict}"
+            out.append((label, measure, value, side))
+    return out
+
+
 def rows(results: dict[str, Any]) -> list[Row]:
     """(benchmark, measure, value, goal / comparison) for every figure."""
     out: list[Row] = []
-    resolve = results.get("resolve")
-    if resolve:
-        for name, value in resolve.items():
-            out.append(("resolve latency", str(name), str(value), ""))
-    else:
-        out.append(("resolve latency", "plugin / resolver / raw KV", "not measured yet", "8.1"))
+    out += _resolve_rows(results.get("resolve"))
     for case in (results.get("scale") or {}).get("cases", []):
         label = f"scale: {case['description']}"
         throttle, daemon = case["throttle"], case["daemon"]

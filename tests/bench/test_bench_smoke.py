@@ -27,6 +27,7 @@ def test_quick_bench_runs_every_benchmark_and_reports(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     quick = (out, json.loads((out / "results.json").read_text()), done.stdout)
     check_sections(quick)
+    check_latency(quick)
     check_scale(quick)
     check_consistency(quick)
     check_cost_and_plots(quick)
@@ -35,9 +36,26 @@ def test_quick_bench_runs_every_benchmark_and_reports(tmp_path: Path) -> None:
 def check_sections(quick: tuple[Path, dict[str, Any], str]) -> None:
     _, results, table = quick
     assert {"machine", "resolve", "scale", "consistency", "cost"} <= set(results)
-    assert results["resolve"] is None  # the slot for issue 8.1
     assert results["machine"]["cores"] >= 1 and "OpenBao" in results["machine"]["openbao"]
     assert "| benchmark |" in table and "fraction of throttle ceiling" in table
+
+
+def check_latency(quick: tuple[Path, dict[str, Any], str]) -> None:
+    resolve, table = quick[1]["resolve"], quick[2]
+    assert set(resolve["modes"]) == {"sequential", "concurrent"}
+    for mode in resolve["modes"].values():
+        methods = mode["methods"]
+        assert {"kv", "plugin", "resolver", "creds"} <= set(methods)
+        for figures in methods.values():
+            assert figures["requests"] > 0 and figures["errors"] == 0
+            assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+            assert figures["throughput_rps"] > 0
+        assert methods["kv"]["p50_ratio"] == 1.0
+        assert methods["plugin"]["p50_ratio"] > 0 and methods["resolver"]["p99_ratio"] > 0
+        assert methods["kv"]["requests"] >= 100
+    assert resolve["modes"]["concurrent"]["plan"]["clients"] == 8
+    assert set(resolve["goals"]) == {"plugin", "resolver"}
+    assert "resolve latency, 8 concurrent" in table and "req/s" in table
 
 
 def check_scale(
