@@ -1,22 +1,34 @@
 """The one answer every reader gives: the ready credential of a stack's phase.
 
 Used by the gRPC resolver, the Vault plugin and the runner helper. It reads
-only (the key-level index, then the chosen version) and never repairs, so a
-read-only Vault policy suffices. The choice is :func:`sidecar.ready.choose_ready`.
+only and never repairs, so a read-only Vault policy suffices. The choice is
+:func:`sidecar.ready.choose_ready`.
+
+One Vault round trip in the common case. Reading the latest version of
+``credentials/<name>`` returns, in the same response, the key-level index of
+every live version; the choice is made on that fresh index, so a version the
+daemon destroyed is never handed out. Version data never changes once
+written, so an older chosen version comes from :class:`ReadCache` when it has
+been read before. Stack and integration records are cached for a few seconds
+(``records_ttl``): a re-attached stack takes that long to show.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sidecar.errors import NotFoundError, NotReadyError, VaultNotFound
-from sidecar.model import Phase
+from sidecar.model import Phase, parse_index
 from sidecar.ready import NotReady, choose_ready
 from sidecar.sensitive import Sensitive
-from sidecar.store import Store
+from sidecar.store import IntegrationRecord, SecretVersion, StackRecord
 from sidecar.timing import TimingPolicy
-from sidecar.vault import VaultKV
+from sidecar.vault import KVVersion, VaultKV, check_segment
 
 _ATTEMPTS = 3
 
@@ -36,13 +48,63 @@ class ResolvedCredential:
     safe_until: datetime
 
 
+class ReadCache:
+    """Per-process caches for readers: short-lived records, immutable versions.
+
+    ``records_ttl=0`` disables the record cache. Versions are kept in a small
+    LRU (two or three live versions per integration are all that is ever read).
+    """
+
+    def __init__(self, records_ttl: float = 5.0, max_versions: int = 4096) -> None:
+        self.records_ttl = records_ttl
+        self.max_versions = max_versions
+        self._lock = threading.Lock()
+        self._records: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._versions: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+
+    def record(self, kv: VaultKV, path: str) -> dict[str, Any]:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._records.get(path)
+            if hit is not None and now - hit[0] < self.records_ttl:
+                return hit[1]
+        data = kv.read(path).data
+        with self._lock:
+            self._records[path] = (now, data)
+        return data
+
+    def version(self, name: str, number: int) -> dict[str, Any] | None:
+        with self._lock:
+            data = self._versions.get((name, number))
+            if data is not None:
+                self._versions.move_to_end((name, number))
+            return data
+
+    def remember(self, name: str, number: int, data: dict[str, Any]) -> None:
+        with self._lock:
+            self._versions[(name, number)] = data
+            self._versions.move_to_end((name, number))
+            while len(self._versions) > self.max_versions:
+                self._versions.popitem(last=False)
+
+
+def _no_cache() -> ReadCache:
+    return ReadCache(records_ttl=0.0, max_versions=8)
+
+
 def resolve_credential(
-    kv: VaultKV, stack: str, phase: Phase, now: datetime, policy: TimingPolicy
+    kv: VaultKV,
+    stack: str,
+    phase: Phase,
+    now: datetime,
+    policy: TimingPolicy,
+    cache: ReadCache | None = None,
 ) -> ResolvedCredential:
     """The ready credential, or NotFoundError / NotReadyError saying what is missing."""
-    store = Store(kv)
+    cache = cache or _no_cache()
+    check_segment(stack, "stack name")
     try:
-        stack_record, _ = store.stack(stack)
+        stack_record = StackRecord.from_data(cache.record(kv, f"stacks/{stack}"))
     except VaultNotFound as exc:
         raise NotFoundError(
             f"no stack named {stack!r}: attach one with `azsidecar stack attach`"
@@ -50,23 +112,31 @@ def resolve_credential(
     name = stack_record.write if phase is Phase.APPLY else stack_record.read
     if not name:
         raise NotFoundError(f"stack {stack!r} has no integration attached for phase {phase}")
+    check_segment(name, "integration name")
     try:
-        record, _ = store.integration(name)
+        record = IntegrationRecord.from_data(cache.record(kv, f"integrations/{name}"))
     except VaultNotFound as exc:
         raise NotFoundError(f"integration {name!r} of stack {stack!r} does not exist") from exc
-    # A version can be destroyed between reading the index and reading it; the
-    # index is then read again, so a removed secret is never handed out.
     for _ in range(_ATTEMPTS):
-        choice = choose_ready(store.credentials(name, repair=False), now, policy)
+        latest = _latest(kv, name)
+        if latest is None:
+            raise NotReadyError(f"integration {name!r} has no secret yet", None)
+        index = parse_index(latest.custom_metadata)
+        choice = choose_ready(index, now, policy)
         if isinstance(choice, NotReady):
             raise NotReadyError(
                 f"no ready credential for integration {name!r}: {choice.reason}", choice.ready_at
             )
         chosen = choice.credential
-        try:
-            secret = store.secret(name, chosen.version)
-        except VaultNotFound:
-            continue
+        cache.remember(name, latest.version, latest.data)
+        data = cache.version(name, chosen.version)
+        if data is None:
+            try:
+                data = kv.read(f"credentials/{name}", chosen.version).data
+            except VaultNotFound:
+                continue  # destroyed between the two reads: choose again
+            cache.remember(name, chosen.version, data)
+        secret = SecretVersion.from_data(data)
         return ResolvedCredential(
             client_id=secret.client_id,
             client_secret=secret.secret,
@@ -79,3 +149,34 @@ def resolve_credential(
             safe_until=choice.usable_until,
         )
     raise NotReadyError(f"the secrets of {name!r} changed while reading; retry", now)
+
+
+def _latest(kv: VaultKV, name: str) -> KVVersion | None:
+    """The newest version with the key-level index, in one read.
+
+    If the newest version is deleted or destroyed, the index comes from the
+    metadata instead (a second round trip, only in that rare case).
+    """
+    path = f"credentials/{name}"
+    try:
+        return kv.read(path)
+    except VaultNotFound:
+        pass
+    try:
+        meta = kv.read_metadata(path)
+    except VaultNotFound:
+        return None
+    live = meta.live_versions()
+    if not live:
+        return None
+    try:
+        data = kv.read(path, live[-1]).data
+    except VaultNotFound:
+        return None
+    return KVVersion(
+        path=path,
+        version=live[-1],
+        data=data,
+        created_time=None,
+        custom_metadata=meta.custom_metadata,
+    )

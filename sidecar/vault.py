@@ -146,6 +146,7 @@ def connect(
     ca_cert: str | None = None,
     namespace: str | None = None,
     timeout: float = 10.0,
+    session: requests.Session | None = None,
 ) -> hvac.Client:
     """An authenticated hvac client.
 
@@ -153,7 +154,9 @@ def connect(
     ``ca_cert`` is the path of a PEM bundle to trust for Vault's TLS.
     """
     verify: bool | str = ca_cert if ca_cert else True
-    client = hvac.Client(url=addr, verify=verify, timeout=int(timeout), namespace=namespace)
+    client = hvac.Client(
+        url=addr, verify=verify, timeout=int(timeout), namespace=namespace, session=session
+    )
     if token:
         client.token = token
     elif approle is not None:

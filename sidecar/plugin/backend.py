@@ -25,6 +25,7 @@ from sidecar.plugin.path_creds import path_creds
 from sidecar.plugin.path_integrations import path_integrations
 from sidecar.plugin.path_stacks import path_stacks
 from sidecar.plugin.storage import Storage
+from sidecar.resolve import ReadCache
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV, connect
 
@@ -71,6 +72,7 @@ class AzureBackend:
         self._config: PluginConfig | None = None
         self._config_loaded = False
         self._kv: VaultKV | None = None
+        self.read_cache = ReadCache()
         self._lock = asyncio.Lock()
         self._workdir = tempfile.mkdtemp(prefix="azsidecar-plugin-")
         self.framework = Backend(
@@ -102,6 +104,7 @@ class AzureBackend:
         """Forget cached state derived from ``key`` (also called by OpenBao)."""
         if key == STORAGE_KEY:
             self._config, self._config_loaded, self._kv = None, False, None
+            self.read_cache = ReadCache()
 
     async def timing_policy(self) -> TimingPolicy:
         policy = TimingPolicy()

@@ -100,7 +100,7 @@ def path_creds(backend: AzureBackend) -> list[Path]:
         now = backend.clock()
         try:
             cred = await backend.with_kv(
-                lambda kv: resolve_credential(kv, stack, phase, now, policy)
+                lambda kv: resolve_credential(kv, stack, phase, now, policy, backend.read_cache)
             )
         except NotReadyError as exc:
             return _not_ready(exc, stack, phase, now)

@@ -29,7 +29,7 @@ from sidecar.errors import (
 )
 from sidecar.model import Phase
 from sidecar.plugin.names import check_name
-from sidecar.resolve import resolve_credential
+from sidecar.resolve import ReadCache, resolve_credential
 from sidecar.resolver import rpc
 from sidecar.resolver.auth import Access, VaultAuthorizer
 from sidecar.resolver.proto.resolver_pb2 import Credential, ResolveRequest
@@ -68,6 +68,7 @@ class ResolverService:
         self, kv: VaultKV, clock: Clock, policy: TimingPolicy, authorizer: VaultAuthorizer
     ) -> None:
         self.kv = kv
+        self.cache = ReadCache()
         self.clock = clock
         self.policy = policy
         self.authorizer = authorizer
@@ -81,7 +82,7 @@ class ResolverService:
         self._authorise(context, stack, phase)
         now = self.clock.now()
         try:
-            cred = resolve_credential(self.kv, stack, phase, now, self.policy)
+            cred = resolve_credential(self.kv, stack, phase, now, self.policy, self.cache)
         except NotReadyError as exc:
             self._not_ready(context, exc, now, stack, phase)
         except NotFoundError as exc:
