@@ -183,8 +183,9 @@ def rows(results: dict[str, Any]) -> list[Row]:
                 "cost",
                 "daemon CPU s / day / 1,000 integrations",
                 _num(cost["cpu_s_per_day_per_1000"], 0),
-                f"real time, {cost['window_s']:.0f} s window scaled to a day; "
-                f"{_num(cost['passes_per_day'], 0)} passes/day",
+                f"steady state after the start-up pass; {cost['window_s']:.0f} s at clock "
+                f"x{cost['clock_factor']:.0f} scaled to a day; "
+                f"{_num(cost['passes_per_day'], 1)} passes/day",
             ),
             (
                 "cost",
