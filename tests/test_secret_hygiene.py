@@ -1,0 +1,130 @@
+"""No client secret or private key in logs, metrics, error texts, argv or other environments.
+
+A daemon process rotates against the emulator and a real OpenBao while every
+process on the machine is inspected through /proc: command lines and
+environments (the one place a secret may be is the environment of the child
+that `azsidecar exec` starts, which is not running here).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+from click.testing import CliRunner
+
+from sidecar.cli.main import main
+from sidecar.devstack.openbao import free_port
+from sidecar.management import load_certificates
+from tests.processes import azsidecar, azsidecar_env, write_config
+from tests.test_rotation_e2e import create_integrations
+from tests.world import World
+
+
+def proc_texts() -> list[tuple[int, str]]:
+    """Every readable command line and environment on the machine."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        for name in ("cmdline", "environ"):
+            try:
+                raw = (entry / name).read_bytes()
+            except OSError:
+                continue
+            found.append((int(entry.name), raw.replace(b"\0", b" ").decode(errors="replace")))
+    return found
+
+
+def test_the_sweep_sees_other_processes_arguments_and_environments() -> None:
+    """A control: a canary in another process's argv and environment is found."""
+    canary = os.urandom(8).hex()
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)", canary],
+        env={"AZS_CANARY": canary[::-1], "PATH": os.environ["PATH"]},
+    )
+    try:
+        time.sleep(0.2)
+        texts = "\n".join(text for _, text in proc_texts())
+        assert canary in texts and canary[::-1] in texts
+    finally:
+        child.kill()
+        child.wait()
+
+
+def secrets_of(world: World, names: list[str]) -> list[str]:
+    values = []
+    for name in names:
+        for stored in world.store.credentials(name):
+            values.append(world.store.secret(name, stored.version).secret.reveal())
+    for certificate in load_certificates(world.store):
+        key = certificate.key_pem.reveal()
+        # The body of the key, line by line: any fragment of it is a leak.
+        values += [line for line in key.splitlines() if line and "PRIVATE KEY" not in line]
+    return values
+
+
+def test_secrets_stay_out_of_logs_metrics_errors_argv_and_environments(
+    world: World, tmp_path: Path
+) -> None:
+    made = create_integrations(world, count=2, tenants=1)
+    names = [name for name, _ in made]
+    world.time.advance(timedelta(hours=22, minutes=30))  # a rotation is due
+    port = free_port()
+    config = write_config(
+        world,
+        tmp_path / "d.toml",
+        metrics_addr=f"127.0.0.1:{port}",
+        log_format="json",
+        log_level="debug",
+        resolver_addr=f"127.0.0.1:{free_port()}",
+    )
+    log_path = tmp_path / "daemon.log"
+    env = azsidecar_env(world.config.vault.token or "")
+    texts: list[str] = []
+    with open(log_path, "w") as log:
+        daemon = subprocess.Popen(
+            azsidecar("daemon", "--config", str(config)), env=env, stderr=log, stdout=log
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(len(world.store.credentials(n)) == 2 for n in names):
+                break
+            time.sleep(0.2)
+        assert all(len(world.store.credentials(n)) == 2 for n in names), log_path.read_text()
+        texts += [text for _, text in proc_texts()]
+        texts.append(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+        texts.append(requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text)
+        # Error paths: a Graph failure mid-create and bad requests, as an operator sees them.
+        world.emu.state.faults.fail_next(50, status=500, prefix="/graph/v1.0/applications/")
+        cli_env = {"AZSIDECAR_CONFIG": str(config), "VAULT_TOKEN": world.config.vault.token or ""}
+        tenant = world.add_tenant()
+        for args in (
+            ["integration", "create", "--name", "broken", "--tenant", tenant.tenant_id],
+            ["integration", "show", names[0]],
+            ["integration", "list", "--json"],
+            ["management", "status"],
+        ):
+            result = CliRunner().invoke(main, args, env=cli_env)
+            texts.append(result.output)
+            if result.exception is not None:
+                texts.append(repr(result.exception) + str(result.exception))
+        world.emu.state.faults.clear()
+        texts += [text for _, text in proc_texts()]
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=20)
+    texts.append(log_path.read_text())
+    secrets = secrets_of(world, names)
+    assert len(secrets) >= 4
+    everything = "\n".join(texts)
+    leaks = [s[:6] + "..." for s in secrets if s in everything]
+    assert leaks == [], f"secret material found: {leaks}"
+    assert '"level": "info"' in everything, "the daemon's JSON log was inspected"
