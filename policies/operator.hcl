@@ -10,9 +10,11 @@ path "<kv_mount>/data/<prefix>/stacks/*" {
   capabilities = ["create", "read", "update", "delete"]
 }
 
-# Integration records hold ids and consent state, no secrets.
+# Integration records hold ids and consent state, no secrets. Read only: the
+# daemon, the plugin and the resolver trust these records (tenant, client id),
+# and only `integration create` (sidecar policy) writes them.
 path "<kv_mount>/data/<prefix>/integrations/*" {
-  capabilities = ["read", "update"]
+  capabilities = ["read"]
 }
 
 # Metadata everywhere under the prefix: listing, versions, the secrets'
