@@ -13,10 +13,17 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 def parse_duration(text: str | int | float) -> timedelta:
     """Parse a duration; raises InputError that shows the accepted forms."""
-    if isinstance(text, bool):
-        raise InputError(f"not a duration: {text!r}; use e.g. 90s, 10m, 1h30m, 7d")
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise InputError(f"not a duration: {str(text)[:40]!r}; use e.g. 90s, 10m, 1h30m, 7d")
+    try:
+        return _parse(text)
+    except (OverflowError, ValueError) as exc:
+        raise InputError(f"not a usable duration: {str(text)[:40]!r} ({exc})") from exc
+
+
+def _parse(text: str | int | float) -> timedelta:
     if isinstance(text, int | float):
-        if text < 0:
+        if not text >= 0:  # also refuses NaN
             raise InputError(f"duration must not be negative: {text}")
         return timedelta(seconds=text)
     value = text.strip().lower()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sidecar.errors import InputError, NotFoundError, VaultConflict, VaultNotFound
+from sidecar.integrations import validate_guid
 from sidecar.model import Phase
 from sidecar.plugin.names import check_name
 from sidecar.store import StackRecord, Store
@@ -40,6 +41,8 @@ def attach(
     check_name(stack, "stack")
     if not (read or write or subscription_id):
         raise InputError("give --read, --write (or both), or --subscription")
+    if subscription_id is not None:
+        subscription_id = validate_guid(subscription_id, "subscription id")
     for name in {n for n in (read, write) if n}:
         check_name(name, "integration")
         if store.find_integration(name) is None:
