@@ -26,6 +26,9 @@ def seeded(world: RunnerWorld) -> RunnerWorld:
     return world
 
 
+SUB = "5d3c7f0e-2b1a-4c9d-8e7f-6a5b4c3d2e1f"
+
+
 def _stack(world: RunnerWorld, *args: str) -> tuple[int, str]:
     env = world.env(VAULT_TOKEN=str(world.root.token))
     result = CliRunner().invoke(stack, list(args), env=env)
@@ -36,10 +39,10 @@ def test_stack_attach_detach_show_list(seeded: RunnerWorld) -> None:
     code, out = _stack(seeded, "attach", "S", "--read", "nope")
     assert code == 1 and "no integration named 'nope'" in out
     assert _stack(seeded, "attach", "S", "--read", "I1", "--write", "I1")[0] == 0
-    assert _stack(seeded, "attach", "S", "--write", "I2", "--subscription", "sub-x")[0] == 0
-    assert seeded.store.stack("S")[0] == StackRecord("S", "I1", "I2", "sub-x")
+    assert _stack(seeded, "attach", "S", "--write", "I2", "--subscription", SUB)[0] == 0
+    assert seeded.store.stack("S")[0] == StackRecord("S", "I1", "I2", SUB)
     code, out = _stack(seeded, "show", "S", "--json")
-    assert json.loads(out) == {"name": "S", "read": "I1", "write": "I2", "subscription_id": "sub-x"}
+    assert json.loads(out) == {"name": "S", "read": "I1", "write": "I2", "subscription_id": SUB}
     code, out = _stack(seeded, "detach", "S", "--read", "I3")
     assert code == 1 and "does not use 'I3' as its read integration" in out
     assert _stack(seeded, "detach", "S", "--read")[0] == 0
