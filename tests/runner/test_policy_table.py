@@ -16,13 +16,14 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 
 from sidecar.cli.policies import DEFAULT_DIR, render_all
+from sidecar.management import generate_key_pair, store_certificate
 from sidecar.store import Store
 from sidecar.vault import VaultKV, connect
 from tests.runner.conftest import ROOT, RunnerBao, RunnerWorld, seed
@@ -282,7 +283,9 @@ def table(runner_bao: RunnerBao) -> Table:
     seed(store, datetime.now(UTC))
     kv = VaultKV(root, KV, prefix)
     kv.write("management/identity", {"tenant_id": "t", "client_id": "c"}, cas=None)
-    kv.write("management/certificate", {"key": "-----BEGIN PRIVATE KEY-----"}, cas=None)
+    # A real certificate version, as `management init --generate` stores it; made now.
+    pair = generate_key_pair("table", datetime.now(UTC), timedelta(days=1))
+    store_certificate(store, pair, key_id="k", uploaded_at=datetime.now(UTC))
     kv.write("state/leader", {"holder": "nobody"}, cas=None)
     VaultKV(root, KV, f"{prefix}-other").write("x", {"x": 1}, cas=None)
 
