@@ -33,8 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sidecar.devstack.openbao import OpenBaoDevServer, find_bao, free_port
-from sidecar.errors import SidecarError
+from sidecar.devstack.openbao import OpenBaoDevServer, find_bao
 from sidecar.management import (
     ManagementIdentity,
     generate_key_pair,
@@ -143,45 +142,13 @@ def count_audit(path: Path) -> AuditCounts:
 
 
 class AuditedOpenBao(OpenBaoDevServer):
-    """``bao server -dev`` that allows a file audit device (OpenBao 2 refuses it by default).
+    """``bao server -dev`` that allows a file audit device (OpenBao 2 refuses it by default)."""
 
-    The product's :class:`OpenBaoDevServer` takes no extra arguments, so the
-    start-up is repeated here with ``-config`` naming a one-line HCL file.
-    """
-
-    def start(self, timeout: float = 30.0) -> OpenBaoDevServer:
+    def __init__(self) -> None:
+        super().__init__()
         config = self.workdir / "audit.hcl"
         config.write_text("unsafe_allow_api_audit_creation = true\n")
-        last_error = "not started"
-        for _ in range(5):
-            self.port = free_port()
-            cmd = [
-                find_bao(),
-                "server",
-                "-dev",
-                f"-dev-listen-address=127.0.0.1:{self.port}",
-                "-dev-no-store-token",
-                f"-config={config}",
-            ]
-            env = {k: v for k, v in os.environ.items() if k not in ("BAO_ADDR", "VAULT_ADDR")}
-            env["BAO_DEV_ROOT_TOKEN_ID"] = self.root_token
-            with open(self.log_path, "ab") as log:
-                self.process = subprocess.Popen(
-                    cmd,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    cwd=self.workdir,
-                    start_new_session=True,
-                )
-            try:
-                self._wait_healthy(timeout)
-                return self
-            except SidecarError as exc:
-                last_error = str(exc)
-                self.stop()
-        raise SidecarError(f"OpenBao dev server did not start: {last_error}")
+        self.extra_args = (f"-config={config}",)
 
     def version(self) -> str:
         out = subprocess.run(

@@ -183,8 +183,7 @@ class Daemon:
             metrics.ROTATIONS.labels(report.integration).inc()
         for _, reason in report.removed:
             metrics.REMOVALS.labels(_removal_kind(reason)).inc()
-        stored = self.runtime.store.credentials(report.integration)
-        choice = choose_ready(stored, self.clock.now(), self.policy)
+        choice = choose_ready(report.stored_after, self.clock.now(), self.policy)
         remaining = (
             (choice.usable_until - self.clock.now()).total_seconds()
             if isinstance(choice, Ready)

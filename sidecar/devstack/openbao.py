@@ -44,9 +44,15 @@ def free_port() -> int:
 class OpenBaoDevServer:
     """A ``bao server -dev`` process on loopback."""
 
-    def __init__(self, plugin_dir: str | None = None, workdir: str | None = None) -> None:
+    def __init__(
+        self,
+        plugin_dir: str | None = None,
+        workdir: str | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.root_token = secrets.token_urlsafe(24)
         self.plugin_dir = plugin_dir
+        self.extra_args = extra_args
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="azsidecar-bao-"))
         self.port = 0
@@ -70,6 +76,7 @@ class OpenBaoDevServer:
             ]
             if self.plugin_dir:
                 cmd.append(f"-dev-plugin-dir={self.plugin_dir}")
+            cmd += self.extra_args
             env = dict(os.environ)
             # The root token goes through the environment, never the arguments.
             env["BAO_DEV_ROOT_TOKEN_ID"] = self.root_token

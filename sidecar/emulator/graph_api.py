@@ -509,6 +509,26 @@ def create_graph_blueprint(state: EmulatorState) -> Blueprint:
             return not_found(object_id, now)
         return view, latest
 
+    def proven_key_target(
+        object_id: str, caller: Caller, proof: str, now: float
+    ) -> Application | Response:
+        """The latest app record once the caller may change its keys and the proof holds."""
+        target = key_target(object_id, caller, now)
+        if isinstance(target, Response):
+            return target
+        view, latest = target
+        try:
+            check_proof(
+                proof,
+                object_id=view.object_id,
+                keys=view.keys,
+                key_now=now,
+                nows=state.jwt_nows(now),
+            )
+        except JwtRejected as exc:
+            return proof_error(exc, now)
+        return latest
+
     def proof_error(exc: JwtRejected, now: float) -> Response:
         if exc.code == 700027:
             return graph_error(
@@ -545,20 +565,10 @@ def create_graph_blueprint(state: EmulatorState) -> Blueprint:
         except _Invalid as exc:
             return bad_request(exc.message, now)
         with state.lock:
-            target = key_target(object_id, caller, now)
+            target = proven_key_target(object_id, caller, proof, now)
             if isinstance(target, Response):
                 return target
-            view, latest = target
-            try:
-                check_proof(
-                    proof,
-                    object_id=view.object_id,
-                    keys=view.keys,
-                    key_now=now,
-                    nows=state.jwt_nows(now),
-                )
-            except JwtRejected as exc:
-                return proof_error(exc, now)
+            latest = target
             if any(k.sha1 == new_key.sha1 for k in latest.keys):
                 return bad_request(
                     "Key credential with the same certificate thumbprint already exists.", now
@@ -583,20 +593,10 @@ def create_graph_blueprint(state: EmulatorState) -> Blueprint:
         except _Invalid as exc:
             return bad_request(exc.message, now)
         with state.lock:
-            target = key_target(object_id, caller, now)
+            target = proven_key_target(object_id, caller, proof, now)
             if isinstance(target, Response):
                 return target
-            view, latest = target
-            try:
-                check_proof(
-                    proof,
-                    object_id=view.object_id,
-                    keys=view.keys,
-                    key_now=now,
-                    nows=state.jwt_nows(now),
-                )
-            except JwtRejected as exc:
-                return proof_error(exc, now)
+            latest = target
             remaining = tuple(k for k in latest.keys if k.key_id != key_id)
             if len(remaining) == len(latest.keys):
                 return graph_error(

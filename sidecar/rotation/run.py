@@ -59,6 +59,7 @@ class TickReport:
     cleared: list[str] = field(default_factory=list)
     listing_available: bool = True
     next_at: datetime | None = None
+    stored_after: tuple[StoredCredential, ...] = ()  # the live secrets once the tick is done
 
 
 def observe(record: IntegrationRecord, graph: GraphClient, store: Store) -> IntegrationState:
@@ -207,9 +208,10 @@ def rotate(
     # When the plan could next change on Vault's state alone (a renewal coming
     # due, an intent timing out), so a crashed renewal is retried before the tick.
     intents, _ = store.intents(record.name)
+    report.stored_after = tuple(store.credentials(record.name))
     after = IntegrationState(
         name=record.name,
-        stored=tuple(store.credentials(record.name)),
+        stored=report.stored_after,
         azure=None,
         intents=tuple(i for i in intents if i.kind == IntentKind.SECRET),
     )
