@@ -12,10 +12,15 @@ machine in the same run:
 * ``creds``: ``azsidecar creds --via plugin`` end to end, a process per call
   that logs in with the CI platform's JWT and reads the plugin's path;
 
-and two diagnostics that say where the plugin's and the resolver's time goes:
-``kv x4`` (the product's own :func:`sidecar.resolve.resolve_credential`, run in
-the client: stack, integration, index and version reads) and ``capabilities``
-(the resolver's ``sys/capabilities-self`` check of the runner token).
+and diagnostics that say where the plugin's and the resolver's time goes:
+``resolver cold`` (a second resolver with ``daemon.resolver_cache_ttl = 0s``,
+so it reads the secret index from Vault on every call, as a fleet of many
+stacks each asking once would see), ``kv x4`` (the product's own
+:func:`sidecar.resolve.resolve_credential`, run in the client with no cache:
+stack, integration, index and version reads), ``capabilities`` and
+``authorise`` (the resolver's ``sys/capabilities-self`` check of the runner
+token, raw and as the resolver caches it) and ``plugin hop`` (a plugin read
+that touches no KV).
 
 The runner token comes from a JWT login with the shipped role and the shipped
 policies, rendered for the JWT accessor, so the plugin and the resolver refuse
@@ -71,7 +76,7 @@ from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV, capabilities_self, connect
 
 METHODS = ("kv", "plugin", "resolver", "creds")
-DIAGNOSTICS = ("kv x4", "capabilities", "authorise", "plugin hop")
+DIAGNOSTICS = ("resolver cold", "kv x4", "capabilities", "authorise", "plugin hop")
 FLOOR = "kv"
 GOALS = {"plugin": 2.5, "resolver": 1.5}  # p50 at most this many times the raw KV read's
 CLIENTS = 8
@@ -113,6 +118,7 @@ class Target:
     runner_token: str
     root_token: str
     resolver: str
+    resolver_cold: str
     creds_command: tuple[str, ...]
 
 
@@ -175,6 +181,7 @@ def _calls(target: Target) -> dict[str, Callable[[], bool]]:
     authorizer = VaultAuthorizer(target.addr)
     kv = VaultKV(kv_client, "secret", PREFIX)
     resolver = ResolverClient(target.resolver)
+    resolver_cold = ResolverClient(target.resolver_cold)
     kv_path = f"/v1/secret/data/{PREFIX}/credentials/{INTEGRATION}"
     caps_path = creds_path("azure", STACK, PHASE)
     env = {
@@ -192,6 +199,10 @@ def _calls(target: Target) -> dict[str, Callable[[], bool]]:
 
     def resolve() -> bool:
         cred = resolver.resolve(target.runner_token, STACK, PHASE)
+        return cred.client_secret.reveal() == SECRET_TEXT
+
+    def resolve_cold() -> bool:
+        cred = resolver_cold.resolve(target.runner_token, STACK, PHASE)
         return cred.client_secret.reveal() == SECRET_TEXT
 
     def creds() -> bool:
@@ -220,6 +231,7 @@ def _calls(target: Target) -> dict[str, Callable[[], bool]]:
         "plugin": plugin,
         "resolver": resolve,
         "creds": creds,
+        "resolver cold": resolve_cold,
         "kv x4": in_client,
         "capabilities": capabilities,
         "authorise": authorise,
@@ -319,7 +331,7 @@ class LatencyStack:
     def __init__(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="azsidecar-latency-"))
         self.openbao = OpenBaoDevServer(plugin_dir=str(self.workdir / "plugins"))
-        self.resolver: subprocess.Popen[bytes] | None = None
+        self.resolvers: list[subprocess.Popen[bytes]] = []
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     def __enter__(self) -> LatencyStack:
@@ -370,7 +382,8 @@ class LatencyStack:
         self.jwt_file.chmod(0o600)
         runner = connect(self.openbao.addr, jwt=("jwt", ROLE, self.jwt()))
         self.runner_token = str(runner.token)
-        self.resolver_addr = self._start_resolver()
+        self.resolver_addr = self._start_resolver("2s")
+        self.resolver_cold_addr = self._start_resolver("0s")
 
     def _jwt_auth(self, root: hvac.Client) -> str:
         public = self.key.public_key().public_bytes(
@@ -424,22 +437,25 @@ class LatencyStack:
         store.store_secret(INTEGRATION, secret)
         store.save_stack(StackRecord(name=STACK, read=INTEGRATION, write=INTEGRATION), cas=0)
 
-    def _start_resolver(self, timeout: float = 30.0) -> str:
+    def _start_resolver(self, cache_ttl: str, timeout: float = 30.0) -> str:
+        """A resolver process; ``cache_ttl`` 0s reads the secret index on every call."""
         addr = f"127.0.0.1:{free_port()}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "AZSIDECAR_"))}
         env |= {
             "AZSIDECAR_VAULT_ADDR": self.openbao.addr,
             "AZSIDECAR_VAULT_PREFIX": PREFIX,
             "VAULT_TOKEN": self.plugin_token,
+            "AZSIDECAR_DAEMON_RESOLVER_CACHE_TTL": cache_ttl,
         }
-        with (self.workdir / "resolver.log").open("wb") as log:
-            self.resolver = subprocess.Popen(
+        with (self.workdir / f"resolver-{len(self.resolvers)}.log").open("wb") as log:
+            resolver = subprocess.Popen(
                 [sys.executable, "-m", "sidecar.cli.main", "resolver", "--addr", addr],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+        self.resolvers.append(resolver)
         probe = ResolverClient(addr, timeout=2.0)
         deadline = time.monotonic() + timeout
         try:
@@ -448,7 +464,7 @@ class LatencyStack:
                     probe.resolve(self.runner_token, STACK, PHASE)
                     return addr
                 except Exception:
-                    if self.resolver.poll() is not None or time.monotonic() > deadline:
+                    if resolver.poll() is not None or time.monotonic() > deadline:
                         raise
                     time.sleep(0.2)
         finally:
@@ -481,17 +497,20 @@ class LatencyStack:
             runner_token=self.runner_token,
             root_token=self.openbao.root_token,
             resolver=self.resolver_addr,
+            resolver_cold=self.resolver_cold_addr,
             creds_command=command,
         )
 
     def close(self) -> None:
-        if self.resolver is not None and self.resolver.poll() is None:
-            self.resolver.terminate()
+        for resolver in self.resolvers:
+            if resolver.poll() is not None:
+                continue
+            resolver.terminate()
             try:
-                self.resolver.wait(timeout=10)
+                resolver.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.resolver.kill()
-                self.resolver.wait()
+                resolver.kill()
+                resolver.wait()
         self.openbao.cleanup()
         if not os.environ.get("AZSIDECAR_BENCH_KEEP"):
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -81,6 +81,7 @@ RESOLVE_METHODS = {
     "plugin": "plugin: read azure/creds/S/P",
     "resolver": "gRPC resolver",
     "creds": "`azsidecar creds` end to end",
+    "resolver cold": "diagnostic: resolver reading the index every call",
     "kv x4": "diagnostic: its 4 KV reads, from the client",
     "capabilities": "diagnostic: capabilities-self, kept-alive",
     "authorise": "diagnostic: the resolver's token check",

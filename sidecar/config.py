@@ -70,6 +70,8 @@ class DaemonConfig:
     resolver_enabled: bool = True
     resolver_addr: str = "127.0.0.1:50051"
     resolver_mount: str = "azure"  # the plugin mount whose creds/ path authorises callers
+    # How long the resolver reuses an integration's secret index (0 disables; see sidecar.resolve).
+    resolver_cache_ttl: timedelta = timedelta(seconds=2)
     tls_cert: str | None = None
     tls_key: str | None = None
     cert_reload_interval: timedelta = timedelta(minutes=5)
@@ -291,6 +293,12 @@ def _validate(config: Config) -> None:
     ):
         if positive <= 0:
             raise ConfigError(key, "must be greater than zero")
+    if config.daemon.resolver_cache_ttl >= config.timing.ready_safety_margin:
+        raise ConfigError(
+            "daemon.resolver_cache_ttl",
+            f"must be shorter than timing.ready_safety_margin ({config.timing.ready_safety_margin})"
+            ", or a cached index could outlive a secret; a few seconds is plenty",
+        )
     if bool(config.daemon.tls_cert) != bool(config.daemon.tls_key):
         raise ConfigError(
             "daemon.tls_cert", "set both daemon.tls_cert and daemon.tls_key, or neither"

@@ -4,13 +4,29 @@ Used by the gRPC resolver, the Vault plugin and the runner helper. It reads
 only and never repairs, so a read-only Vault policy suffices. The choice is
 :func:`sidecar.ready.choose_ready`.
 
-One Vault round trip in the common case. Reading the latest version of
-``credentials/<name>`` returns, in the same response, the key-level index of
-every live version; the choice is made on that fresh index, so a version the
-daemon destroyed is never handed out. Version data never changes once
-written, so an older chosen version comes from :class:`ReadCache` when it has
-been read before. Stack and integration records are cached for a few seconds
-(``records_ttl``): a re-attached stack takes that long to show.
+Reads, in the common case, cost no Vault round trip at all, and never more
+than one. Reading the latest version of ``credentials/<name>`` returns, in
+the same response, the key-level index of every live version; that index is
+kept for ``index_ttl`` seconds of the product's clock (default 2) by :class:`ReadCache`, and the
+choice is made on it with the current time on every call. Version data never
+changes once written, so chosen versions are kept in a small LRU. Stack and
+integration records are kept for ``records_ttl`` seconds (default 5): a
+re-attached stack takes that long to show.
+
+Why a cached index can never hand out a removed or unready secret:
+
+* Not ready: readiness is a function of a version's creation time and the
+  current time. An index at most ``index_ttl`` old can only lack versions
+  stored since, and those are not ready for ``propagation_delay``.
+* Removed: the daemon removes one of its secrets from Azure only once it has
+  expired (:mod:`sidecar.rotation.planner`), and a secret stops being handed
+  out ``ready_safety_margin`` (30 minutes) before it expires. The index cache
+  is used only while ``ready_safety_margin`` exceeds ``index_ttl``, so a
+  secret handed out from a cached index has always outlived the cache.
+
+What a cached index may lag by ``index_ttl``: a version an operator destroys
+by hand, or one the daemon destroys after it vanished from Azure outside us
+(which it only concludes after ``missing_grace``, an hour).
 """
 
 from __future__ import annotations
@@ -19,7 +35,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sidecar.errors import NotFoundError, NotReadyError, VaultNotFound
@@ -49,29 +65,58 @@ class ResolvedCredential:
 
 
 class ReadCache:
-    """Per-process caches for readers: short-lived records, immutable versions.
+    """Per-process caches for readers: short-lived records and indexes, immutable versions.
 
-    ``records_ttl=0`` disables the record cache. Versions are kept in a small
+    ``records_ttl=0`` and ``index_ttl=0`` disable those caches. Versions are kept in a small
     LRU (two or three live versions per integration are all that is ever read).
     """
 
-    def __init__(self, records_ttl: float = 5.0, max_versions: int = 4096) -> None:
+    def __init__(
+        self, records_ttl: float = 5.0, index_ttl: float = 2.0, max_versions: int = 4096
+    ) -> None:
         self.records_ttl = records_ttl
+        self.index_ttl = index_ttl
         self.max_versions = max_versions
         self._lock = threading.Lock()
         self._records: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._latest: dict[str, tuple[datetime, KVVersion | None]] = {}
         self._versions: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
 
-    def record(self, kv: VaultKV, path: str) -> dict[str, Any]:
+    def record(self, kv: VaultKV | None, path: str) -> dict[str, Any]:
         now = time.monotonic()
         with self._lock:
             hit = self._records.get(path)
             if hit is not None and now - hit[0] < self.records_ttl:
                 return hit[1]
+        if kv is None:
+            raise _CacheMiss
         data = kv.read(path).data
         with self._lock:
             self._records[path] = (now, data)
         return data
+
+    def latest(
+        self, kv: VaultKV | None, name: str, policy: TimingPolicy, now: datetime, fresh: bool
+    ) -> KVVersion | None:
+        """The newest version and its index, from the cache while that is safe (see above).
+
+        Ages are measured on the product's clock (``now``), the one readiness is
+        judged by, so an accelerated test clock shortens the cache alike.
+        """
+        ttl = timedelta(seconds=self.index_ttl)
+        usable = not fresh and timedelta(0) < ttl < policy.ready_safety_margin
+        if usable:
+            with self._lock:
+                hit = self._latest.get(name)
+            if hit is not None and timedelta(0) <= now - hit[0] < ttl:
+                return hit[1]
+        if kv is None:
+            raise _CacheMiss
+        latest = _latest(kv, name)
+        if ttl > timedelta(0):
+            with self._lock:
+                self._latest[name] = (now, latest)
+        return latest
 
     def version(self, name: str, number: int) -> dict[str, Any] | None:
         with self._lock:
@@ -88,8 +133,12 @@ class ReadCache:
                 self._versions.popitem(last=False)
 
 
+class _CacheMiss(Exception):
+    """Answering from the cache alone would need a Vault read."""
+
+
 def _no_cache() -> ReadCache:
-    return ReadCache(records_ttl=0.0, max_versions=8)
+    return ReadCache(records_ttl=0.0, index_ttl=0.0, max_versions=8)
 
 
 def resolve_credential(
@@ -101,7 +150,31 @@ def resolve_credential(
     cache: ReadCache | None = None,
 ) -> ResolvedCredential:
     """The ready credential, or NotFoundError / NotReadyError saying what is missing."""
-    cache = cache or _no_cache()
+    return _resolve(kv, stack, phase, now, policy, cache or _no_cache())
+
+
+def resolve_from_cache(
+    stack: str, phase: Phase, now: datetime, policy: TimingPolicy, cache: ReadCache
+) -> ResolvedCredential | None:
+    """:func:`resolve_credential` without I/O: the answer if the cache holds all it needs.
+
+    None means a Vault read is needed. Lets an event loop answer warm requests
+    at once and send only cold ones to a thread.
+    """
+    try:
+        return _resolve(None, stack, phase, now, policy, cache)
+    except _CacheMiss:
+        return None
+
+
+def _resolve(
+    kv: VaultKV | None,
+    stack: str,
+    phase: Phase,
+    now: datetime,
+    policy: TimingPolicy,
+    cache: ReadCache,
+) -> ResolvedCredential:
     check_segment(stack, "stack name")
     try:
         stack_record = StackRecord.from_data(cache.record(kv, f"stacks/{stack}"))
@@ -117,8 +190,8 @@ def resolve_credential(
         record = IntegrationRecord.from_data(cache.record(kv, f"integrations/{name}"))
     except VaultNotFound as exc:
         raise NotFoundError(f"integration {name!r} of stack {stack!r} does not exist") from exc
-    for _ in range(_ATTEMPTS):
-        latest = _latest(kv, name)
+    for attempt in range(_ATTEMPTS):
+        latest = cache.latest(kv, name, policy, now, fresh=attempt > 0)
         if latest is None:
             raise NotReadyError(f"integration {name!r} has no secret yet", None)
         index = parse_index(latest.custom_metadata)
@@ -131,10 +204,12 @@ def resolve_credential(
         cache.remember(name, latest.version, latest.data)
         data = cache.version(name, chosen.version)
         if data is None:
+            if kv is None:
+                raise _CacheMiss
             try:
                 data = kv.read(f"credentials/{name}", chosen.version).data
             except VaultNotFound:
-                continue  # destroyed between the two reads: choose again
+                continue  # destroyed since the index was read: read it again
             cache.remember(name, chosen.version, data)
         secret = SecretVersion.from_data(data)
         return ResolvedCredential(

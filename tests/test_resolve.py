@@ -1,7 +1,8 @@
-"""The shared read path: one Vault round trip when warm, never a destroyed or unready secret."""
+"""The shared read path: no Vault round trip when warm, never a removed or unready secret."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from sidecar.errors import NotFoundError, NotReadyError
 from sidecar.model import Phase
-from sidecar.resolve import ReadCache, resolve_credential
+from sidecar.resolve import ReadCache, resolve_credential, resolve_from_cache
 from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
 from sidecar.timing import TimingPolicy
@@ -71,22 +72,67 @@ def resolve(kv: VaultKV, cache: ReadCache | None = None, now: datetime = NOW) ->
     return resolve_credential(kv, "A", Phase.APPLY, now, POLICY, cache)
 
 
-def test_warm_reads_cost_one_round_trip(seeded: Store) -> None:
+def test_warm_reads_cost_no_round_trip_within_the_index_ttl(seeded: Store) -> None:
     kv = CountingKV(seeded.kv)
-    cache = ReadCache()
+    cache = ReadCache(index_ttl=2.0)
     assert resolve(kv, cache).client_secret.reveal() == "newer"
     kv.requests = 0
-    for _ in range(5):
-        assert resolve(kv, cache).client_secret.reveal() == "newer"
-    assert kv.requests == 5
+    for tick in range(5):
+        assert resolve(kv, cache, NOW + timedelta(seconds=tick * 0.4)).client_secret
+    assert kv.requests == 0
+    assert resolve(kv, cache, NOW + timedelta(seconds=2)).client_secret.reveal() == "newer"
+    assert kv.requests == 1, "an expired index costs exactly one read"
 
 
-def test_a_destroyed_version_is_never_handed_out_even_when_cached(seeded: Store) -> None:
-    cache = ReadCache()
+def test_a_destroyed_version_is_never_handed_out_once_the_index_is_read(seeded: Store) -> None:
+    cache = ReadCache(index_ttl=0.0)
     assert resolve(seeded.kv, cache).client_secret.reveal() == "newer"
     newest = seeded.credentials("web")[-1]
     seeded.destroy_secret("web", newest.version)
     assert resolve(seeded.kv, cache).client_secret.reveal() == "older"
+
+
+def test_a_hand_destroyed_version_lags_by_at_most_the_index_ttl(seeded: Store) -> None:
+    """The documented bound: an operator's destroy shows within ``index_ttl``."""
+    cache = ReadCache(index_ttl=2.0)
+    assert resolve(seeded.kv, cache).client_secret.reveal() == "newer"
+    newest = seeded.credentials("web")[-1]
+    seeded.destroy_secret("web", newest.version)
+    assert resolve(seeded.kv, cache, NOW + timedelta(seconds=1)).client_secret.reveal() == "newer"
+    assert resolve(seeded.kv, cache, NOW + timedelta(seconds=2)).client_secret.reveal() == "older"
+
+
+def test_a_cached_index_stops_handing_out_a_secret_before_the_daemon_removes_it(
+    seeded: Store,
+) -> None:
+    """The daemon removes a secret only once expired; readers stop ``ready_safety_margin`` before.
+
+    A warm index still lists the secret, yet the choice is made with the current
+    time, so it is refused from ``expires - ready_safety_margin`` on.
+    """
+    cache = ReadCache(index_ttl=600)  # ten minutes, inside the margin
+    store = seeded
+    store.save_stack(StackRecord(name="D", read="solo", write="solo"), cas=0)
+    record, _ = store.integration("web")
+    store.save_integration(replace(record, name="solo"), cas=0)
+    created = NOW - timedelta(hours=23, minutes=29)  # 31 minutes left
+    store.store_secret("solo", secret("last", created))
+    kv = CountingKV(store.kv)
+    got = resolve_credential(kv, "D", Phase.PLAN, NOW, POLICY, cache)
+    assert got.client_secret.reveal() == "last"
+    kv.requests = 0
+    with pytest.raises(NotReadyError, match="no secret that is or will become ready"):
+        resolve_credential(kv, "D", Phase.PLAN, NOW + timedelta(minutes=2), POLICY, cache)
+    assert kv.requests == 0, "the refusal came from the cached index"
+
+
+def test_the_index_cache_is_off_when_the_safety_margin_does_not_cover_it(seeded: Store) -> None:
+    tight = replace(POLICY, ready_safety_margin=timedelta(seconds=1))
+    kv = CountingKV(seeded.kv)
+    cache = ReadCache(index_ttl=2.0)
+    for _ in range(3):
+        resolve_credential(kv, "A", Phase.APPLY, NOW, tight, cache)
+    assert kv.requests == 2 + 3, "two records once, then the index on every call"
 
 
 def test_a_new_version_is_handed_out_only_once_ready(seeded: Store) -> None:
@@ -128,3 +174,16 @@ def test_nothing_ready_and_nothing_there(seeded: Store, kv: VaultKV) -> None:
     with pytest.raises(NotReadyError) as info:
         resolve_credential(kv, "C", Phase.PLAN, NOW, POLICY)
     assert info.value.ready_at == NOW + POLICY.propagation_delay
+
+
+def test_resolve_from_cache_answers_only_without_io(seeded: Store) -> None:
+    cache = ReadCache()
+    assert resolve_from_cache("A", Phase.APPLY, NOW, POLICY, cache) is None
+    resolve(seeded.kv, cache)
+    warm = resolve_from_cache("A", Phase.APPLY, NOW + timedelta(seconds=1), POLICY, cache)
+    assert warm is not None and warm.client_secret.reveal() == "newer"
+    assert resolve_from_cache("A", Phase.APPLY, NOW + timedelta(seconds=3), POLICY, cache) is None
+    with pytest.raises(NotFoundError, match="no integration attached"):
+        seeded.save_stack(StackRecord(name="E", read="web", write=None), cas=0)
+        resolve_credential(seeded.kv, "E", Phase.PLAN, NOW, POLICY, cache)
+        resolve_from_cache("E", Phase.APPLY, NOW, POLICY, cache)

@@ -32,7 +32,7 @@ from sidecar.plugin.framework import (
     error_response,
 )
 from sidecar.plugin.names import check_name
-from sidecar.resolve import ResolvedCredential, resolve_credential
+from sidecar.resolve import ResolvedCredential, resolve_credential, resolve_from_cache
 
 if TYPE_CHECKING:
     from sidecar.plugin.backend import AzureBackend
@@ -98,10 +98,14 @@ def path_creds(backend: AzureBackend) -> list[Path]:
         phase = _phase(data.get("phase"))
         policy = await backend.timing_policy()
         now = backend.clock()
+        cache = backend.read_cache
         try:
-            cred = await backend.with_kv(
-                lambda kv: resolve_credential(kv, stack, phase, now, policy, backend.read_cache)
-            )
+            # Warm requests are answered here; only a cache miss costs a thread and a read.
+            cred = resolve_from_cache(stack, phase, now, policy, cache)
+            if cred is None:
+                cred = await backend.with_kv(
+                    lambda kv: resolve_credential(kv, stack, phase, now, policy, cache)
+                )
         except NotReadyError as exc:
             return _not_ready(exc, stack, phase, now)
         except NotFoundError as exc:

@@ -65,10 +65,15 @@ class ResolverService:
     """One ``Resolve`` call: validate, authorise with the caller's token, resolve."""
 
     def __init__(
-        self, kv: VaultKV, clock: Clock, policy: TimingPolicy, authorizer: VaultAuthorizer
+        self,
+        kv: VaultKV,
+        clock: Clock,
+        policy: TimingPolicy,
+        authorizer: VaultAuthorizer,
+        cache: ReadCache | None = None,
     ) -> None:
         self.kv = kv
-        self.cache = ReadCache()
+        self.cache = cache or ReadCache()
         self.clock = clock
         self.policy = policy
         self.authorizer = authorizer
@@ -185,7 +190,8 @@ def start_resolver(
         namespace=config.vault.namespace,
         timeout=config.vault.timeout,
     )
-    service = ResolverService(kv, clock, config.timing, authorizer)
+    cache = ReadCache(index_ttl=config.daemon.resolver_cache_ttl.total_seconds())
+    service = ResolverService(kv, clock, config.timing, authorizer, cache)
     server = grpc.server(ThreadPoolExecutor(max_workers=config.daemon.concurrency))
     server.add_generic_rpc_handlers((rpc.service_handler(service.resolve),))
     health_servicer = health.HealthServicer()
