@@ -15,6 +15,7 @@ import click
 
 from sidecar.cli.common import config_option, friendly_errors, load
 from sidecar.durations import parse_duration
+from sidecar.errors import VaultUnavailable
 from sidecar.model import Phase
 from sidecar.plugin.names import check_name
 from sidecar.resolve import ResolvedCredential
@@ -40,7 +41,8 @@ _OPTIONS = [
         "wait",
         default="0s",
         show_default=True,
-        help="Wait this long (e.g. 15m) for a credential that is not ready yet.",
+        help="Wait this long (e.g. 15m) for a credential that is not ready yet,"
+        " or for Vault or the resolver to be reachable again.",
     ),
     click.option("--mount", default="azure", show_default=True, help="The plugin's mount."),
     click.option(
@@ -104,10 +106,21 @@ def _fetch(options: dict[str, Any]) -> ResolvedCredential:
             options["resolver_addr"], ca_file=options["resolver_ca"], timeout=config.vault.timeout
         )
     via: Via = options["via"]
-    source = CredentialSource(runner_client(config, login), options["mount"], via, resolver)
+    sources: list[CredentialSource] = []
+
+    def attempt() -> ResolvedCredential:
+        # The login is part of the attempt, so an unreachable Vault is waited for too.
+        if not sources:
+            try:
+                client = runner_client(config, login)
+            except VaultUnavailable as exc:
+                raise VaultUnavailable(f"Vault at {config.vault.addr}: {exc}") from exc
+            sources.append(CredentialSource(client, options["mount"], via, resolver))
+        return sources[0].fetch(stack, phase)
+
     try:
         return fetch_ready(
-            lambda: source.fetch(stack, phase),
+            attempt,
             wait,
             lambda line: click.echo(f"azsidecar: {line}", err=True),
         )

@@ -18,7 +18,13 @@ from typing import Any, Literal
 import hvac
 import hvac.exceptions
 
-from sidecar.errors import NotFoundError, SidecarError, VaultError, VaultNotFound
+from sidecar.errors import (
+    NotFoundError,
+    SidecarError,
+    VaultError,
+    VaultNotFound,
+    VaultUnavailable,
+)
 from sidecar.model import Phase
 from sidecar.resolve import ResolvedCredential
 from sidecar.resolver.auth import creds_path
@@ -95,6 +101,8 @@ class CredentialSource:
         if self.via != "resolver":
             try:
                 credential = read_plugin(self.client, self.mount, stack, phase)
+            except VaultUnavailable as exc:
+                raise VaultUnavailable(f"Vault at {self.client.url}: {exc}") from exc
             except PluginNotMounted:
                 if self.via == "plugin" or self.resolver is None:
                     raise

@@ -1,6 +1,11 @@
-"""Waiting for a credential that is not ready yet (a brand-new integration).
+"""Waiting for a credential that is not ready yet, or for Vault to come back.
 
-The wait follows the server's own "retry after" count rather than comparing
+Two things are retried while ``--wait`` lasts: a credential that is not ready
+yet (a brand-new integration), and Vault or the resolver being unreachable
+(a restart, a leader election, a network cut). Everything else -- a refusal,
+a missing stack, bad input -- is final at once.
+
+The wait for readiness follows the server's own "retry after" count rather than comparing
 its ``ready_at`` with the local clock, so clock skew between the runner and
 Vault (or an emulated clock in the demo) cannot make it give up early or
 hammer the server.
@@ -13,7 +18,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from sidecar.durations import format_duration
-from sidecar.errors import NotReadyError
+from sidecar.errors import NotReadyError, VaultUnavailable
 from sidecar.resolve import ResolvedCredential
 from sidecar.resolver.client import NotReadyYet
 
@@ -23,6 +28,8 @@ POLL = 5.0
 MAX_STEP = 30.0
 #: Added to the server's count, which is rounded to whole seconds.
 MARGIN = 0.25
+#: First and longest pause while Vault or the resolver cannot be reached.
+OUTAGE_FIRST, OUTAGE_MAX = 1.0, 15.0
 
 
 def fetch_ready(
@@ -33,12 +40,26 @@ def fetch_ready(
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> ResolvedCredential:
-    """``fetch()``, retried while it raises NotReadyError, for at most ``wait``."""
+    """``fetch()``, retried while not ready or unreachable, for at most ``wait``."""
     deadline = monotonic() + wait.total_seconds()
+    outage_step = OUTAGE_FIRST
     while True:
         try:
             return fetch()
+        except VaultUnavailable as exc:
+            remaining = deadline - monotonic()
+            if wait <= timedelta(0):
+                raise
+            if remaining <= 0:
+                raise VaultUnavailable(
+                    f"{exc} -- still unreachable after --wait {format_duration(wait)}"
+                ) from exc
+            step = min(outage_step, remaining)
+            outage_step = min(outage_step * 2, OUTAGE_MAX)
+            progress(f"{exc}; asking again in {step:.0f}s")
+            sleep(step)
         except NotReadyError as exc:
+            outage_step = OUTAGE_FIRST
             remaining = deadline - monotonic()
             retry = exc.retry_after if isinstance(exc, NotReadyYet) else None
             if wait <= timedelta(0):
