@@ -23,7 +23,7 @@ from datetime import datetime
 
 from sidecar.clock import Clock
 from sidecar.crashpoints import crash_point
-from sidecar.errors import GraphError, SidecarError
+from sidecar.errors import GraphError, SidecarError, VaultUnavailable
 from sidecar.graph import GraphClient
 from sidecar.model import (
     AzureCredential,
@@ -110,9 +110,22 @@ def create_secret(
     )
     try:
         stored = store.store_secret(record.name, secret)
+    except VaultUnavailable:
+        # No answer is not a refusal: the write may have landed (a raft leader
+        # commits it and dies before answering), and removing the credential
+        # would leave Vault holding, and soon handing out, a secret Azure no
+        # longer accepts. The intent stays; reconciliation keeps the credential
+        # if Vault has its text and removes it as an orphan otherwise.
+        log.warning(
+            "storing the new secret of %s got no answer from Vault; its credential"
+            " is left to reconciliation",
+            record.name,
+        )
+        raise
     except SidecarError:
-        # The text is lost with this process; take the credential back now
-        # rather than wait for reconciliation. The intent stays as the record.
+        # Vault refused the write, so the text is lost with this process; take
+        # the credential back now rather than wait for reconciliation. The
+        # intent stays as the record.
         try:
             graph.remove_password(record.app_object_id, new.key_id)
         except GraphError as exc:
