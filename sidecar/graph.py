@@ -264,6 +264,9 @@ class GraphClient:
         self._token: Sensitive | None = None
         self._token_expires: datetime | None = None
         self.retries = 0
+        #: Called before every attempt of a write (not GET); raises to refuse it.
+        #: The daemon sets it to its leader-lease check.
+        self.write_guard: Callable[[], None] | None = None
 
     # -- authentication ------------------------------------------------------------
 
@@ -285,11 +288,13 @@ class GraphClient:
             if force or stale or cred.thumbprint != self._msal_thumbprint:
                 # A fresh MSAL app (and cache): MSAL times its cache by the wall
                 # clock, while token lifetimes are judged by the service's clock.
-                self._msal = self._build_msal(cred)
-                self._msal_thumbprint = cred.thumbprint
                 try:
+                    # Building the app reads the tenant's OIDC metadata; MSAL raises
+                    # its own MsalServiceError for a 5xx there or at the token endpoint.
+                    self._msal = self._build_msal(cred)
+                    self._msal_thumbprint = cred.thumbprint
                     result = self._msal.acquire_token_for_client(scopes=[GRAPH_SCOPE])
-                except (requests.RequestException, ValueError) as exc:
+                except (requests.RequestException, ValueError, msal.exceptions.MsalError) as exc:
                     raise GraphError(
                         f"cannot reach the login endpoint ({type(exc).__name__})",
                         method="POST",
@@ -333,6 +338,8 @@ class GraphClient:
         reauthenticated = False
         attempt = 0
         while True:
+            if method != "GET" and self.write_guard is not None:
+                self.write_guard()
             token = self._access_token(force=False)
             started = time.monotonic()
             try:
