@@ -84,6 +84,9 @@ class Daemon:
             self._graph = self.runtime.graph(
                 provider=self._certificates, observer=metrics.GraphMetrics()
             )
+            # A daemon stalled past its lease (a long Retry-After, a pause) must
+            # not write once another has taken over: every write checks first.
+            self._graph.write_guard = self.lease.confirm
         return self._graph
 
     def certificate_tick(self) -> bool:

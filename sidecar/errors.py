@@ -96,6 +96,14 @@ class GraphThrottled(GraphError):
     """Graph kept answering 429 after the retries were spent."""
 
 
+class LeaseLost(GraphError):
+    """A Graph write was refused locally: this daemon no longer holds the leader lease.
+
+    A GraphError so that every caller treats it as a write that did not happen
+    (the intent stays for reconciliation by the leader).
+    """
+
+
 class NotFoundError(SidecarError):
     """The stack or integration does not exist, or the stack has none for the phase."""
 

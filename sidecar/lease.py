@@ -8,10 +8,10 @@ write means two replicas racing for it cannot both win.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sidecar.clock import Clock
-from sidecar.errors import VaultConflict, VaultNotFound
+from sidecar.errors import LeaseLost, VaultConflict, VaultNotFound
 from sidecar.store import from_epoch, to_epoch
 from sidecar.vault import VaultKV
 
@@ -27,6 +27,7 @@ class LeaderLease:
         self.clock = clock
         self.ttl = ttl
         self.held = False
+        self.renewed_at: datetime | None = None
 
     def acquire(self) -> bool:
         """Take or renew the lease; False if another holder's lease is still valid.
@@ -53,8 +54,25 @@ class LeaderLease:
         except VaultConflict:
             self._set(False)
             return False
+        self.renewed_at = now
         self._set(True)
         return True
+
+    def confirm(self) -> None:
+        """Raise LeaseLost unless this process still leads; called before every Graph write.
+
+        While less than a third of the lease has passed since it was renewed,
+        nobody else can hold it (taking over needs it expired), so no Vault call
+        is made. Past that -- a pass that ran long, a Retry-After of hours --
+        the lease is renewed now, or the write is refused.
+        """
+        now = self.clock.now()
+        if self.held and self.renewed_at is not None and now - self.renewed_at < self.ttl / 3:
+            return
+        if not self.acquire():
+            raise LeaseLost(
+                f"{self.holder} no longer holds the leader lease; another daemon rotates now"
+            )
 
     def _current_version(self) -> int:
         try:
@@ -72,6 +90,7 @@ class LeaderLease:
                 self.kv.write(LEASE_PATH, {"holder": "", "expires": 0}, cas=found.version)
         except (VaultConflict, VaultNotFound):
             pass
+        self.renewed_at = None
         self._set(False)
 
     def _set(self, held: bool) -> None:
