@@ -8,6 +8,7 @@ write means two replicas racing for it cannot both win.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta
 
 from sidecar.clock import Clock
@@ -28,12 +29,19 @@ class LeaderLease:
         self.ttl = ttl
         self.held = False
         self.renewed_at: datetime | None = None
+        # A pass's worker threads confirm concurrently: one renewal at a time, or
+        # two check-and-set writes of our own lease would race and one would lose.
+        self._lock = threading.Lock()
 
     def acquire(self) -> bool:
         """Take or renew the lease; False if another holder's lease is still valid.
 
         Raises VaultError subclasses other than a lost check-and-set.
         """
+        with self._lock:
+            return self._acquire()
+
+    def _acquire(self) -> bool:
         now = self.clock.now()
         try:
             found = self.kv.read(LEASE_PATH)
@@ -66,10 +74,13 @@ class LeaderLease:
         is made. Past that -- a pass that ran long, a Retry-After of hours --
         the lease is renewed now, or the write is refused.
         """
-        now = self.clock.now()
-        if self.held and self.renewed_at is not None and now - self.renewed_at < self.ttl / 3:
-            return
-        if not self.acquire():
+        with self._lock:
+            now = self.clock.now()
+            fresh = self.renewed_at is not None and now - self.renewed_at < self.ttl / 3
+            if self.held and fresh:
+                return
+            held = self._acquire()
+        if not held:
             raise LeaseLost(
                 f"{self.holder} no longer holds the leader lease; another daemon rotates now"
             )

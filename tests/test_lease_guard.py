@@ -8,6 +8,7 @@ refused before it is sent, so only one secret is created.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -89,3 +90,15 @@ def test_a_stalled_leader_does_not_rotate_after_a_takeover(world: World) -> None
     assert world.store.intents(name)[0] == []
     held = {p["keyId"] for p in world.azure_secrets(record.app_object_id)}
     assert held == {c.key_id for c in world.store.credentials(name)}
+
+
+def test_concurrent_confirms_of_one_holder_never_refuse_each_other(world: World) -> None:
+    """A pass's worker threads all confirm at once; only one of them renews."""
+    lease = LeaderLease(world.store.kv, "a", world.time, timedelta(seconds=90))
+    assert lease.acquire()
+    version = world.store.kv.read_metadata("state/leader").current_version
+    world.time.advance(timedelta(seconds=45))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(lambda _: lease.confirm(), range(32)))
+    assert outcomes == [None] * 32
+    assert world.store.kv.read_metadata("state/leader").current_version == version + 1
