@@ -54,7 +54,8 @@ def test_generate_stores_the_key_only_in_vault(
     store = Store(kv)
     assert load_identity(store).client_id == CLIENT
     [cert] = load_certificates(store)
-    assert cert.key_pem.reveal().startswith("-----BEGIN PRIVATE KEY-----")
+    stored_key = load_pem_private_key(cert.key_pem.reveal().encode(), password=None)
+    assert stored_key.public_key() is not None
     assert cert.not_after - cert.not_before == timedelta(days=30)
     printed = result.output[result.output.index("-----BEGIN CERTIFICATE-----") :]
     assert x509.load_pem_x509_certificate(printed.encode()).fingerprint is not None
