@@ -26,6 +26,8 @@ from collections.abc import Sequence
 
 import requests
 
+from tests.tcpproxy import loopback_listener, splice
+
 
 class ActiveNodeBalancer:
     def __init__(
@@ -38,10 +40,7 @@ class ActiveNodeBalancer:
         self.backends = list(backends)
         self.interval = interval
         self.cache_for = cache_for
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(128)
+        self.listener = loopback_listener(128)
         self.port = int(self.listener.getsockname()[1])
         #: How many connections went to each backend, and how many found none active.
         self.connections = [0] * len(self.backends)
@@ -148,21 +147,13 @@ class ActiveNodeBalancer:
             threading.Thread(target=self._pipe, args=(a, b, index), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket, index: int) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
+        splice(src, dst)
+        with self._lock:
+            conns = self._conns.get(index, [])
             for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-            with self._lock:
-                conns = self._conns.get(index, [])
-                for s in (src, dst):
-                    if s in conns:
-                        conns.remove(s)
-            src.close()
+                if s in conns:
+                    conns.remove(s)
+        src.close()
 
     def close(self) -> None:
         self._closed.set()

