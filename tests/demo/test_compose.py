@@ -6,6 +6,7 @@ on a Docker engine.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,18 @@ def test_daemon_config_is_valid_and_uses_a_token_file(monkeypatch: pytest.Monkey
     agent = (ROOT / "docker" / "runner-agent.hcl").read_text()
     template = re.search(r'source\s*=\s*"/src/(.+?)"', agent)
     assert template is not None and (ROOT / template.group(1)).is_file()
+
+
+def test_bootstrap_without_the_root_token_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`down` and `logs` work without BAO_ROOT_TOKEN, so `up` must explain its absence."""
+    spec = importlib.util.spec_from_file_location("bootstrap", ROOT / "docker" / "bootstrap.py")
+    assert spec is not None and spec.loader is not None
+    bootstrap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bootstrap)
+    monkeypatch.setenv("AZSIDECAR_CONFIG", str(ROOT / "docker" / "daemon.toml"))
+    monkeypatch.delenv("BAO_TOKEN", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        bootstrap.main()
+    assert "BAO_ROOT_TOKEN is not set" in str(exited.value.code)
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    assert ":?" not in compose_text  # an unset variable would stop every compose command
