@@ -241,10 +241,13 @@ def test_compose_stack_end_to_end(stack: Stack) -> None:
     assert delay == timedelta(minutes=2), config["data"]
 
     # A second run: the CI platform signs a new JWT, another runner container.
+    first_jwt = job_jwt(stack)
+    time.sleep(1.1)  # iat has a resolution of one second
     started = time.monotonic()
     second = stack.run("run", "--rm", "runner", timeout=600)
     timings["second runner (run --rm)"] = time.monotonic() - started
     assert RUN_OK in second.stdout, second.stdout[-3000:]
+    assert job_jwt(stack)["iat"] > first_jwt["iat"], "`run runner` did not re-run ci"
 
     check_runner_holds_only_its_jwt(stack)
 
@@ -260,6 +263,14 @@ def test_compose_stack_end_to_end(stack: Stack) -> None:
         assert after[kind] <= before[kind], f"{kind} left behind: {after[kind] - before[kind]}"
     print("compose timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     log(f"timings {timings}")
+
+
+def job_jwt(stack: Stack) -> dict[str, Any]:
+    """The claims of the JWT on the runner's volume, read as the runner reads it."""
+    text = stack.run(
+        "run", "--rm", "--no-deps", "--entrypoint", "cat", "runner", "/run/ci-jwt/ci.jwt"
+    ).stdout.strip()
+    return jwt_claims(text)
 
 
 def check_runner_holds_only_its_jwt(stack: Stack) -> None:
@@ -290,8 +301,5 @@ def check_runner_holds_only_its_jwt(stack: Stack) -> None:
     env = "\n".join(runner["Config"]["Env"])
     assert stack.token not in env
 
-    jwt_text = stack.run(
-        "run", "--rm", "--no-deps", "--entrypoint", "cat", "runner", "/run/ci-jwt/ci.jwt"
-    ).stdout.strip()
-    claims = jwt_claims(jwt_text)
+    claims = job_jwt(stack)
     assert (claims["stack"], claims["phase"], claims["sub"]) == ("example", "plan", "example:plan")
