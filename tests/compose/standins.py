@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -156,7 +157,7 @@ def host_ca_bundle() -> Path:
 def host_pip_conf() -> str:
     """The host's pip index settings, as /etc/pip.conf for a container."""
     listed = subprocess.run(
-        ["python3", "-m", "pip", "config", "list"],
+        [sys.executable, "-m", "pip", "config", "list"],
         capture_output=True,
         text=True,
         check=False,

@@ -112,7 +112,7 @@ class Stack:
         return done
 
     def container(self, service: str) -> str:
-        ids = self.run("ps", "-q", service).stdout.split()
+        ids = self.run("ps", "-a", "-q", service).stdout.split()  # v2 hides exited ones
         assert ids, f"no container for {service}"
         return ids[0]
 
