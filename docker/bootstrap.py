@@ -6,19 +6,26 @@ registered, mounted and configured with a read-only token, the management
 application with a certificate made here (its key goes only into Vault), one
 example integration with consent and a role, attached to stack "example".
 
-Writes two files into the shared volume /run/azsidecar (mode 0600): the
-daemon's Vault token and the stand-in CI platform's JWT signing key. The root
+Writes two files, each into a volume of its own (mode 0600): the daemon's
+Vault token (/run/azsidecar, mounted only into the daemon) and the stand-in CI
+platform's JWT signing key (/run/ci-issuer, mounted only into the `ci`
+service). The runner gets neither: only the JWT that `ci` signs for its run.
+The plugin registered is the file OpenBao runs (/openbao/plugins/azsidecar in
+this image), with the daemon's propagation delay in ``azure/config``. The root
 token comes from the environment (BAO_TOKEN), never from this file or argv.
 Safe to run again: it stops if the set-up is already there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pwd
 import sys
 import time
 from pathlib import Path
 
+import hvac
 import requests
 from cryptography.hazmat.primitives import serialization
 
@@ -37,20 +44,51 @@ from sidecar.management import (
 from sidecar.runtime import Runtime
 from sidecar.stacks import attach
 from sidecar.store import Store
+from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV, connect
 
-SHARED = Path("/run/azsidecar")
-
+DAEMON_DIR = Path("/run/azsidecar")  # volume daemon-token: bootstrap and daemon only
+ISSUER_DIR = Path("/run/ci-issuer")  # volume ci-issuer: bootstrap and ci only
+PLUGIN_FILE = Path("/openbao/plugins") / vault_setup.PLUGIN_NAME  # written by the image
 
 DAEMON_UID = 10001  # the azsidecar user of docker/azsidecar.Dockerfile
+CI_USER = "openbao"  # the `ci` service runs as this user of docker/openbao.Dockerfile
 
 
-def write_private(path: Path, text: str) -> None:
-    """Mode 0600, owned by the daemon's user (the runner reads as root)."""
+def write_private(path: Path, text: str, uid: int) -> None:
+    """Mode 0600, owned by the one user that reads it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
-    os.chown(path, DAEMON_UID, DAEMON_UID)
+    os.chown(path, uid, uid)
+
+
+def register_plugin(root: hvac.Client, setup: vault_setup.VaultSetup, timing: TimingPolicy) -> str:
+    """Register the wrapper OpenBao will run, mount it, configure it like the daemon.
+
+    The SHA-256 is that of ``PLUGIN_FILE`` as it lies in the plugin directory
+    (this image is OpenBao's image), so ``secrets enable`` runs that very file.
+    """
+    sha256 = hashlib.sha256(PLUGIN_FILE.read_bytes()).hexdigest()
+    name = vault_setup.PLUGIN_NAME
+    root.adapter.post(
+        f"/v1/sys/plugins/catalog/secret/{name}",
+        json={"sha256": sha256, "command": PLUGIN_FILE.name},
+    )
+    root.sys.enable_secrets_engine(name, path=vault_setup.PLUGIN_MOUNT)
+    root.write_data(
+        f"{vault_setup.PLUGIN_MOUNT}/config",
+        data={
+            "vault_addr": setup.addr,
+            "token": setup.plugin_token.reveal(),
+            "kv_mount": vault_setup.KV_MOUNT,
+            "prefix": vault_setup.PREFIX,
+            "propagation_delay": f"{int(timing.propagation_delay.total_seconds())}s",
+            "ready_safety_margin": f"{int(timing.ready_safety_margin.total_seconds())}s",
+        },
+    )
+    return sha256
 
 
 def wait_for(url: str, verify: str | bool = True) -> None:
@@ -67,7 +105,12 @@ def wait_for(url: str, verify: str | bool = True) -> None:
 def main() -> None:
     config = load_config(os.environ.get("AZSIDECAR_CONFIG", "/etc/azsidecar/daemon.toml"))
     addr = config.vault.addr
-    root_token = os.environ["BAO_TOKEN"]
+    root_token = os.environ.get("BAO_TOKEN", "")
+    if not root_token:
+        sys.exit(
+            "bootstrap: BAO_ROOT_TOKEN is not set; export it (e.g. openssl rand -hex 16)"
+            " and run `docker compose up` again"
+        )
     azure = config.azure
     wait_for(f"{addr}/v1/sys/health")
     wait_for(f"{azure.login_url}/_emulator/health", verify=azure.ca_bundle or True)
@@ -80,16 +123,18 @@ def main() -> None:
         pass
 
     setup = vault_setup.configure(root, addr)
-    SHARED.mkdir(parents=True, exist_ok=True)
-    write_private(SHARED / "sidecar-token", setup.sidecar_token.reveal())
+    write_private(DAEMON_DIR / "sidecar-token", setup.sidecar_token.reveal(), DAEMON_UID)
     key_pem = setup.jwt_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    write_private(SHARED / "ci-issuer.pem", key_pem)
-    commands = vault_setup.install_plugin(root, setup, "/tmp/plugins", clock_env={})  # noqa: S108
-    print("bootstrap: Vault configured; plugin:", "; ".join(commands))
+    write_private(ISSUER_DIR / "ci-issuer.pem", key_pem, pwd.getpwnam(CI_USER).pw_uid)
+    sha256 = register_plugin(root, setup, config.timing)
+    print(
+        f"bootstrap: Vault configured; plugin {PLUGIN_FILE} (sha256 {sha256}) mounted at"
+        f" {vault_setup.PLUGIN_MOUNT}/, propagation delay {config.timing.propagation_delay}"
+    )
 
     endpoints = EmulatorEndpoints(
         azure.login_url, azure.graph_url, azure.arm_url, azure.ca_bundle or ""

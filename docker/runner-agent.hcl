@@ -8,7 +8,7 @@ auto_auth {
   method "jwt" {
     mount_path = "auth/jwt"
     config = {
-      path                     = "/run/runner/ci.jwt"
+      path                     = "/run/ci-jwt/ci.jwt"
       role                     = "azsidecar-runner"
       remove_jwt_after_reading = false
     }
