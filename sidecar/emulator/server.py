@@ -66,6 +66,10 @@ class EmulatorConfig:
     extra_hosts: tuple[str, ...] = ()
     snapshot_interval: float = 1.0
     lag_overrides: dict[str, Any] = field(default_factory=dict)
+    #: One replica per keep-alive connection, as Azure's front ends do (False: per request).
+    sticky_connections: bool = True
+    #: Share of Graph requests answered by a failing gateway (see ``emulator.gateway``).
+    gateway_fault_rate: float = 0.0
 
     def lag(self) -> LagProfile:
         if isinstance(self.lag_profile, LagProfile):
@@ -99,7 +103,10 @@ class EmulatorServer:
             seed=self.config.seed,
             throttle=self.config.throttle,
             assertion_clock=self.config.assertion_clock,
+            sticky_connections=self.config.sticky_connections,
         )
+        if self.config.gateway_fault_rate:
+            self.state.faults.gateway_errors(self.config.gateway_fault_rate)
         state_file = self.config.state_file
         if state_file is not None and state_file.is_file():
             self.state.load(state_file)
