@@ -32,6 +32,7 @@ from sidecar.management import (
     load_certificates,
     load_identity,
 )
+from sidecar.orphans import find_orphans
 from sidecar.ready import NotReady, choose_ready
 from sidecar.runtime import Runtime
 from sidecar.store import Store
@@ -295,6 +296,22 @@ def graph_reachable(graph: GraphClient, app_object_id: str, client_id: str) -> C
     )
 
 
+def orphaned_applications(graph: GraphClient, store: Store, prefix: str) -> Check:
+    """Applications named ``prefix-*`` that no integration records (see ``sidecar.orphans``)."""
+    try:
+        found = find_orphans(graph, store, prefix)
+    except SidecarError as exc:
+        return Check("warn", f"cannot look for orphaned applications: {exc}")
+    if not found:
+        return Check("ok", f"no orphaned applications named {prefix}-*")
+    names = ", ".join(a.display_name for a in found[:5])
+    return Check(
+        "warn",
+        f"{len(found)} application(s) named {prefix}-* that no integration records: {names}",
+        "azsidecar integration reconcile --delete (left by a gateway timeout or a crash)",
+    )
+
+
 def sign_in(
     session: requests.Session, login_url: str, tenant_id: str, client_id: str, secret: str
 ) -> tuple[int, list[int], str]:
@@ -463,6 +480,7 @@ def run_checks(
         quick = replace(config, azure=replace(config.azure, max_retries=1))
         graph = Runtime(quick, runtime.clock, runtime.store).graph()
         yield graph_reachable(graph, identity.app_object_id, identity.client_id)
+        yield orphaned_applications(graph, runtime.store, config.azure.app_name_prefix)
     session = make_session(config.azure.ca_bundle)
 
     def signer(tenant: str, client_id: str, secret: str) -> tuple[int, list[int], str]:
