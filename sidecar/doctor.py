@@ -313,7 +313,12 @@ def orphaned_applications(graph: GraphClient, store: Store, prefix: str) -> Chec
 
 
 def sign_in(
-    session: requests.Session, login_url: str, tenant_id: str, client_id: str, secret: str
+    session: requests.Session,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    secret: str,
+    scope: str = ARM_SCOPE,
 ) -> tuple[int, list[int], str]:
     """Client-credentials sign-in for ARM: (HTTP status, AADSTS codes, description)."""
     response = session.post(
@@ -322,7 +327,7 @@ def sign_in(
             "grant_type": "client_credentials",
             "client_id": client_id,
             "client_secret": secret,
-            "scope": ARM_SCOPE,
+            "scope": scope,
         },
         timeout=30,
     )
@@ -484,7 +489,9 @@ def run_checks(
     session = make_session(config.azure.ca_bundle)
 
     def signer(tenant: str, client_id: str, secret: str) -> tuple[int, list[int], str]:
-        return sign_in(session, config.azure.login_url, tenant, client_id, secret)
+        return sign_in(
+            session, config.azure.login_url, tenant, client_id, secret, config.azure.arm_scope
+        )
 
     try:
         names = runtime.store.integration_names()
