@@ -63,6 +63,8 @@ SIGN_IN_LAG_CODES = frozenset({700016, 700027})
 #: How long a just-created object (or a just-added key) may stay invisible: the
 #: slowest replicas Microsoft describes take minutes, not seconds.
 NOT_FOUND_WINDOW = 600.0
+#: Graph's code for a credential longer-lived than the tenant's app-management policy allows.
+LIFETIME_POLICY_CODE = "CredentialInvalidLifetimeAsPerAppPolicy"
 #: How long to look for the result of a write that got no clear answer.
 LOOK_WINDOW = 120.0
 
@@ -651,18 +653,41 @@ class GraphClient:
     # -- client secrets ----------------------------------------------------------------
 
     def add_password(self, object_id: str, display_name: str, end: datetime) -> NewPassword:
-        """``POST /applications/{id}/addPassword``: the secret text is returned only here."""
-        response = self.request(
-            "POST",
-            f"/applications/{quote(object_id, safe='')}/addPassword",
-            "add_password",
-            json={
-                "passwordCredential": {"displayName": display_name, "endDateTime": graph_time(end)}
-            },
-            retry_not_found=True,
-            ok_statuses=(200, 201),
-            repeatable=False,  # GraphWriteUncertain: the caller's intent names the credential
-        )
+        """``POST /applications/{id}/addPassword``: the secret text is returned only here.
+
+        A tenant policy capping secret lifetimes refuses it with 400
+        ``CredentialInvalidLifetimeAsPerAppPolicy``; that is raised with what to
+        change, never retried.
+        """
+        try:
+            response = self.request(
+                "POST",
+                f"/applications/{quote(object_id, safe='')}/addPassword",
+                "add_password",
+                json={
+                    "passwordCredential": {
+                        "displayName": display_name,
+                        "endDateTime": graph_time(end),
+                    }
+                },
+                retry_not_found=True,
+                ok_statuses=(200, 201),
+                repeatable=False,  # GraphWriteUncertain: the caller's intent names the credential
+            )
+        except GraphError as exc:
+            if exc.code == LIFETIME_POLICY_CODE:
+                hours = (end - self.clock.now()).total_seconds() / 3600
+                raise GraphError(
+                    f"add_password: the tenant's app-management policy refuses a client secret"
+                    f" valid for {hours:.0f} h; set timing.secret_lifetime below the policy's"
+                    " maxLifetime (with timing.secret_renew_before at most half of it), or ask"
+                    " a tenant administrator to exempt the management application",
+                    status=exc.status,
+                    method="POST",
+                    url=exc.url,
+                    code=exc.code,
+                ) from exc
+            raise
         body = response.json()
         secret = body.get("secretText")
         if not secret:

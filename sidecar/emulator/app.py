@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 FAULT_KEY = "azsidecar.emulator.fault"
+#: Set in a request's environ when its connection must close after the answer.
+CLOSE_KEY = "azsidecar.emulator.close"
+CLOSE_SENT_KEY = "azsidecar.emulator.close_sent"
 
 _GRAPH_CODES = {
     429: "TooManyRequests",
@@ -96,6 +99,7 @@ class FaultMiddleware:
                 if fault.drop:
                     self._drop(environ)
                 if fault.gateway:
+                    environ[CLOSE_KEY] = True
                     return gateway.answer(
                         self.app, environ, start_response, fault, self._recorder(environ, kind)
                     )

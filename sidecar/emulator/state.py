@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from sidecar.emulator.app_policy import AppManagementPolicy
 from sidecar.emulator.calllog import CallLog
 from sidecar.emulator.clock import Clock, iso
 from sidecar.emulator.faults import FaultInjector
@@ -114,6 +115,7 @@ class EmulatorState:
         self.throttle = Throttle(throttle)
         self.faults = FaultInjector()
         self.routing = ReplicaRouting(sticky=sticky_connections)
+        self.app_policy = AppManagementPolicy()
         self.calls = CallLog()
         self.signing = SigningKey()
         self.assertion_clock: AssertionClock = assertion_clock

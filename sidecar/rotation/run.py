@@ -126,6 +126,12 @@ def create_secret(
             if attempt == UNCERTAIN_ATTEMPTS:
                 raise
             continue
+        except GraphError as exc:
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 429):
+                # Refused outright (a policy, a bad request): nothing was made, so the
+                # intent goes and the next tick asks again; no retry here.
+                store.clear_intent(record.name, intent.intent_id)
+            raise
         break
     crash_point("after_add_password")
     secret = SecretVersion(
