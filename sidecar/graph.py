@@ -707,6 +707,7 @@ class GraphClient:
                 f"/applications/{quote(object_id, safe='')}/removePassword",
                 "remove_password",
                 json={"keyId": key_id},
+                repeatable=True,  # removing twice answers "not found", handled below
             )
         except GraphError as exc:
             if exc.status in (400, 404) and exc.code in (
