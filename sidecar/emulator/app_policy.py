@@ -5,9 +5,11 @@ default app-management policy (``passwordCredentialConfiguration`` with
 ``restrictionType = passwordLifetime`` and an ISO 8601 ``maxLifetime``;
 learn.microsoft.com/graph/api/resources/passwordcredentialconfiguration).
 ``addPassword`` asking for a longer ``endDateTime`` is then refused with HTTP
-400 and the code ``CredentialInvalidLifetimeAsPerAppPolicy`` (the code
-Microsoft's own Teams Toolkit maps to "credential lifetime exceeds the max
-value allowed as per assigned policy").
+400 and the error code ``CredentialInvalidLifetimeAsPerAppPolicy``. The code is
+not in Graph's reference pages; it is the one Microsoft's Teams Toolkit checks
+for after ``addPassword`` (its ``aadErrorCode`` table), and users report the
+message as "Credential lifetime exceeds the max value allowed as per assigned
+policy".
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
 """Answers from the gateways in front of Microsoft Graph, not from Graph itself.
 
-A gateway's error is not a Graph error: it has no JSON error object, may
-carry no ``Retry-After``, and closes the connection. Microsoft's guidance for
-Graph says to retry 503 and 504 ("Service Unavailable", "Gateway Timeout")
-after a delay and notes that a timed-out request may still have been
-processed, which is why a non-idempotent write must be looked for before it
-is repeated ("Microsoft Graph error responses and resource types",
-learn.microsoft.com/graph/errors; "Best practices for working with Microsoft
-Graph: handling expected errors", learn.microsoft.com/graph/best-practices-concept).
+Microsoft's list of Graph status codes ("Microsoft Graph error responses and
+resource types", learn.microsoft.com/graph/errors) has 503 Service Unavailable
+("you may repeat the request after a delay, the length of which *may* be
+specified in a Retry-After header") and 504 Gateway Timeout (a proxy that did
+not get a timely answer from the server behind it). Such an answer comes from
+the gateway: no Graph JSON error object, possibly no ``Retry-After``, and the
+connection closed. That a 504 may answer a write the directory committed is
+what the independent stand-in of issue #14 showed and the design contract
+states; Microsoft's page does not say either way, so the product must not
+assume the write failed.
 
 A *committed* gateway fault runs the request first (the directory commits the
 write) and then throws the answer away, answering 504 as a gateway that gave
@@ -31,8 +33,7 @@ def gateway_body(status: int) -> bytes:
     reason = _REASONS.get(status, "Error")
     return (
         f"<html><head><title>{status} {reason}</title></head><body>"
-        f"<center><h1>{status} {reason}</h1></center><hr><center>Microsoft-Azure-Application-"
-        f"Gateway/v2</center></body></html>\r\n"
+        f"<center><h1>{status} {reason}</h1></center></body></html>\r\n"
     ).encode()
 
 

@@ -1,9 +1,11 @@
 """Which directory replica serves a request.
 
-Azure front ends keep a client's keep-alive connection on one backend, so all
-requests on one TCP connection read the same replica, and only a new
-connection may reach another one. That is the default here (``sticky``); the
-older model, a random replica for every request, stays available. A client
+Azure's front ends keep a client's keep-alive connection on one backend (what
+the independent stand-in of issue #14 modelled, and what made our confirming
+re-reads ask the same replica twice), so all requests on one TCP connection
+read the same replica, and only a new connection may reach another one. That
+is the default here (``sticky``); the older model, a random replica for every
+request, stays available. A client
 that wants a second opinion from another replica must open a new connection.
 
 ``round_robin`` hands new connections the replicas in turn instead of at
