@@ -8,13 +8,15 @@ application, no orphaned client secret, no second key.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sidecar.daemon import Daemon
 from sidecar.emulator.records import Application
+from sidecar.graph import Application as App
 from sidecar.integrations import Integrations
 from sidecar.management import load_certificates
-from sidecar.orphans import find_orphans
+from sidecar.orphans import find_orphans, orphaned, remove_orphans
+from sidecar.store import IntegrationRecord
 from tests.world import World
 
 
@@ -98,3 +100,45 @@ def test_add_key_answered_504_after_commit_uploads_one_key_and_stores_it(world: 
     assert [k["keyId"] for k in world.emu.state.app_admin_dict(app)["keyCredentials"]] == [
         new.key_id
     ]
+
+
+def test_reconcile_deletes_only_applications_no_record_names(world: World) -> None:
+    tenant = world.add_tenant()
+    kept = service(world).create("kept", tenant.tenant_id)
+    graph = world.runtime.graph()
+    orphan = graph.create_application("azsidecar-lost-0123abcd", ["https://localhost/cb"])
+    foreign = graph.create_application("someone-else", ["https://localhost/cb"])
+    world.time.advance(timedelta(minutes=11))  # every replica lists them
+    prefix = world.config.azure.app_name_prefix
+    listed = remove_orphans(graph, world.store, prefix, delete=False)
+    assert [a.object_id for a in listed.found] == [orphan.object_id]
+    assert listed.removed == []
+    done = remove_orphans(graph, world.store, prefix, delete=True)
+    assert [a.object_id for a in done.removed] == [orphan.object_id]
+    assert world.emu.state.apps.latest(orphan.object_id) is None
+    assert world.emu.state.apps.latest(foreign.object_id) is not None
+    assert world.emu.state.apps.latest(kept.app_object_id) is not None
+
+
+def test_an_application_of_a_creation_in_progress_is_not_an_orphan() -> None:
+    def record(name: str, object_id: str) -> IntegrationRecord:
+        return IntegrationRecord(
+            name=name,
+            tenant_id="t",
+            subscription_id=None,
+            app_object_id=object_id,
+            client_id="",
+            display_name=f"azsidecar-{name}-00000000",
+            consent="pending",
+            created=datetime(2026, 1, 1, tzinfo=UTC),
+            status="ready" if object_id else "creating",
+        )
+
+    apps = [
+        App("o1", "a1", "azsidecar-done-00000000"),
+        App("o2", "a2", "azsidecar-done-00000000"),  # a duplicate of a recorded one
+        App("o3", "a3", "azsidecar-busy-00000000"),  # its creation has not recorded it yet
+        App("o4", "a4", "other-app"),
+    ]
+    found = orphaned(apps, [record("done", "o1"), record("busy", "")], "azsidecar")
+    assert [a.object_id for a in found] == ["o2"]
