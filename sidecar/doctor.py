@@ -484,6 +484,7 @@ def run_checks(
         identity = load_identity(runtime.store)
         quick = replace(config, azure=replace(config.azure, max_retries=1))
         graph = Runtime(quick, runtime.clock, runtime.store).graph()
+        graph.not_found_window = 30.0  # a check answers quickly; the daemon rides out lag
         yield graph_reachable(graph, identity.app_object_id, identity.client_id)
         yield orphaned_applications(graph, runtime.store, config.azure.app_name_prefix)
     session = make_session(config.azure.ca_bundle)

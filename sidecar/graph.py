@@ -294,6 +294,7 @@ class GraphClient:
         self._msal_thumbprint = ""
         self._token: Sensitive | None = None
         self._token_expires: datetime | None = None
+        self._signed_in: set[str] = set()  # thumbprints that have signed in
         self.retries = 0
         #: Called before every attempt of a write (not GET); raises to refuse it.
         #: The daemon sets it to its leader-lease check.
@@ -363,7 +364,8 @@ class GraphClient:
 
         AADSTS700016 / 700027 from a replica that has not yet seen the
         application or its certificate are retried on fresh connections for
-        ``not_found_window`` seconds; any other answer is returned as it is.
+        ``not_found_window`` seconds, unless this certificate has signed in
+        before (then the answer is not lag); any other answer is returned as it is.
         """
         result = self._sign_in_once(cred, self.session)
         started = self.clock.now()
@@ -371,7 +373,8 @@ class GraphClient:
         while "access_token" not in result:
             codes = {c for c in result.get("error_codes") or [] if isinstance(c, int)}
             waited = (self.clock.now() - started).total_seconds()
-            if not codes & SIGN_IN_LAG_CODES or waited >= self.not_found_window:
+            known = cred.thumbprint in self._signed_in
+            if known or not codes & SIGN_IN_LAG_CODES or waited >= self.not_found_window:
                 break
             self.retries += 1
             delay = self._backoff(attempt)
@@ -387,6 +390,8 @@ class GraphClient:
                 result = self._sign_in_once(cred, fresh)
             finally:
                 fresh.close()
+        if "access_token" in result:
+            self._signed_in.add(cred.thumbprint)
         return result
 
     # -- the retry loop ------------------------------------------------------------
