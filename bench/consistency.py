@@ -344,23 +344,25 @@ def validate_http(trials: int, delay: float, profile: str = "default", seed: int
             clock=clock,
             ca_bundle=str(emu.ca_path),
         )
-        session = emu.session()
         lag_bound = resolve_stuck(state.lag, REPLICAS).max_lag
         for _ in range(trials):
             now = clock.now()
             minted = graph.add_password(target.object_id, "run", now + timedelta(hours=1))
             if delay:
                 state.clock.advance(delay)
-            response = session.post(
-                f"{emu.base_url}/{tenant}/oauth2/v2.0/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": target.app_id,
-                    "client_secret": minted.secret.reveal(),
-                    "scope": ARM_SCOPE,
-                },
-                timeout=10,
-            )
+            # A run is a new process: its sign-in opens a new connection, which
+            # the emulator (like Azure's front ends) routes to any replica.
+            with emu.session() as session:
+                response = session.post(
+                    f"{emu.base_url}/{tenant}/oauth2/v2.0/token",
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": target.app_id,
+                        "client_secret": minted.secret.reveal(),
+                        "scope": ARM_SCOPE,
+                    },
+                    timeout=10,
+                )
             outcome.runs += 1
             if response.status_code != 200:
                 codes = response.json().get("error_codes") or []

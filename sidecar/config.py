@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from sidecar.clouds import CLOUDS, CloudName
 from sidecar.durations import parse_duration
 from sidecar.errors import ConfigError, InputError
 from sidecar.timing import TimingPolicy
@@ -49,9 +50,16 @@ class VaultConfig:
 
 @dataclass(frozen=True)
 class AzureConfig:
-    login_url: str = "https://login.microsoftonline.com"
-    graph_url: str = "https://graph.microsoft.com"
-    arm_url: str = "https://management.azure.com"
+    """``cloud`` sets the three base URLs and the scopes; a URL given explicitly wins.
+
+    The scopes follow the cloud, not an overridden URL, so a stand-in (the
+    emulator) at another address is asked for the cloud's usual scopes.
+    """
+
+    cloud: CloudName = "public"
+    login_url: str = ""
+    graph_url: str = ""
+    arm_url: str = ""
     ca_bundle: str | None = None
     consent_redirect_uri: str = "https://localhost/azsidecar/consent"
     app_name_prefix: str = "azsidecar"
@@ -59,6 +67,24 @@ class AzureConfig:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     request_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.cloud not in CLOUDS:
+            raise ConfigError(
+                "azure.cloud", f"got {self.cloud!r}; allowed: {', '.join(map(repr, CLOUDS))}"
+            )
+        cloud = CLOUDS[self.cloud]
+        for name in ("login_url", "graph_url", "arm_url"):
+            if not getattr(self, name):
+                object.__setattr__(self, name, getattr(cloud, name))
+
+    @property
+    def graph_scope(self) -> str:
+        return CLOUDS[self.cloud].graph_scope
+
+    @property
+    def arm_scope(self) -> str:
+        return CLOUDS[self.cloud].arm_scope
 
 
 @dataclass(frozen=True)

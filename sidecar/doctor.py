@@ -32,6 +32,7 @@ from sidecar.management import (
     load_certificates,
     load_identity,
 )
+from sidecar.orphans import find_orphans
 from sidecar.ready import NotReady, choose_ready
 from sidecar.runtime import Runtime
 from sidecar.store import Store
@@ -295,8 +296,29 @@ def graph_reachable(graph: GraphClient, app_object_id: str, client_id: str) -> C
     )
 
 
+def orphaned_applications(graph: GraphClient, store: Store, prefix: str) -> Check:
+    """Applications named ``prefix-*`` that no integration records (see ``sidecar.orphans``)."""
+    try:
+        found = find_orphans(graph, store, prefix)
+    except SidecarError as exc:
+        return Check("warn", f"cannot look for orphaned applications: {exc}")
+    if not found:
+        return Check("ok", f"no orphaned applications named {prefix}-*")
+    names = ", ".join(a.display_name for a in found[:5])
+    return Check(
+        "warn",
+        f"{len(found)} application(s) named {prefix}-* that no integration records: {names}",
+        "azsidecar integration reconcile --delete (left by a gateway timeout or a crash)",
+    )
+
+
 def sign_in(
-    session: requests.Session, login_url: str, tenant_id: str, client_id: str, secret: str
+    session: requests.Session,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    secret: str,
+    scope: str = ARM_SCOPE,
 ) -> tuple[int, list[int], str]:
     """Client-credentials sign-in for ARM: (HTTP status, AADSTS codes, description)."""
     response = session.post(
@@ -305,7 +327,7 @@ def sign_in(
             "grant_type": "client_credentials",
             "client_id": client_id,
             "client_secret": secret,
-            "scope": ARM_SCOPE,
+            "scope": scope,
         },
         timeout=30,
     )
@@ -462,11 +484,15 @@ def run_checks(
         identity = load_identity(runtime.store)
         quick = replace(config, azure=replace(config.azure, max_retries=1))
         graph = Runtime(quick, runtime.clock, runtime.store).graph()
+        graph.not_found_window = 30.0  # a check answers quickly; the daemon rides out lag
         yield graph_reachable(graph, identity.app_object_id, identity.client_id)
+        yield orphaned_applications(graph, runtime.store, config.azure.app_name_prefix)
     session = make_session(config.azure.ca_bundle)
 
     def signer(tenant: str, client_id: str, secret: str) -> tuple[int, list[int], str]:
-        return sign_in(session, config.azure.login_url, tenant, client_id, secret)
+        return sign_in(
+            session, config.azure.login_url, tenant, client_id, secret, config.azure.arm_scope
+        )
 
     try:
         names = runtime.store.integration_names()

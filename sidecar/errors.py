@@ -10,7 +10,8 @@
     │   ├── VaultForbidden     the token lacks a capability on the path
     │   └── VaultConflict      check-and-set lost against another writer
     ├── GraphError             Microsoft Graph / login failure (status, method, code)
-    │   └── GraphThrottled     429 after the retries were spent
+    │   ├── GraphThrottled     429 after the retries were spent
+    │   └── GraphWriteUncertain a non-idempotent write got no clear answer: it may have happened
     ├── InputError             bad user input (names, ids, durations)
     ├── NotFoundError          no such stack / integration, or none attached for a phase
     └── NotReadyError          no credential is ready yet (``ready_at`` says when one will be)
@@ -94,6 +95,17 @@ class GraphError(SidecarError):
 
 class GraphThrottled(GraphError):
     """Graph kept answering 429 after the retries were spent."""
+
+
+class GraphWriteUncertain(GraphError):
+    """A non-idempotent write (a POST that creates) got a gateway error or no answer.
+
+    Gateways answer 500/502/504 or drop the connection after the directory
+    committed the write, so repeating it blindly can create a duplicate. The
+    caller looks for the object by its idempotency key (a display name, an
+    intent-named credential, a thumbprint) before writing again, or leaves it
+    to reconciliation.
+    """
 
 
 class LeaseLost(GraphError):

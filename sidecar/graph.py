@@ -5,8 +5,20 @@ certificate; the certificate comes from a provider callable so that a renewed
 certificate is picked up without restarting. Requests go through one retry
 loop: 429 honours ``Retry-After``, 5xx and dropped connections back off
 exponentially with jitter, a 401 for an expired token re-acquires once, and a
-404 on an object we just created is retried because Azure AD's replicas may
-not have it yet. Failures leave this module as :class:`GraphError`.
+404 on an object we just created is retried, each time on a fresh connection,
+for ``not_found_window`` seconds (minutes: Azure AD's replicas may not have it
+yet, and a front end keeps a keep-alive connection on one replica). A sign-in
+answered AADSTS700016 (application unknown) or AADSTS700027 (key unknown) is
+retried for the same window, since right after set-up the serving replica may
+not know the management application or its new certificate yet.
+
+A write that is not idempotent (a ``POST`` that creates: ``/applications``,
+``addPassword``, ``addKey``) is never blindly repeated after a 5xx or a lost
+connection, because gateways answer 504 for writes the directory committed.
+The loop raises :class:`GraphWriteUncertain` instead and the method looks for
+what it meant to create (display name, thumbprint) before writing again; a
+secret's text cannot be recovered, so ``addPassword`` leaves its intent-named
+credential to reconciliation. Failures leave this module as :class:`GraphError`.
 
 Base URLs are configuration, so the same code talks to Microsoft or to the
 emulator. Times (``endDateTime``, proof JWT lifetimes, back-off sleeps) come
@@ -17,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import logging
 import random
 import threading
@@ -26,7 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC as _UTC
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import jwt
@@ -34,7 +47,7 @@ import msal
 import requests
 
 from sidecar.clock import Clock
-from sidecar.errors import GraphError, GraphThrottled
+from sidecar.errors import GraphError, GraphThrottled, GraphWriteUncertain
 from sidecar.sensitive import Sensitive
 
 log = logging.getLogger(__name__)
@@ -43,6 +56,17 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 ARM_SCOPE = "https://management.azure.com/.default"
 PROOF_AUDIENCE = "00000002-0000-0000-c000-000000000000"
 _RETRYABLE = {429, 500, 502, 503, 504}
+_T = TypeVar("_T")
+#: Sign-in errors that mean "this replica does not know the application (700016)
+#: or the key (700027) yet" right after set-up or a certificate renewal.
+SIGN_IN_LAG_CODES = frozenset({700016, 700027})
+#: How long a just-created object (or a just-added key) may stay invisible: the
+#: slowest replicas Microsoft describes take minutes, not seconds.
+NOT_FOUND_WINDOW = 600.0
+#: Graph's code for a credential longer-lived than the tenant's app-management policy allows.
+LIFETIME_POLICY_CODE = "CredentialInvalidLifetimeAsPerAppPolicy"
+#: How long to look for the result of a write that got no clear answer.
+LOOK_WINDOW = 120.0
 
 
 @dataclass(frozen=True)
@@ -244,6 +268,9 @@ class GraphClient:
         timeout: float = 30.0,
         observer: GraphObserver | None = None,
         rng: random.Random | None = None,
+        not_found_window: float = NOT_FOUND_WINDOW,
+        look_window: float = LOOK_WINDOW,
+        graph_scope: str = GRAPH_SCOPE,
     ) -> None:
         self.login_url = login_url.rstrip("/")
         self.graph_url = graph_url.rstrip("/")
@@ -255,6 +282,10 @@ class GraphClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.timeout = timeout
+        self.not_found_window = not_found_window
+        self.look_window = look_window
+        self.graph_scope = graph_scope
+        self.ca_bundle = ca_bundle
         self.observer: GraphObserver = observer or _NullObserver()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.session = make_session(ca_bundle)
@@ -263,6 +294,7 @@ class GraphClient:
         self._msal_thumbprint = ""
         self._token: Sensitive | None = None
         self._token_expires: datetime | None = None
+        self._signed_in: set[str] = set()  # thumbprints that have signed in
         self.retries = 0
         #: Called before every attempt of a write (not GET); raises to refuse it.
         #: The daemon sets it to its leader-lease check.
@@ -270,12 +302,20 @@ class GraphClient:
 
     # -- authentication ------------------------------------------------------------
 
-    def _build_msal(self, cred: CertificateCredential) -> Any:
+    def fresh_session(self) -> requests.Session:
+        """A session with no pooled connection: its first request opens a new one.
+
+        Front ends keep a keep-alive connection on one directory replica, so a
+        read meant to ask another replica must not reuse a pooled connection.
+        """
+        return make_session(self.ca_bundle)
+
+    def _build_msal(self, cred: CertificateCredential, session: requests.Session) -> Any:
         return msal.ConfidentialClientApplication(
             self.client_id,
             authority=f"{self.login_url}/{self.tenant_id}",
             client_credential={"private_key": cred.key_pem.reveal(), "thumbprint": cred.thumbprint},
-            http_client=self.session,
+            http_client=session,
             instance_discovery=False,
             token_cache=msal.TokenCache(),
         )
@@ -288,18 +328,7 @@ class GraphClient:
             if force or stale or cred.thumbprint != self._msal_thumbprint:
                 # A fresh MSAL app (and cache): MSAL times its cache by the wall
                 # clock, while token lifetimes are judged by the service's clock.
-                try:
-                    # Building the app reads the tenant's OIDC metadata; MSAL raises
-                    # its own MsalServiceError for a 5xx there or at the token endpoint.
-                    self._msal = self._build_msal(cred)
-                    self._msal_thumbprint = cred.thumbprint
-                    result = self._msal.acquire_token_for_client(scopes=[GRAPH_SCOPE])
-                except (requests.RequestException, ValueError, msal.exceptions.MsalError) as exc:
-                    raise GraphError(
-                        f"cannot reach the login endpoint ({type(exc).__name__})",
-                        method="POST",
-                        url=f"{self.login_url}/{self.tenant_id}/oauth2/v2.0/token",
-                    ) from exc
+                result = self._sign_in(cred)
                 if "access_token" not in result:
                     codes = result.get("error_codes") or []
                     raise GraphError(
@@ -315,6 +344,55 @@ class GraphClient:
                 )
             assert self._token is not None
             return self._token.reveal()
+
+    def _sign_in_once(self, cred: CertificateCredential, session: requests.Session) -> Any:
+        try:
+            # Building the app reads the tenant's OIDC metadata; MSAL raises
+            # its own MsalServiceError for a 5xx there or at the token endpoint.
+            self._msal = self._build_msal(cred, session)
+            self._msal_thumbprint = cred.thumbprint
+            return self._msal.acquire_token_for_client(scopes=[self.graph_scope])
+        except (requests.RequestException, ValueError, msal.exceptions.MsalError) as exc:
+            raise GraphError(
+                f"cannot reach the login endpoint ({type(exc).__name__})",
+                method="POST",
+                url=f"{self.login_url}/{self.tenant_id}/oauth2/v2.0/token",
+            ) from exc
+
+    def _sign_in(self, cred: CertificateCredential) -> Any:
+        """MSAL's client-credentials sign-in, riding out replicas that lag behind set-up.
+
+        AADSTS700016 / 700027 from a replica that has not yet seen the
+        application or its certificate are retried on fresh connections for
+        ``not_found_window`` seconds, unless this certificate has signed in
+        before (then the answer is not lag); any other answer is returned as it is.
+        """
+        result = self._sign_in_once(cred, self.session)
+        started = self.clock.now()
+        attempt = 0
+        while "access_token" not in result:
+            codes = {c for c in result.get("error_codes") or [] if isinstance(c, int)}
+            waited = (self.clock.now() - started).total_seconds()
+            known = cred.thumbprint in self._signed_in
+            if known or not codes & SIGN_IN_LAG_CODES or waited >= self.not_found_window:
+                break
+            self.retries += 1
+            delay = self._backoff(attempt)
+            log.info(
+                "sign-in answered AADSTS%s (a replica behind set-up); retrying in %.0fs",
+                min(codes & SIGN_IN_LAG_CODES),
+                delay,
+            )
+            self.clock.sleep(delay)
+            attempt += 1
+            fresh = self.fresh_session()
+            try:
+                result = self._sign_in_once(cred, fresh)
+            finally:
+                fresh.close()
+        if "access_token" in result:
+            self._signed_in.add(cred.thumbprint)
+        return result
 
     # -- the retry loop ------------------------------------------------------------
 
@@ -332,18 +410,31 @@ class GraphClient:
         params: dict[str, str] | None = None,
         retry_not_found: bool = False,
         ok_statuses: tuple[int, ...] = (200, 201, 204),
+        repeatable: bool | None = None,
+        fresh: bool = False,
     ) -> requests.Response:
-        """One Graph call through the retry loop; raises GraphError when it gives up."""
+        """One Graph call through the retry loop; raises GraphError when it gives up.
+
+        ``repeatable`` (default: every method but ``POST``) says whether the
+        call may be sent again after a 5xx or a lost connection; for a
+        non-repeatable write those raise :class:`GraphWriteUncertain` instead.
+        ``fresh`` sends every attempt on a new connection.
+        """
         url = f"{self.graph_url}/v1.0{path}"
+        if repeatable is None:
+            repeatable = method != "POST"
         reauthenticated = False
         attempt = 0
+        missing_since: datetime | None = None
+        missing_attempts = 0
         while True:
             if method != "GET" and self.write_guard is not None:
                 self.write_guard()
             token = self._access_token(force=False)
             started = time.monotonic()
+            session = self.fresh_session() if fresh or missing_since is not None else self.session
             try:
-                response = self.session.request(
+                response = session.request(
                     method,
                     url,
                     json=json,
@@ -356,6 +447,13 @@ class GraphClient:
                 )
             except requests.RequestException as exc:
                 self.observer.graph_call(operation, 0, time.monotonic() - started)
+                if not repeatable and not isinstance(exc, requests.ConnectTimeout):
+                    raise GraphWriteUncertain(
+                        f"{operation}: the connection failed after the request was sent"
+                        f" ({type(exc).__name__}); it may have been carried out",
+                        method=method,
+                        url=path,
+                    ) from exc
                 if attempt >= self.max_retries:
                     raise GraphError(
                         f"{operation}: Graph unreachable after {attempt + 1} attempts"
@@ -366,6 +464,9 @@ class GraphClient:
                 self._sleep_retry(attempt, operation, None)
                 attempt += 1
                 continue
+            finally:
+                if session is not self.session:
+                    session.close()
             self.observer.graph_call(operation, response.status_code, time.monotonic() - started)
             status = response.status_code
             if status in ok_statuses:
@@ -375,8 +476,22 @@ class GraphClient:
                 reauthenticated = True
                 self._access_token(force=True)
                 continue
-            retryable = status in _RETRYABLE or (status == 404 and retry_not_found)
-            if retryable and attempt < self.max_retries:
+            if status >= 500 and not repeatable:
+                raise GraphWriteUncertain(
+                    f"{operation}: Graph answered {status}; the write may have been carried out",
+                    status=status,
+                    method=method,
+                    url=path,
+                    code=code,
+                )
+            if status == 404 and retry_not_found:
+                now = self.clock.now()
+                missing_since = missing_since or now
+                if (now - missing_since).total_seconds() < self.not_found_window:
+                    self._sleep_retry(min(missing_attempts, 8), operation, response)
+                    missing_attempts += 1
+                    continue
+            elif status in _RETRYABLE and attempt < self.max_retries:
                 if status == 429:
                     self.observer.graph_throttled(operation)
                 self._sleep_retry(attempt, operation, response)
@@ -415,16 +530,65 @@ class GraphClient:
             "web": {"redirectUris": redirect_uris},
             "requiredResourceAccess": [],
         }
-        response = self.request("POST", "/applications", "create_application", json=body)
-        return _parse_application(response.json())
+        for _ in range(self.max_retries):
+            try:
+                response = self.request("POST", "/applications", "create_application", json=body)
+            except GraphWriteUncertain as exc:
+                # The display name is unique to this integration: if an application
+                # carries it, the write happened and must not be repeated.
+                found = self.look_for(lambda: self._named(display_name), "create_application")
+                if found is not None:
+                    return found
+                log.warning("%s; no application named so appeared: creating it again", exc)
+                continue
+            return _parse_application(response.json())
+        raise GraphError(
+            "create_application: every attempt met a gateway error; run the command again"
+            " (it looks for the application by its display name first)",
+            method="POST",
+            url="/applications",
+        )
 
-    def get_application(self, object_id: str, *, just_created: bool = False) -> Application:
-        """``GET /applications/{id}``; ``just_created`` retries a 404 from a lagging replica."""
+    def _named(self, display_name: str) -> Application | None:
+        matches = self.list_applications(display_name, fresh=True)
+        return matches[0] if matches else None
+
+    def look_for(self, find: Callable[[], _T | None], operation: str) -> _T | None:
+        """After an uncertain write, look for its result on fresh connections.
+
+        Each look may reach another replica; looks go on for ``look_window``
+        seconds (a committed write reaches most replicas within a minute) and
+        a failing look counts as "not seen".
+        """
+        started = self.clock.now()
+        attempt = 0
+        while True:
+            try:
+                found = find()
+            except GraphError as exc:
+                log.info("%s: looking for the written object failed: %s", operation, exc)
+                found = None
+            if found is not None:
+                return found
+            if (self.clock.now() - started).total_seconds() >= self.look_window:
+                return None
+            self._sleep_retry(min(attempt, 5), operation, None)
+            attempt += 1
+
+    def get_application(
+        self, object_id: str, *, just_created: bool = False, fresh: bool = False
+    ) -> Application:
+        """``GET /applications/{id}``; ``just_created`` retries a 404 from a lagging replica.
+
+        ``fresh`` asks on a new connection, so possibly another replica than the
+        pooled connection is pinned to.
+        """
         response = self.request(
             "GET",
             f"/applications/{quote(object_id, safe='')}",
             "get_application",
             retry_not_found=just_created,
+            fresh=fresh,
         )
         return _parse_application(response.json())
 
@@ -440,16 +604,26 @@ class GraphClient:
             raise
         return _parse_application(response.json())
 
-    def list_applications(self, display_name: str | None = None) -> list[Application]:
-        """``GET /applications``, following ``@odata.nextLink``."""
+    def list_applications(
+        self, display_name: str | None = None, *, prefix: str | None = None, fresh: bool = False
+    ) -> list[Application]:
+        """``GET /applications``, following ``@odata.nextLink``.
+
+        ``display_name`` filters with ``eq``, ``prefix`` with ``startswith``.
+        """
         params = {"$top": "999"}
         if display_name is not None:
             escaped = display_name.replace("'", "''")
             params["$filter"] = f"displayName eq '{escaped}'"
-        return list(self._paged("/applications", "list_applications", params))
+        elif prefix is not None:
+            escaped = prefix.replace("'", "''")
+            params["$filter"] = f"startswith(displayName,'{escaped}')"
+        return list(self._paged("/applications", "list_applications", params, fresh))
 
-    def _paged(self, path: str, operation: str, params: dict[str, str]) -> Iterator[Application]:
-        response = self.request("GET", path, operation, params=params)
+    def _paged(
+        self, path: str, operation: str, params: dict[str, str], fresh: bool = False
+    ) -> Iterator[Application]:
+        response = self.request("GET", path, operation, params=params, fresh=fresh)
         while True:
             body = response.json()
             for item in body.get("value", []):
@@ -458,7 +632,7 @@ class GraphClient:
             if not link:
                 return
             relative = str(link).split("/v1.0", 1)[-1]
-            response = self.request("GET", relative, operation)
+            response = self.request("GET", relative, operation, fresh=fresh)
 
     def delete_application(self, object_id: str) -> bool:
         """``DELETE /applications/{id}``; False if it was already gone."""
@@ -484,17 +658,41 @@ class GraphClient:
     # -- client secrets ----------------------------------------------------------------
 
     def add_password(self, object_id: str, display_name: str, end: datetime) -> NewPassword:
-        """``POST /applications/{id}/addPassword``: the secret text is returned only here."""
-        response = self.request(
-            "POST",
-            f"/applications/{quote(object_id, safe='')}/addPassword",
-            "add_password",
-            json={
-                "passwordCredential": {"displayName": display_name, "endDateTime": graph_time(end)}
-            },
-            retry_not_found=True,
-            ok_statuses=(200, 201),
-        )
+        """``POST /applications/{id}/addPassword``: the secret text is returned only here.
+
+        A tenant policy capping secret lifetimes refuses it with 400
+        ``CredentialInvalidLifetimeAsPerAppPolicy``; that is raised with what to
+        change, never retried.
+        """
+        try:
+            response = self.request(
+                "POST",
+                f"/applications/{quote(object_id, safe='')}/addPassword",
+                "add_password",
+                json={
+                    "passwordCredential": {
+                        "displayName": display_name,
+                        "endDateTime": graph_time(end),
+                    }
+                },
+                retry_not_found=True,
+                ok_statuses=(200, 201),
+                repeatable=False,  # GraphWriteUncertain: the caller's intent names the credential
+            )
+        except GraphError as exc:
+            if exc.code == LIFETIME_POLICY_CODE:
+                hours = (end - self.clock.now()).total_seconds() / 3600
+                raise GraphError(
+                    f"add_password: the tenant's app-management policy refuses a client secret"
+                    f" valid for {hours:.0f} h; set timing.secret_lifetime below the policy's"
+                    " maxLifetime (with timing.secret_renew_before at most half of it), or ask"
+                    " a tenant administrator to exempt the management application",
+                    status=exc.status,
+                    method="POST",
+                    url=exc.url,
+                    code=exc.code,
+                ) from exc
+            raise
         body = response.json()
         secret = body.get("secretText")
         if not secret:
@@ -514,6 +712,7 @@ class GraphClient:
                 f"/applications/{quote(object_id, safe='')}/removePassword",
                 "remove_password",
                 json={"keyId": key_id},
+                repeatable=True,  # removing twice answers "not found", handled below
             )
         except GraphError as exc:
             if exc.status in (400, 404) and exc.code in (
@@ -558,13 +757,23 @@ class GraphClient:
             "passwordCredential": None,
             "proof": self.proof_of_possession(object_id, signer),
         }
-        response = self.request(
-            "POST",
-            f"/applications/{quote(object_id, safe='')}/addKey",
-            "add_key",
-            json=body,
-            ok_statuses=(200, 201),
-        )
+        try:
+            response = self.request(
+                "POST",
+                f"/applications/{quote(object_id, safe='')}/addKey",
+                "add_key",
+                json=body,
+                ok_statuses=(200, 201),
+            )
+        except GraphWriteUncertain:
+            # The certificate's thumbprint identifies the key: if the application
+            # lists it, the upload happened and the caller can store it. If not,
+            # the intent-named key is left to reconciliation (never uploaded twice).
+            thumbprint = hashlib.sha1(cert_der).hexdigest().upper()  # noqa: S324 - Azure's thumbprint
+            found = self.look_for(lambda: self._key_listed(object_id, thumbprint), "add_key")
+            if found is None:
+                raise
+            return found
         item = response.json()
         return KeyCredential(
             key_id=str(item["keyId"]),
@@ -574,6 +783,10 @@ class GraphClient:
             end=_parse_time(item.get("endDateTime")) or datetime.max.replace(tzinfo=_UTC),
         )
 
+    def _key_listed(self, object_id: str, thumbprint: str) -> KeyCredential | None:
+        app = self.get_application(object_id, fresh=True)
+        return next((k for k in app.keys if k.thumbprint == thumbprint), None)
+
     def remove_key(self, object_id: str, key_id: str, signer: CertificateCredential) -> bool:
         """``POST /applications/{id}/removeKey``; False if Graph no longer had it."""
         try:
@@ -582,6 +795,7 @@ class GraphClient:
                 f"/applications/{quote(object_id, safe='')}/removeKey",
                 "remove_key",
                 json={"keyId": key_id, "proof": self.proof_of_possession(object_id, signer)},
+                repeatable=True,
             )
         except GraphError as exc:
             if exc.status == 404:

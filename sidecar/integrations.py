@@ -2,9 +2,13 @@
 
 ``create`` first writes the record with ``status = "creating"`` and the display
 name the application will get, then creates the application, records its ids,
-gives it its first secret and marks it ready. Run again after a failure, it
-finds the application by its display name and carries on; ``delete`` removes
-whatever exists of it.
+gives it its first secret and marks it ready. A failure that Azure's lag or a
+gateway explains (a 404, 429, 5xx, a lost connection, AADSTS700016/700027) is
+resumed by ``create`` itself, :data:`RESUME_ATTEMPTS` times, from the record:
+the application is found by its display name (the idempotency key of
+``POST /applications``), and an application with the same name that the record
+does not name, left by a gateway timeout, is deleted. Run again after any other
+failure, it carries on the same way; ``delete`` removes whatever exists of it.
 """
 
 from __future__ import annotations
@@ -16,13 +20,30 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from sidecar.clock import Clock
-from sidecar.errors import InputError
+from sidecar.errors import GraphError, InputError
 from sidecar.graph import Application, GraphClient
 from sidecar.rotation.run import create_secret
 from sidecar.store import IntegrationRecord, Store
 from sidecar.timing import TimingPolicy
 
 log = logging.getLogger(__name__)
+
+#: How many times ``create`` carries on by itself after a transient Azure failure.
+RESUME_ATTEMPTS = 4
+RESUME_PAUSE = 30
+_TRANSIENT_STATUSES = frozenset({404, 408, 429, 500, 502, 503, 504})
+
+
+def _transient(exc: GraphError) -> bool:
+    """A failure that waiting explains: replica lag, throttling, a gateway, the network.
+
+    A sign-in refused after the client's own lag window (an ``AADSTS`` code) is
+    not resumed: by then the certificate or application is really wrong.
+    """
+    if exc.status is None:
+        return not exc.code.startswith("AADSTS")
+    return exc.status in _TRANSIENT_STATUSES
+
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -88,6 +109,24 @@ class Integrations:
         tenant_id = validate_guid(tenant_id, "tenant id")
         if subscription_id is not None:
             subscription_id = validate_guid(subscription_id, "subscription id")
+        for attempt in range(1, RESUME_ATTEMPTS + 1):
+            try:
+                return self._create_once(name, tenant_id, subscription_id)
+            except GraphError as exc:
+                if attempt == RESUME_ATTEMPTS or not _transient(exc):
+                    raise
+                log.warning(
+                    "creating integration %s was interrupted by Azure (%s); resuming in %ds",
+                    name,
+                    exc,
+                    RESUME_PAUSE,
+                )
+                self.clock.sleep(RESUME_PAUSE)
+        raise AssertionError("unreachable")
+
+    def _create_once(
+        self, name: str, tenant_id: str, subscription_id: str | None
+    ) -> IntegrationRecord:
         found = self.store.find_integration(name)
         if found is None:
             record = IntegrationRecord(
@@ -120,6 +159,7 @@ class Integrations:
             )
             record = replace(record, app_object_id=app.object_id, client_id=app.app_id)
             version = self.store.save_integration(record, cas=version)
+            self._remove_duplicates(record)
         if not self.store.credentials(name):
             self._first_secret(record)
         record = replace(record, status="ready")
@@ -129,6 +169,21 @@ class Integrations:
     def _existing_app(self, record: IntegrationRecord) -> Application | None:
         matches = self.graph.list_applications(record.display_name)
         return matches[0] if matches else None
+
+    def _remove_duplicates(self, record: IntegrationRecord) -> None:
+        """Delete applications with this record's display name that it does not name.
+
+        They are left by a ``POST /applications`` that a gateway answered with
+        an error after committing; lagging replicas may hide some, which
+        ``azsidecar integration reconcile`` finds later.
+        """
+        try:
+            for app in self.graph.list_applications(record.display_name, fresh=True):
+                if app.object_id != record.app_object_id:
+                    log.warning("deleting duplicate application %s", app.object_id)
+                    self.graph.delete_application(app.object_id)
+        except GraphError as exc:
+            log.info("could not look for duplicates of %s: %s", record.display_name, exc)
 
     def _first_secret(self, record: IntegrationRecord) -> None:
         # An intent left by an earlier attempt is reconciled by the daemon; the

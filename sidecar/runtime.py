@@ -87,6 +87,7 @@ class Runtime:
             backoff_max=azure.backoff_max,
             timeout=azure.request_timeout,
             observer=observer,
+            graph_scope=azure.graph_scope,
         )
 
 

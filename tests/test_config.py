@@ -149,3 +149,53 @@ def test_bad_durations(text: str) -> None:
 def test_format_duration_round_trips() -> None:
     for text in ("1h30m", "7d", "1m30s", "0s", "1d2h3m4s"):
         assert format_duration(parse_duration(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("cloud", "login", "graph", "arm"),
+    [
+        (
+            "public",
+            "https://login.microsoftonline.com",
+            "https://graph.microsoft.com",
+            "https://management.azure.com",
+        ),
+        (
+            "usgovernment",
+            "https://login.microsoftonline.us",
+            "https://graph.microsoft.us",
+            "https://management.usgovcloudapi.net",
+        ),
+        (
+            "china",
+            "https://login.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn",
+            "https://management.chinacloudapi.cn",
+        ),
+    ],
+)
+def test_cloud_sets_endpoints_and_scopes(
+    tmp_path: Path, cloud: str, login: str, graph: str, arm: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[azure]\ncloud = "{cloud}"\n')
+    azure = load_config(path, env={}).azure
+    assert (azure.login_url, azure.graph_url, azure.arm_url) == (login, graph, arm)
+    assert azure.graph_scope == f"{graph}/.default"
+    assert azure.arm_scope == f"{arm}/.default"
+
+
+def test_explicit_url_overrides_the_cloud(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[azure]\ncloud = "china"\ngraph_url = "https://graph.example.test"\n')
+    azure = load_config(path, env={}).azure
+    assert azure.graph_url == "https://graph.example.test"
+    assert azure.login_url == "https://login.chinacloudapi.cn"
+    assert azure.graph_scope == "https://microsoftgraph.chinacloudapi.cn/.default"
+
+
+def test_unknown_cloud_names_the_allowed_ones(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[azure]\ncloud = "germany"\n')
+    with pytest.raises(ConfigError, match=r"azure\.cloud.*'usgovernment'"):
+        load_config(path, env={})

@@ -32,6 +32,9 @@ STORM_RATE = 0.30
 SERVER_ERRORS = (500, 502, 503, 504)
 RETRY_AFTER = 10  # seconds each injected 429 asks the client to wait
 FAILED = {0, 429, *SERVER_ERRORS}  # what the Graph client retries
+# Creating writes are not repeated after a 5xx or a lost connection (the write may
+# have happened): such an answer ends the operation; only a 429 is retried.
+NOT_REPEATED = {"create_application", "add_password", "add_key"}
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,9 @@ class AttemptLog:
 
     The client makes one operation's attempts one after another on one thread,
     so a per-thread streak of failed attempts is that operation's retry count.
-    It ends at the first answer that is not retried, or when the client gives
-    up after ``max_retries`` retries.
+    It ends at the first answer that is not retried (for a creating write, a
+    5xx or a lost connection), or when the client gives up after
+    ``max_retries`` retries.
     """
 
     def __init__(self, inner: GraphObserver, max_retries: int) -> None:
@@ -67,7 +71,8 @@ class AttemptLog:
             self.statuses[status] += 1
             if status == 401:  # the client signs in again and repeats the attempt
                 return
-            if status in FAILED and streak < self.max_retries:
+            repeated = operation not in NOT_REPEATED or status == 429
+            if status in FAILED and repeated and streak < self.max_retries:
                 self._local.streak = streak + 1
                 return
             self.operations.append(Operation(operation, streak, status not in FAILED))

@@ -139,11 +139,15 @@ def make_world(
     vault_addr: str,
     vault_token: str,
     start: datetime | None = START,
+    *,
+    record_key_id: bool = True,
     **timing: Any,
 ) -> World:
     """Seed the emulator's platform tenant and management app, and Vault's identity.
 
     ``start`` moves the emulator's clock to a fixed date; None keeps its time.
+    ``record_key_id=False`` stores the certificate as ``management init`` does
+    after an upload by hand: without the key id Azure gave it.
     """
     time = EmulatorTime(emu.state.clock)
     if start is not None:
@@ -156,7 +160,8 @@ def make_world(
     pair = generate_key_pair("azsidecar-management", now - timedelta(days=1), timedelta(days=30))
     mgmt = emu.state.seed_management_app(platform, certificate_pem=pair.cert_pem)
     save_identity(store, ManagementIdentity(platform, mgmt.object_id, mgmt.app_id))
-    store_certificate(store, pair, key_id=mgmt.key_id or "", uploaded_at=now - timedelta(days=1))
+    key_id = (mgmt.key_id or "") if record_key_id else ""
+    store_certificate(store, pair, key_id=key_id, uploaded_at=now - timedelta(days=1))
     config = Config(
         vault=VaultConfig(addr=vault_addr, token=vault_token, prefix=store.kv.prefix),
         azure=AzureConfig(

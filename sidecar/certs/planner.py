@@ -21,8 +21,13 @@ one stays in use. Rules, in the order their actions are returned:
 
 Stored certificates are managed whatever their key's display name (the
 bootstrap one is usually named by hand); unstored keys not named by us are
-someone else's and are left alone. With no valid certificate at all the
-daemon cannot reach Graph, and the outcome is :class:`Stuck`.
+someone else's and are left alone. A stored certificate is matched to its key
+by thumbprint (Graph's ``customKeyIdentifier``), which both sides always know;
+the stored ``key_id`` is only a fallback, since a certificate stored by
+``management init`` (uploaded by hand) has none. A superseded certificate
+whose key cannot be identified (no listing, no key id) keeps its version
+until a listing names the key, so the key is never lost from sight. With no
+valid certificate at all the daemon cannot reach Graph, and the outcome is :class:`Stuck`.
 """
 
 from __future__ import annotations
@@ -112,9 +117,12 @@ def plan(state: CertificateState, policy: TimingPolicy, now: datetime) -> Certif
             why = f"certificate v{c.version} superseded by v{active.version}"
         else:
             continue
-        if listed is None or c.key_id in listed:
-            draft.removals[c.key_id] = why
-        draft.destroys[c.version] = DestroyStored(c.version, c.key_id, why)
+        key_id = key_of(c, state.azure)
+        if listed is None and not key_id:
+            continue  # which key is its? wait for a listing before forgetting it
+        if listed is None or key_id in listed:
+            draft.removals[key_id] = why
+        draft.destroys[c.version] = DestroyStored(c.version, key_id, why)
     stored_intents = {c.intent_id for c in state.stored}
     for i in state.intents:
         if i.intent_id in stored_intents:
@@ -128,6 +136,14 @@ def plan(state: CertificateState, policy: TimingPolicy, now: datetime) -> Certif
     if renew is not None:
         actions.append(renew)
     return CertificatePlan(active, tuple(actions))
+
+
+def key_of(c: StoredCertificate, azure: tuple[AzureKey, ...] | None) -> str:
+    """The key id of a stored certificate: the listed key with its thumbprint, else as stored."""
+    for k in azure or ():
+        if k.thumbprint and k.thumbprint.upper() == c.thumbprint.upper():
+            return k.key_id
+    return c.key_id
 
 
 def _stuck(stored: tuple[StoredCertificate, ...]) -> Stuck:
@@ -151,7 +167,7 @@ def _reconcile(
     azure = state.azure
     if azure is None:
         return
-    stored_keys = {c.key_id for c in state.stored}
+    stored_keys = {key_of(c, azure) for c in state.stored}
     pending = {i.intent_id for i in state.intents}
     in_flight = {i.intent_id for i in state.intents if now - i.created < policy.intent_timeout}
     for k in azure:
@@ -167,7 +183,7 @@ def _reconcile(
             draft.clears.setdefault(i.intent_id, "no key appeared in Azure; abandoned")
     listed = {k.key_id for k in azure}
     for c in state.stored:
-        if c == active or c.key_id in listed or c.version in draft.destroys:
+        if c == active or key_of(c, azure) in listed or c.version in draft.destroys:
             continue
         if now - c.uploaded_at >= policy.missing_grace:
             draft.destroys[c.version] = DestroyStored(

@@ -70,6 +70,25 @@ def emulator() -> None:
 @click.option("--throttle-reads", type=float, default=None)
 @click.option("--throttle-per-seconds", type=float, default=150.0, show_default=True)
 @click.option(
+    "--throttle-tenant-writes",
+    type=float,
+    default=None,
+    help="Writes per --throttle-per-seconds for one tenant across all applications.",
+)
+@click.option(
+    "--sticky/--per-request-routing",
+    default=True,
+    show_default=True,
+    help="One replica per keep-alive connection (as Azure's front ends), or per request.",
+)
+@click.option(
+    "--gateway-fault-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Share of Graph requests a gateway fails (503; 504 with HTML, committed for writes).",
+)
+@click.option(
     "--allow-remote-admin", is_flag=True, help="Serve /_emulator/ to non-loopback clients."
 )
 @click.option("--access-log", is_flag=True, help="Log every request line to stderr.")
@@ -93,6 +112,9 @@ def serve(
     throttle_writes: float | None,
     throttle_reads: float | None,
     throttle_per_seconds: float,
+    throttle_tenant_writes: float | None,
+    sticky: bool,
+    gateway_fault_rate: float,
     allow_remote_admin: bool,
     access_log: bool,
     extra_hosts: tuple[str, ...],
@@ -122,8 +144,13 @@ def serve(
             clock_start=parse_time(clock_start) if clock_start else None,
             seed=seed,
             throttle=ThrottleConfig(
-                writes=throttle_writes, reads=throttle_reads, per_seconds=throttle_per_seconds
+                writes=throttle_writes,
+                reads=throttle_reads,
+                per_seconds=throttle_per_seconds,
+                tenant_writes=throttle_tenant_writes,
             ),
+            sticky_connections=sticky,
+            gateway_fault_rate=gateway_fault_rate,
             allow_remote_admin=allow_remote_admin,
             access_log=access_log,
             extra_hosts=extra_hosts,

@@ -9,6 +9,7 @@ import click
 from sidecar.cli.common import config_option, friendly_errors, runtime
 from sidecar.errors import InputError
 from sidecar.integrations import Integrations, consent_url, validate_name
+from sidecar.orphans import remove_orphans
 from sidecar.ready import Ready, choose_ready
 from sidecar.runtime import Runtime
 from sidecar.store import IntegrationRecord
@@ -159,3 +160,29 @@ def delete(name: str, config_path: str | None) -> None:
         click.echo("no application left in Azure")
     click.echo(f"destroyed {removed.secrets} stored secret(s)")
     click.echo("removed from Vault: " + ", ".join(removed.vault_paths))
+
+
+@integration.command()
+@click.option(
+    "--delete", "delete_", is_flag=True, help="Delete the orphans found (default: only list)."
+)
+@config_option
+@friendly_errors
+def reconcile(delete_: bool, config_path: str | None) -> None:
+    """Find applications named like ours that no integration records (and delete them).
+
+    A gateway timeout on `integration create` can leave such an application in
+    the platform tenant; nothing else would ever remove it.
+    """
+    rt = runtime(config_path)
+    prefix = rt.config.azure.app_name_prefix
+    result = remove_orphans(rt.graph(), rt.store, prefix, delete=delete_)
+    if not result.found:
+        click.echo(f"no orphaned applications named {prefix}-*")
+        return
+    removed = {a.object_id for a in result.removed}
+    for app in result.found:
+        state = "deleted" if app.object_id in removed else "orphaned"
+        click.echo(f"{state:<9} {app.display_name}  client {app.app_id}  object {app.object_id}")
+    if not delete_:
+        click.echo("run `azsidecar integration reconcile --delete` to remove them from Azure")

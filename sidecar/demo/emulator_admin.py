@@ -106,6 +106,10 @@ class EmulatorAdmin:
         """The application as Azure holds it (authoritative, not a lagging replica)."""
         return dict(self._call("GET", f"/applications/{app_id}"))
 
+    def faults_served(self) -> int:
+        """How many requests the emulator answered with an injected fault."""
+        return int(self._call("GET", "/calls?limit=1")["faults"])
+
     def replication(self) -> dict[str, Any]:
         return dict(self._call("GET", "/replication"))
 

@@ -86,7 +86,8 @@ def install_plugin(
     """``azsidecar plugin install``, the two commands it prints, then ``azure/config``.
 
     ``clock_env`` (the daemon's emulated clock) is registered as the plugin's
-    environment, as ``bao plugin register -env=...`` would. Returns the
+    environment through the catalog API's ``env`` field (``bao plugin register``
+    has no ``-env`` flag in OpenBao 2.7.2). Returns the
     commands an operator would type, for the demo to show.
     """
     installed = install_wrapper(plugin_dir, PLUGIN_NAME)

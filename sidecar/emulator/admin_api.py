@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from sidecar.emulator.app_policy import AppManagementPolicy
 from sidecar.emulator.clock import parse_time
 from sidecar.emulator.faults import FaultRule
 from sidecar.emulator.records import SINGLE_TENANT
@@ -83,6 +84,21 @@ def add_fault_rules(state: EmulatorState, data: dict[str, Any]) -> list[FaultRul
                 prefix=spec.get("prefix", prefix),
                 retry_after=retry_after,
             )
+        if "gateway" in data:
+            spec = data["gateway"]
+            if not isinstance(spec, dict):
+                raise AdminError("gateway must be an object")
+            if "rate" in spec:
+                return state.faults.gateway_errors(float(spec["rate"]), kind=kind or "graph")
+            return [
+                state.faults.gateway_next(
+                    _optional_int(spec.get("next", 1), "next") or 1,
+                    status=_optional_int(spec.get("status", 504), "status") or 504,
+                    commit=bool(spec.get("commit", False)),
+                    kind=kind or "graph",
+                    prefix=prefix,
+                )
+            ]
         if "drop" in data:
             count = _optional_int(data["drop"], "drop") or 1
             return [state.faults.drop_next(count, kind=kind, prefix=prefix)]
@@ -302,6 +318,16 @@ def create_admin_blueprint(state: EmulatorState, *, allow_remote: bool = False) 
     def set_throttle() -> Response:
         state.configure_throttle(ThrottleConfig.from_dict(_json()))
         return json_response(state.throttle.config.to_dict())
+
+    @bp.post("/app-policy")
+    def set_app_policy() -> Response:
+        """``{"maxPasswordLifetime": seconds or null}``: the tenant-wide lifetime cap."""
+        cap = _json().get("maxPasswordLifetime")
+        if cap is not None and (not isinstance(cap, int | float) or cap <= 0):
+            raise AdminError("maxPasswordLifetime must be a positive number of seconds or null")
+        with state.lock:
+            state.app_policy = AppManagementPolicy(None if cap is None else float(cap))
+        return json_response({"maxPasswordLifetime": cap})
 
     @bp.get("/faults")
     def get_faults() -> Response:

@@ -1,4 +1,4 @@
-"""The Flask application: routing by prefix, per-request replica choice, faults, call log.
+"""The Flask application: routing by prefix, replica choice, faults, call log.
 
 Fault decisions happen in a WSGI middleware (``FaultMiddleware``) because a
 dropped connection must happen below Flask: it shuts the client socket down
@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from sidecar.emulator import gateway
 from sidecar.emulator.admin_api import create_admin_blueprint
 from sidecar.emulator.arm_api import create_arm_blueprint
 from sidecar.emulator.faults import Fault
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 FAULT_KEY = "azsidecar.emulator.fault"
+#: Set in a request's environ when its connection must close after the answer.
+CLOSE_KEY = "azsidecar.emulator.close"
+CLOSE_SENT_KEY = "azsidecar.emulator.close_sent"
 
 _GRAPH_CODES = {
     429: "TooManyRequests",
@@ -75,9 +79,10 @@ class FaultMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
         kind = request_kind(path)
+        method = str(environ.get("REQUEST_METHOD", ""))
         if kind != "admin":
             with self.state.lock:
-                fault = self.state.faults.pick(kind, path, self.state.rng)
+                fault = self.state.faults.pick(kind, path, self.state.rng, method)
                 if fault is not None and fault.drop:
                     self.state.calls.record(
                         method=str(environ.get("REQUEST_METHOD", "")),
@@ -93,8 +98,30 @@ class FaultMiddleware:
             if fault is not None:
                 if fault.drop:
                     self._drop(environ)
+                if fault.gateway:
+                    environ[CLOSE_KEY] = True
+                    return gateway.answer(
+                        self.app, environ, start_response, fault, self._recorder(environ, kind)
+                    )
                 environ[FAULT_KEY] = fault
         return self.app(environ, start_response)
+
+    def _recorder(self, environ: WSGIEnvironment, kind: str) -> Callable[[int], None]:
+        def record(status: int) -> None:
+            with self.state.lock:
+                self.state.calls.record(
+                    method=str(environ.get("REQUEST_METHOD", "")),
+                    path=str(environ.get("PATH_INFO", "")),
+                    status=status,
+                    kind=kind,
+                    client=None,
+                    tenant=None,
+                    replica=None,
+                    time=self.state.now(),
+                    fault="gateway",
+                )
+
+        return record
 
     @staticmethod
     def _drop(environ: WSGIEnvironment) -> None:
@@ -136,7 +163,7 @@ def create_app(state: EmulatorState, *, allow_remote_admin: bool = False) -> Fla
         g.info = RequestInfo(kind=kind)
         if kind == "admin":
             return None
-        g.info.replica = state.pick_replica()
+        g.info.replica = state.pick_replica(request.environ.get("werkzeug.socket"))
         fault = request.environ.get(FAULT_KEY)
         if isinstance(fault, Fault):
             return _fault_response(fault, kind, state.now())

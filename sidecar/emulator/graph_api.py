@@ -227,15 +227,15 @@ def create_graph_blueprint(state: EmulatorState) -> Blueprint:
         call.client, call.tenant = caller.app_id, caller.tenant_id
         kind = "reads" if request.method == "GET" else "writes"
         with state.lock:
-            retry = state.throttle.take(caller.app_id, caller.tenant_id, kind, now)
-        if retry is not None:
+            refused = state.throttle.take(caller.app_id, caller.tenant_id, kind, now)
+        if refused is not None:
             call.throttled = True
             return graph_error(
                 429,
                 "TooManyRequests",
                 "Too many requests. Retry after the number of seconds in the Retry-After header.",
                 now,
-                {"Retry-After": str(retry)},
+                refused.headers(),
             )
         return caller
 
@@ -455,6 +455,8 @@ def create_graph_blueprint(state: EmulatorState) -> Blueprint:
                 raise _Invalid("Password credential end date must be later than its start date.")
         except _Invalid as exc:
             return bad_request(exc.message, now)
+        if (refused := state.app_policy.check_password(start, end, now)) is not None:
+            return refused
         with state.lock:
             app = managed_app(object_id, caller, now)
             if isinstance(app, Response):

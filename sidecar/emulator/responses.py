@@ -42,7 +42,16 @@ def _aad_stamp(now: float) -> str:
 
 
 def aad_error(status: int, error: str, code: int, message: str, now: float) -> Response:
-    """An ``/oauth2/v2.0/token`` style error: ``{"error", "error_description", ...}``."""
+    """An ``/oauth2/v2.0/token`` error with every field Entra sends.
+
+    ``error``, ``error_description``, ``error_codes``, ``timestamp``,
+    ``trace_id``, ``correlation_id`` are the token endpoint's documented error
+    response (learn.microsoft.com/azure/active-directory/develop/
+    v1-protocols-oauth-code#error-response-1, which Azure Identity's
+    ``ErrorResponse`` notes applies to v2); ``error_uri`` and the trace,
+    correlation and timestamp text inside ``error_description`` are as Entra
+    answers in practice.
+    """
     trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
     stamp = _aad_stamp(now)
     info().error_code = f"AADSTS{code}"
@@ -64,6 +73,8 @@ def aad_error(status: int, error: str, code: int, message: str, now: float) -> R
 def graph_error(
     status: int, code: str, message: str, now: float, headers: dict[str, str] | None = None
 ) -> Response:
+    """Graph's error object: ``code``, ``message``, ``innerError`` with ``date``,
+    ``request-id`` and the caller's ``client-request-id`` (learn.microsoft.com/graph/errors)."""
     info().error_code = code
     body = {
         "error": {

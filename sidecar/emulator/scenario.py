@@ -106,15 +106,17 @@ def run_scenario(
         say(f"addPassword -> keyId {added['keyId']} (hint {added['hint']}), valid 24 h")
 
         def probe(scope: str) -> requests.Response:
-            return http.post(
-                f"{emu.authority(tenant.tenant_id)}/oauth2/v2.0/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": app_id,
-                    "client_secret": secret,
-                    "scope": scope,
-                },
-            )
+            # Each run signs in on its own connection, so may reach any replica.
+            with emu.session() as fresh:
+                return fresh.post(
+                    f"{emu.authority(tenant.tenant_id)}/oauth2/v2.0/token",
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": app_id,
+                        "client_secret": secret,
+                        "scope": scope,
+                    },
+                )
 
         for step in STEPS:
             state.clock.set(added_at + step)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import tempfile
 import threading
@@ -19,25 +20,106 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from sidecar.emulator.app import create_app
+from sidecar.emulator.app import CLOSE_KEY, CLOSE_SENT_KEY, create_app
 from sidecar.emulator.clock import Clock, ClockMode
 from sidecar.emulator.replicas import LagProfile, named_profile
 from sidecar.emulator.state import AssertionClock, EmulatorState
 from sidecar.emulator.throttle import ThrottleConfig
 from sidecar.emulator.tls import prepare_server_tls
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
 log = logging.getLogger(__name__)
 
 
 class RequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler with TCP_NODELAY: headers and body go out without Nagle delays."""
+    """Werkzeug's handler with TCP_NODELAY and HTTP/1.1 keep-alive.
+
+    Werkzeug closes every connection after one response; Azure's front ends
+    keep them open, and which replica serves a client depends on that (see
+    ``emulator.routing``). The handler drops werkzeug's ``Connection: close``
+    unless the answer itself asks to close (a gateway fault) or keep-alive is
+    off; :class:`~sidecar.emulator.app.FaultMiddleware` reads each request body
+    in full first, so nothing is left on the stream before the next request.
+    Idle connections are closed after ``timeout`` seconds.
+    """
 
     disable_nagle_algorithm = True
+    keep_alive = True
+    timeout = 60
+
+    def make_environ(self) -> WSGIEnvironment:
+        fake = self.rfile
+        if isinstance(fake, _Exhausted):
+            self.rfile = fake.real
+        try:
+            return self._environ_with_body()
+        finally:
+            self.rfile = fake
+
+    def _environ_with_body(self) -> WSGIEnvironment:
+        environ = super().make_environ()
+        if self.keep_alive:
+            # The whole body now, from the real stream, so none is left for the next request.
+            stream = environ["wsgi.input"]
+            if environ.get("wsgi.input_terminated"):
+                body = stream.read()
+            else:
+                try:
+                    length = int(environ.get("CONTENT_LENGTH") or 0)
+                except ValueError:
+                    length = 0
+                body = stream.read(length) if length > 0 else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ.pop("wsgi.input_terminated", None)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return environ
+
+    def run_wsgi(self) -> None:
+        if not self.keep_alive:
+            super().run_wsgi()
+            return
+        # After answering, werkzeug discards whatever the client sent next, which
+        # on a keep-alive connection is the next request; give it nothing to read.
+        real = self.rfile
+        self.rfile = _Exhausted(real)  # type: ignore[assignment]
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = real
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close":
+            environ = getattr(self, "environ", None) or {}
+            if self.keep_alive and not environ.get(CLOSE_KEY):
+                return
+            if environ.get(CLOSE_SENT_KEY):
+                return
+            environ[CLOSE_SENT_KEY] = True
+        super().send_header(keyword, value)
+
+
+class _Exhausted:
+    """Stands in for the request stream while werkzeug runs the app: reads see no data.
+
+    ``make_environ`` runs inside ``run_wsgi`` too; it puts :attr:`real` back
+    while it reads the body.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int = -1) -> bytes:
+        return b""
 
 
 class QuietRequestHandler(RequestHandler):
@@ -66,6 +148,12 @@ class EmulatorConfig:
     extra_hosts: tuple[str, ...] = ()
     snapshot_interval: float = 1.0
     lag_overrides: dict[str, Any] = field(default_factory=dict)
+    #: One replica per keep-alive connection, as Azure's front ends do (False: per request).
+    sticky_connections: bool = True
+    #: HTTP/1.1 keep-alive (werkzeug alone closes every connection after one answer).
+    keep_alive: bool = True
+    #: Share of Graph requests answered by a failing gateway (see ``emulator.gateway``).
+    gateway_fault_rate: float = 0.0
 
     def lag(self) -> LagProfile:
         if isinstance(self.lag_profile, LagProfile):
@@ -99,7 +187,10 @@ class EmulatorServer:
             seed=self.config.seed,
             throttle=self.config.throttle,
             assertion_clock=self.config.assertion_clock,
+            sticky_connections=self.config.sticky_connections,
         )
+        if self.config.gateway_fault_rate:
+            self.state.faults.gateway_errors(self.config.gateway_fault_rate)
         state_file = self.config.state_file
         if state_file is not None and state_file.is_file():
             self.state.load(state_file)
@@ -152,7 +243,8 @@ class EmulatorServer:
         tls = prepare_server_tls(ca_dir, self.config.extra_hosts)
         self.ca_path = tls.ca_path
         app = create_app(self.state, allow_remote_admin=self.config.allow_remote_admin)
-        handler = RequestHandler if self.config.access_log else QuietRequestHandler
+        base = RequestHandler if self.config.access_log else QuietRequestHandler
+        handler = type(base.__name__, (base,), {"keep_alive": self.config.keep_alive})
         self._server = make_server(
             self.config.host,
             self.config.port,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from sidecar.emulator.app_policy import AppManagementPolicy
 from sidecar.emulator.calllog import CallLog
 from sidecar.emulator.clock import Clock, iso
 from sidecar.emulator.faults import FaultInjector
@@ -33,6 +34,7 @@ from sidecar.emulator.records import (
     certificate_validity,
 )
 from sidecar.emulator.replicas import LagProfile, ReplicatedStore, Version, resolve_stuck
+from sidecar.emulator.routing import ReplicaRouting
 from sidecar.emulator.throttle import Throttle, ThrottleConfig
 from sidecar.emulator.tls import generate_client_certificate
 from sidecar.emulator.tokens import SigningKey
@@ -101,6 +103,7 @@ class EmulatorState:
         seed: int | None = None,
         throttle: ThrottleConfig | None = None,
         assertion_clock: AssertionClock = "either",
+        sticky_connections: bool = True,
     ) -> None:
         if replicas < 1:
             raise AdminError("there must be at least one replica")
@@ -111,6 +114,8 @@ class EmulatorState:
         self.lag = resolve_stuck(lag or LagProfile(), replicas)
         self.throttle = Throttle(throttle)
         self.faults = FaultInjector()
+        self.routing = ReplicaRouting(sticky=sticky_connections)
+        self.app_policy = AppManagementPolicy()
         self.calls = CallLog()
         self.signing = SigningKey()
         self.assertion_clock: AssertionClock = assertion_clock
@@ -132,9 +137,10 @@ class EmulatorState:
     def now(self) -> float:
         return self.clock.now()
 
-    def pick_replica(self) -> int:
+    def pick_replica(self, connection: object | None = None) -> int:
+        """The serving replica: per connection when routing is sticky, else per request."""
         with self.lock:
-            return self.rng.randrange(self.replicas)
+            return self.routing.pick(connection, self.replicas, self.rng)
 
     def jwt_nows(self, emulated: float) -> list[float]:
         """The instants against which client-signed JWT time claims are checked."""

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from sidecar.clock import Clock
 from sidecar.crashpoints import crash_point
-from sidecar.errors import GraphError, SidecarError, VaultUnavailable
+from sidecar.errors import GraphError, GraphWriteUncertain, SidecarError, VaultUnavailable
 from sidecar.graph import GraphClient
 from sidecar.model import (
     AzureCredential,
@@ -46,6 +46,9 @@ from sidecar.store import IntegrationRecord, SecretVersion, Store
 from sidecar.timing import TimingPolicy
 
 log = logging.getLogger(__name__)
+
+#: How many intents one creation may spend on gateway errors before giving up.
+UNCERTAIN_ATTEMPTS = 3
 
 
 @dataclass
@@ -92,12 +95,44 @@ def create_secret(
     clock: Clock,
     policy: TimingPolicy,
 ) -> StoredCredential:
-    """Steps 1-4 of the module docstring for one new client secret."""
-    intent = Intent(intent_id=uuid.uuid4().hex, created=clock.now(), kind=IntentKind.SECRET)
-    store.add_intent(record.name, intent)
-    crash_point("after_intent")
-    end = clock.now() + policy.secret_lifetime
-    new = graph.add_password(record.app_object_id, credential_display_name(intent.intent_id), end)
+    """Steps 1-4 of the module docstring for one new client secret.
+
+    ``addPassword`` is not idempotent and its secret text exists only in its
+    answer, so a gateway error or lost connection after sending it
+    (:class:`GraphWriteUncertain`) is not repeated as such: the credential it
+    may have made is named after its intent, so it is taken back if Graph
+    already lists it, and otherwise removed by reconciliation when it shows
+    (the intent stays); then a new intent tries again, at most
+    :data:`UNCERTAIN_ATTEMPTS` times.
+    """
+    for attempt in range(1, UNCERTAIN_ATTEMPTS + 1):
+        intent = Intent(intent_id=uuid.uuid4().hex, created=clock.now(), kind=IntentKind.SECRET)
+        store.add_intent(record.name, intent)
+        crash_point("after_intent")
+        end = clock.now() + policy.secret_lifetime
+        name = credential_display_name(intent.intent_id)
+        try:
+            new = graph.add_password(record.app_object_id, name, end)
+        except GraphWriteUncertain as exc:
+            log.warning(
+                "addPassword for %s may have happened (%s); its credential is left to"
+                " reconciliation (attempt %d of %d)",
+                record.name,
+                exc,
+                attempt,
+                UNCERTAIN_ATTEMPTS,
+            )
+            _take_back(record, name, graph)
+            if attempt == UNCERTAIN_ATTEMPTS:
+                raise
+            continue
+        except GraphError as exc:
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 429):
+                # Refused outright (a policy, a bad request): nothing was made, so the
+                # intent goes and the next tick asks again; no retry here.
+                store.clear_intent(record.name, intent.intent_id)
+            raise
+        break
     crash_point("after_add_password")
     secret = SecretVersion(
         client_id=record.client_id,
@@ -136,6 +171,18 @@ def create_secret(
     return stored
 
 
+def _take_back(record: IntegrationRecord, display_name: str, graph: GraphClient) -> None:
+    """Remove the credential an uncertain ``addPassword`` made, if a replica lists it now."""
+    try:
+        app = graph.get_application(record.app_object_id, fresh=True)
+        for p in app.passwords:
+            if p.display_name == display_name:
+                graph.remove_password(record.app_object_id, p.key_id)
+                log.info("removed the unanswered client secret of %s", record.name)
+    except GraphError as exc:
+        log.info("could not look for the unanswered secret of %s yet: %s", record.name, exc)
+
+
 CONFIRMING_READS = 2
 
 
@@ -149,15 +196,19 @@ def _still_listed(
 ) -> bool:
     """Before destroying an unexpired secret that a listing lacked, look again.
 
-    Each read may hit another directory replica; one that lists the secret
-    proves the first listing came from a lagging replica.
+    Each confirming read goes out on a fresh connection, because a front end
+    keeps a keep-alive connection on one directory replica: re-reading on the
+    pooled connection would ask the same lagging replica twice. Any replica
+    that lists the secret proves the first listing was stale. The reads are a
+    cheap second guard; the first is time: the planner only proposes the
+    destroy after ``missing_grace`` (an hour, far beyond replication lag).
     """
     stored = {c.version: c for c in store.credentials(record.name)}.get(version)
     if stored is None or stored.expires <= clock.now():
         return False
     for _ in range(CONFIRMING_READS):
         try:
-            app = graph.get_application(record.app_object_id)
+            app = graph.get_application(record.app_object_id, fresh=True)
         except GraphError:
             return True  # cannot confirm: keep it
         if any(p.key_id == key_id for p in app.passwords):
