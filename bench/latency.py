@@ -85,6 +85,9 @@ STACK, PHASE, INTEGRATION = "bench-stack", Phase.PLAN, "bench-int"
 ROLE = "azsidecar-runner"
 AUDIENCE = "azsidecar"
 SECRET_TEXT = "bench-secret-value"
+# Records hold GUIDs (checked whenever they are read).
+BENCH_TENANT = "3c1b0a9f-8e7d-4c6b-a5f4-e3d2c1b0a9f8"
+BENCH_CLIENT = "4d2c1b0a-9f8e-4d7c-b6a5-f4e3d2c1b0a9"
 
 
 @dataclass(frozen=True)
@@ -415,10 +418,10 @@ class LatencyStack:
         now = datetime.now(UTC)
         record = IntegrationRecord(
             name=INTEGRATION,
-            tenant_id="tenant-bench",
-            subscription_id="sub-bench",
-            app_object_id="obj-bench",
-            client_id="app-bench",
+            tenant_id=BENCH_TENANT,
+            subscription_id="5e2d1c0b-3a49-4f58-9e67-7d8c9b0a1f2e",
+            app_object_id="6f3e2d1c-4b5a-4069-8f78-8e9d0c1b2a3f",
+            client_id=BENCH_CLIENT,
             display_name="azsidecar bench",
             consent="granted",
             created=now - timedelta(days=1),
@@ -426,10 +429,10 @@ class LatencyStack:
         store.save_integration(record, cas=0)
         created = now - timedelta(hours=1)
         secret = SecretVersion(
-            client_id="app-bench",
+            client_id=BENCH_CLIENT,
             secret=Sensitive(SECRET_TEXT),
             key_id="key-bench",
-            tenant_id="tenant-bench",
+            tenant_id=BENCH_TENANT,
             intent_id="intent-bench",
             created=created,
             expires=created + timedelta(hours=24),

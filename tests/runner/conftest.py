@@ -33,7 +33,10 @@ from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV, connect
+from tests.ids import guid
 from tests.plugin.conftest import PluginBao, start_plugin_bao
+
+__all__ = ["guid"]
 
 ROOT = DEFAULT_DIR.parent
 AUDIENCE = "azsidecar"
@@ -125,10 +128,10 @@ class RunnerWorld:
 def integration(name: str, created: datetime) -> IntegrationRecord:
     return IntegrationRecord(
         name=name,
-        tenant_id=f"tenant-{name}",
-        subscription_id=f"sub-{name}",
-        app_object_id=f"obj-{name}",
-        client_id=f"app-{name}",
+        tenant_id=guid(f"tenant-{name}"),
+        subscription_id=guid(f"sub-{name}"),
+        app_object_id=guid(f"obj-{name}"),
+        client_id=guid(f"app-{name}"),
         display_name=f"azsidecar {name}",
         consent="granted",
         created=created,
@@ -137,10 +140,10 @@ def integration(name: str, created: datetime) -> IntegrationRecord:
 
 def secret(name: str, text: str, created: datetime) -> SecretVersion:
     return SecretVersion(
-        client_id=f"app-{name}",
+        client_id=guid(f"app-{name}"),
         secret=Sensitive(text),
         key_id=f"key-{name}",
-        tenant_id=f"tenant-{name}",
+        tenant_id=guid(f"tenant-{name}"),
         intent_id=f"intent-{name}",
         created=created,
         expires=created + timedelta(hours=24),
