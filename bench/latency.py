@@ -410,6 +410,7 @@ class LatencyStack:
             "exp": now + timedelta(hours=2),
             "stack": STACK,
             "phase": str(PHASE),
+            "stack_phase": f"{STACK}:{PHASE}",
         }
         return jwt.encode(claims, self.key, algorithm="RS256")
 

@@ -18,7 +18,8 @@ key = open("/run/azsidecar/ci-issuer.pem").read()
 now = int(time.time())
 print(jwt.encode({"iss": "https://ci.example/compose", "sub": f"{stack}:{phase}",
                   "aud": "azsidecar", "iat": now, "nbf": now - 5, "exp": now + 300,
-                  "stack": stack, "phase": phase}, key, algorithm="RS256"))
+                  "stack": stack, "phase": phase, "stack_phase": f"{stack}:{phase}"},
+                 key, algorithm="RS256"))
 PY
 
 # 2. Vault Agent renders the credential; a brand-new secret is not ready yet

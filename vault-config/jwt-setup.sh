@@ -17,9 +17,12 @@ elif [ -n "${JWKS_URL:-}" ]; then
 else
   "$BAO" write auth/jwt/config jwt_validation_pubkeys=@"${JWT_PUBKEY_FILE:?set JWKS_URL, OIDC_DISCOVERY_URL or JWT_PUBKEY_FILE}"
 fi
-# user_claim must be unique per stack and phase (e.g. sub = "<stack>:<phase>"):
-# the runner policy reads the stack and phase from the entity alias, which the
-# last login of that user_claim value sets.
+# The role's user_claim is "stack_phase", which the CI platform sets to
+# "<stack>:<phase>" (beside the "stack" and "phase" claims): unique per stack
+# and phase by construction, so two runs never share an entity alias (whose
+# metadata the runner policy reads and the latest login rewrites). CI "sub"
+# values are not unique per phase; do not use them as user_claim. The plugin
+# and the resolver also check each token's own login, whatever the claim.
 "$BAO" write auth/jwt/role/azsidecar-runner @"$HERE/runner-role.json"
 
 ACCESSOR=$("$BAO" auth list -format=json | python3 -c 'import json,sys; print(json.load(sys.stdin)["jwt/"]["accessor"])')

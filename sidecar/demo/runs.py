@@ -137,6 +137,7 @@ class Runner:
             "exp": now + timedelta(minutes=5),
             "stack": stack,
             "phase": str(phase),
+            "stack_phase": f"{stack}:{phase}",  # the runner role's user claim
         }
         return jwt.encode(claims, self.jwt_key, algorithm="RS256")
 

@@ -114,6 +114,7 @@ class Request:
     data: Mapping[str, Any]
     storage: Storage
     lease_internal: Mapping[str, Any] | None = None
+    client_token_accessor: str = ""
 
 
 class FieldData:

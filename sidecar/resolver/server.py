@@ -27,6 +27,7 @@ from sidecar.errors import (
     VaultError,
     VaultUnavailable,
 )
+from sidecar.login_scope import OTHER_LOGIN
 from sidecar.model import Phase
 from sidecar.plugin.names import check_name
 from sidecar.resolve import ReadCache, resolve_credential
@@ -116,6 +117,13 @@ class ResolverService:
                 context,
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"send a valid Vault token in the {rpc.TOKEN_METADATA!r} metadata",
+            )
+        if access is Access.OTHER_LOGIN:
+            _abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"the token may not read {self.authorizer.mount}/creds/{stack}/{phase}:"
+                f" {OTHER_LOGIN}",
             )
         if access is Access.DENIED:
             _abort(

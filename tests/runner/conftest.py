@@ -98,6 +98,7 @@ class RunnerWorld:
             "exp": now + timedelta(minutes=5),
             "stack": stack,
             "phase": phase,
+            "stack_phase": f"{stack}:{phase}",
             **extra,
         }
         return jwt.encode(claims, self.bao.key, algorithm="RS256")
