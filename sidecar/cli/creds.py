@@ -143,6 +143,7 @@ def _fetch(options: dict[str, Any]) -> ResolvedCredential:
 @friendly_errors
 def creds(fmt: Format, **options: Any) -> None:
     """Print the ready Azure credential of a stack's phase as ARM_* variables."""
+    child.forbid_core_dumps()
     cred = _fetch(options)
     if fmt != "json" and not cred.subscription_id:
         click.echo("azsidecar: no subscription id for this stack; set one", err=True)
@@ -158,5 +159,6 @@ def creds(fmt: Format, **options: Any) -> None:
 @friendly_errors
 def exec_(command: tuple[str, ...], **options: Any) -> None:
     """Run COMMAND (after --) with the credential's ARM_* variables in its environment."""
-    cred = _fetch(options)
-    sys.exit(child.run(command, arm_variables(cred)))
+    child.forbid_core_dumps()
+    variables = arm_variables(_fetch(options))
+    sys.exit(child.run(command, variables))
