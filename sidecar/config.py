@@ -23,6 +23,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from sidecar.durations import parse_duration
 from sidecar.errors import ConfigError, InputError
+from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.timing import TimingPolicy
 
 ENV_PREFIX = "AZSIDECAR_"
@@ -69,7 +70,10 @@ class DaemonConfig:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     resolver_enabled: bool = True
     resolver_addr: str = "127.0.0.1:50051"
-    resolver_mount: str = "azure"  # the plugin mount whose creds/ path authorises callers
+    # The plugin mount whose creds/ path authorises callers. Not "azure": a resolver-only
+    # Vault has nothing there, and policies written for HashiCorp's Azure engine
+    # (conventionally at azure/) would grant every stack's credential through the resolver.
+    resolver_mount: str = DEFAULT_CREDS_MOUNT
     # How long the resolver reuses an integration's secret index (0 disables; see sidecar.resolve).
     resolver_cache_ttl: timedelta = timedelta(seconds=2)
     tls_cert: str | None = None

@@ -16,7 +16,7 @@ import click
 from sidecar.cli.common import config_option, friendly_errors, load
 from sidecar.durations import parse_duration
 from sidecar.errors import VaultUnavailable
-from sidecar.model import Phase
+from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.plugin.names import check_name
 from sidecar.resolve import ResolvedCredential
 from sidecar.resolver.client import ResolverClient
@@ -44,7 +44,9 @@ _OPTIONS = [
         help="Wait this long (e.g. 15m) for a credential that is not ready yet,"
         " or for Vault or the resolver to be reachable again.",
     ),
-    click.option("--mount", default="azure", show_default=True, help="The plugin's mount."),
+    click.option(
+        "--mount", default=DEFAULT_CREDS_MOUNT, show_default=True, help="The plugin's mount."
+    ),
     click.option(
         "--via",
         type=click.Choice(["auto", "plugin", "resolver"]),

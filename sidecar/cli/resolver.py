@@ -9,6 +9,7 @@ from types import FrameType
 import click
 
 from sidecar.cli.common import config_option, friendly_errors, runtime, setup_logging
+from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.resolver.server import start_resolver
 
 
@@ -16,7 +17,7 @@ from sidecar.resolver.server import start_resolver
 @click.option("--addr", default=None, help="Listen address (default: daemon.resolver_addr).")
 @click.option(
     "--mount",
-    default="azure",
+    default=DEFAULT_CREDS_MOUNT,
     show_default=True,
     help="Mount whose creds/<stack>/<phase> path callers' policies name.",
 )

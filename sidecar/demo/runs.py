@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sidecar.demo.emulator_admin import https_session
 from sidecar.errors import SidecarError
 from sidecar.graph import ARM_SCOPE
-from sidecar.model import Phase
+from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.resolve import ResolvedCredential
 from sidecar.resolver.client import ResolverClient
 from sidecar.runner.source import read_plugin
@@ -101,7 +101,7 @@ class Runner:
         login_url: str,
         arm_url: str,
         ca_path: str,
-        plugin_mount: str = "azure",
+        plugin_mount: str = DEFAULT_CREDS_MOUNT,
     ) -> None:
         self.vault_addr = vault_addr
         self.jwt_key = jwt_key

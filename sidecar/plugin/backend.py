@@ -167,7 +167,7 @@ class AzureBackend:
                 return self._kv
             config = await self.load_config()
             if config is None:
-                raise InputError("the engine is not configured: write azure/config first")
+                raise InputError("the engine is not configured: write <mount>/config first")
             self._kv = await asyncio.to_thread(self._connect, config)
             return self._kv
 

@@ -27,7 +27,7 @@ import requests
 
 from sidecar.errors import VaultForbidden
 from sidecar.login_scope import scope_refusal
-from sidecar.model import Phase
+from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.vault import capabilities_self, connect, token_lookup_self
 
 #: Bounds of the two memories (entries, oldest dropped first).
@@ -80,7 +80,7 @@ class VaultAuthorizer:
         self,
         addr: str,
         *,
-        mount: str = "azure",
+        mount: str = DEFAULT_CREDS_MOUNT,
         ca_cert: str | None = None,
         namespace: str | None = None,
         timeout: float = 10.0,

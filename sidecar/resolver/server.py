@@ -28,7 +28,7 @@ from sidecar.errors import (
     VaultUnavailable,
 )
 from sidecar.login_scope import OTHER_LOGIN
-from sidecar.model import Phase
+from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.plugin.names import check_name
 from sidecar.resolve import ReadCache, resolve_credential
 from sidecar.resolver import rpc
@@ -182,7 +182,7 @@ def start_resolver(
     store_or_kv: Store | VaultKV,
     clock: Clock,
     *,
-    mount: str = "azure",
+    mount: str = DEFAULT_CREDS_MOUNT,
     addr: str | None = None,
 ) -> ResolverHandle:
     """Serve the resolver and the gRPC health service on ``addr`` (default daemon.resolver_addr).

@@ -34,7 +34,7 @@ from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV, connect
 from tests.ids import guid
-from tests.plugin.conftest import PluginBao, start_plugin_bao
+from tests.plugin.conftest import MOUNT, PluginBao, start_plugin_bao
 
 __all__ = ["guid"]
 
@@ -114,7 +114,7 @@ class RunnerWorld:
         timing = TimingPolicy(propagation_delay=propagation or timedelta(minutes=10))
         config = Config(vault=VaultConfig(addr=self.addr, prefix=self.prefix), timing=timing)
         kv = VaultKV(connect(self.addr, token=self.plugin_token), "secret", self.prefix)
-        return start_resolver(config, kv, SystemClock(), addr="127.0.0.1:0")
+        return start_resolver(config, kv, SystemClock(), mount=MOUNT, addr="127.0.0.1:0")
 
     def env(self, **extra: str | None) -> dict[str, str | None]:
         """Environment for CLI runs against this world (no token unless given)."""
@@ -208,7 +208,7 @@ def run_agent(
     config_file = write_file(tmp_path / "agent.hcl", config + "\nexit_after_auth = true\n")
     write_file(tmp_path / "ci.jwt", world.jwt(stack, phase))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-    env |= {"AZSIDECAR_STACK": stack, "AZSIDECAR_PHASE": phase}
+    env |= {"AZSIDECAR_STACK": stack, "AZSIDECAR_PHASE": phase, "AZSIDECAR_MOUNT": MOUNT}
     result = subprocess.run(
         [find_bao(), "agent", f"-config={config_file}"],
         env=env,

@@ -25,7 +25,7 @@ def test_denials_are_not_cached_and_revocation_applies_at_once(world: RunnerWorl
         "t-cache", 'path "azure/creds/X/plan" { capabilities = ["deny"] }'
     )
     token = root.auth.token.create(policies=["t-cache"], ttl="10m")["auth"]["client_token"]
-    authorizer = VaultAuthorizer(world.addr)
+    authorizer = VaultAuthorizer(world.addr, mount="azure")
     assert authorizer.check(token, "X", Phase.PLAN) is Access.DENIED
     # The policy changes; the next call sees it at once, since denials are not cached.
     root.sys.create_or_update_policy(
@@ -46,7 +46,7 @@ def test_an_expired_token_gets_nothing(world: RunnerWorld) -> None:
         "t-expiry", 'path "azure/creds/X/plan" { capabilities = ["read"] }'
     )
     token = root.auth.token.create(policies=["t-expiry"], ttl="2s")["auth"]["client_token"]
-    authorizer = VaultAuthorizer(world.addr)
+    authorizer = VaultAuthorizer(world.addr, mount="azure")
     assert authorizer.check(token, "X", Phase.PLAN) is Access.GRANTED
     time.sleep(3.5)
     assert authorizer.check(token, "X", Phase.PLAN) is Access.UNAUTHENTICATED
@@ -68,7 +68,7 @@ def test_a_revoked_runner_token_gets_nothing_from_the_resolver(world: RunnerWorl
 
 
 def test_a_refused_token_is_answered_without_asking_vault_again(world: RunnerWorld) -> None:
-    authorizer = VaultAuthorizer(world.addr)
+    authorizer = VaultAuthorizer(world.addr, mount="azure")
     assert authorizer.check("s.bogus-token", "A", Phase.PLAN) is Access.UNAUTHENTICATED
     # Vault is gone now; a remembered refusal needs no call.
     authorizer.addr = "http://127.0.0.1:9"

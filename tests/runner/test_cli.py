@@ -67,6 +67,8 @@ def _runner_args(world: RunnerWorld, tmp_path: Path, stack_name: str, phase: str
         str(token),
         "--role",
         "azsidecar-runner",
+        "--mount",
+        "azure",
     ]
 
 

@@ -49,6 +49,8 @@ def _helper(world: RunnerWorld, tmp_path: Path, child: str) -> subprocess.Popen[
         str(jwt_file),
         "--role",
         "azsidecar-runner",
+        "--mount",
+        "azure",
         "--",
         sys.executable,
         "-c",

@@ -150,6 +150,7 @@ def test_hostile_records_are_refused_on_read_and_nothing_runs(
     jwt_file = write_file(tmp_path / "ci.jwt", seeded.jwt("A", "plan"))
     base = ["--stack", "A", "--phase", "plan", "--jwt-file", str(jwt_file)]
     base += ["--role", "azsidecar-runner", "--via", via, "--resolver", f"127.0.0.1:{resolver.port}"]
+    base += ["--mount", "azure"]
     stored_integration = seeded.store.integration("I1")[0].to_data()
     for value in payloads(canary):
         if record == "stack":
@@ -191,10 +192,7 @@ def _kv1_with(openbao: OpenBaoDevServer, data: dict[str, str]) -> str:
 
 
 def _render_template(openbao: OpenBaoDevServer, tmp_path: Path, mount: str) -> Path:
-    template = (ROOT / "vault-config" / "arm-env.ctmpl").read_text()
-    assert 'printf "azure/creds/' in template
-    template = template.replace('printf "azure/creds/', f'printf "{mount}/creds/')
-    source = write_file(tmp_path / "arm-env.ctmpl", template)
+    source = ROOT / "vault-config" / "arm-env.ctmpl"
     token_file = write_file(tmp_path / "token", openbao.root_token)
     out = tmp_path / "arm.env"
     config = f"""
@@ -213,6 +211,7 @@ exit_after_auth = true
 """
     config_file = write_file(tmp_path / "agent.hcl", config)
     env = {"PATH": "/usr/bin:/bin", "AZSIDECAR_STACK": "S", "AZSIDECAR_PHASE": "plan"}
+    env["AZSIDECAR_MOUNT"] = mount  # a KV v1 mount holding whatever the test wrote
     result = subprocess.run(
         [find_bao(), "agent", f"-config={config_file}"],
         env=env,
