@@ -6,8 +6,30 @@ set -eu
 BAO=${BAO:-bao}
 KV_MOUNT=${KV_MOUNT:-secret}
 PREFIX=${PREFIX:-azsidecar}
-CREDS_MOUNT=${CREDS_MOUNT:-azure}
+CREDS_MOUNT=${CREDS_MOUNT:-azsidecar}
 HERE=$(dirname "$0")
+
+# Servers without the identity-template wildcard guard (OpenBao < 2.6.1,
+# Vault < 1.20) render a JWT "stack" claim of "+" as a path matching every
+# stack. The plugin and the resolver refuse such reads by the token's own
+# login anyway; set ALLOW_UNGUARDED_SERVER=1 to go on with an older server.
+if ! "$BAO" status -format=json 2>/dev/null | python3 -c '
+import json, re, sys
+version = str(json.load(sys.stdin).get("version", ""))
+found = re.match(r"v?(\d+)\.(\d+)\.(\d+)", version)
+parsed = tuple(int(x) for x in found.groups()) if found else None
+need = (2, 6, 1) if parsed and parsed[0] >= 2 else (1, 20, 0)
+shown = version or "unknown"
+if parsed is None or parsed < need:
+    sys.exit(f"server version {shown} does not reject wildcards in"
+             " policy template values (need OpenBao >= 2.6.1 or Vault >= 1.20)")
+'; then
+  if [ "${ALLOW_UNGUARDED_SERVER:-}" != 1 ]; then
+    echo "refusing: upgrade the server, or set ALLOW_UNGUARDED_SERVER=1" >&2
+    exit 1
+  fi
+  echo "warning: going on with an unguarded server (ALLOW_UNGUARDED_SERVER=1)" >&2
+fi
 
 "$BAO" auth enable jwt 2>/dev/null || echo "jwt/ already enabled"
 if [ -n "${OIDC_DISCOVERY_URL:-}" ]; then
