@@ -80,7 +80,9 @@ class AzureBackend:
         self.read_cache = ReadCache()
         self.logins: OrderedDict[str, Mapping[str, str]] = OrderedDict()
         self._lock = asyncio.Lock()
-        self._workdir = tempfile.mkdtemp(prefix="azsidecar-plugin-")
+        # Made only when a CA bundle must be written (most set-ups have none), so
+        # plugin processes OpenBao stops without a Cleanup call leave nothing in /tmp.
+        self._workdir: str | None = None
         self.framework = Backend(
             [
                 *path_config(self),
@@ -174,6 +176,8 @@ class AzureBackend:
     def _connect(self, config: PluginConfig) -> VaultKV:
         ca_path = None
         if config.ca_cert:
+            if self._workdir is None:
+                self._workdir = tempfile.mkdtemp(prefix="azsidecar-plugin-")
             ca_path = os.path.join(self._workdir, "ca.pem")
             with open(ca_path, "w", encoding="ascii") as handle:
                 handle.write(config.ca_cert)
@@ -187,4 +191,6 @@ class AzureBackend:
 
     def close(self) -> None:
         self._kv = None
-        shutil.rmtree(self._workdir, ignore_errors=True)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
