@@ -102,6 +102,10 @@ class VaultAuthorizer:
             self._local.session = session
         return session
 
+    def known_refused(self, token: str) -> bool:
+        """Whether Vault already refused ``token`` (answered without asking it again)."""
+        return self._refused.get(hashlib.sha256(token.encode()).hexdigest()) is not None
+
     def check(self, token: str | None, stack: str, phase: Phase) -> Access:
         """Raises VaultUnavailable when Vault cannot answer; never logs the token."""
         if not token:
