@@ -2,7 +2,7 @@
 
 One run: the CI platform signs a JWT naming the stack and phase; the runner
 logs in to Vault with it, fetches the ready credential (through the plugin's
-``azure/creds/<stack>/<phase>`` or the daemon's gRPC resolver, with the same
+``azsidecar/creds/<stack>/<phase>`` or the daemon's gRPC resolver, with the same
 token), signs in at the emulator's token endpoint with the client secret as
 the azurerm provider would (each request lands on a random directory replica,
 so a secret that has not replicated fails with AADSTS7000215), and reads the
