@@ -11,9 +11,11 @@ process group); forwarding it too would make Terraform see a second
 interrupt, which means "abandon the run", so such signals are not forwarded.
 
 The helper holds the credential and its Vault token in memory, so before it
-reads either it makes itself undumpable: no core file (``RLIMIT_CORE`` 0,
-inherited by the child, whose environment holds the secret too) and not
-dumpable or traceable by other processes of the user (``PR_SET_DUMPABLE`` 0).
+reads either it makes itself undumpable: not dumpable, so no core file whatever
+the core limit and no ptrace or /proc/<pid>/mem by other processes of the user
+(``PR_SET_DUMPABLE`` 0), and a core limit of 0 (``RLIMIT_CORE``; the soft limit,
+which the kernel applies and the child inherits: its environment holds the
+secret too; the hard limit is left so a later process may still raise it).
 The child gets the ``ARM_*`` variables but none of the helper's Vault login
 variables: a run has no business with the runner's Vault token.
 """
@@ -52,7 +54,8 @@ _PR_SET_DUMPABLE = 4
 
 def forbid_core_dumps() -> None:
     """No core file of this process or its children; not dumpable by ptrace or /proc."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
     libc_name = ctypes.util.find_library("c")
     if libc_name is None:
         return
