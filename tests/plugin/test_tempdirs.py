@@ -7,6 +7,8 @@ Cleanup call that removed it.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import hvac.exceptions
@@ -18,9 +20,9 @@ from tests.plugin.conftest import start_plugin_bao
 def test_plugin_instances_leave_no_temporary_directories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The server's environment, and so its plugins', names a temporary directory of our own.
-    own_tmp = tmp_path / "tmp"
-    own_tmp.mkdir()
+    # The server's environment, and so its plugins', names a temporary directory of our own
+    # (short: the plugin's Unix socket lives there too, and socket paths have 108 bytes).
+    own_tmp = Path(tempfile.mkdtemp(prefix="azt-"))
     monkeypatch.setenv("TMPDIR", str(own_tmp))
     pb = start_plugin_bao(tmp_path / "plugins")
     try:
@@ -31,4 +33,6 @@ def test_plugin_instances_leave_no_temporary_directories(
                 pb.client.read("azure/creds/A/plan")
     finally:
         pb.server.cleanup()
-    assert [p.name for p in own_tmp.glob("azsidecar-plugin-*")] == []
+    left = [p.name for p in own_tmp.glob("azsidecar-plugin-*")]
+    shutil.rmtree(own_tmp, ignore_errors=True)
+    assert left == []
