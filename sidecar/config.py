@@ -215,10 +215,17 @@ def _build_section(name: str, cls: type[Any], values: Mapping[str, Any]) -> Any:
         raise ConfigError(f"{name}.{exc.key}", message) from exc
 
 
+#: Variables of ours that are not configuration: the config file, and what the agent
+#: templates (vault-config/*.ctmpl) read, which the helper they run inherits.
+_NOT_CONFIGURATION = frozenset(
+    f"{ENV_PREFIX}{name}" for name in ("CONFIG", "STACK", "PHASE", "MOUNT")
+)
+
+
 def _environment_values(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for var, value in env.items():
-        if not var.startswith(ENV_PREFIX) or var == f"{ENV_PREFIX}CONFIG":
+        if not var.startswith(ENV_PREFIX) or var in _NOT_CONFIGURATION:
             continue
         if var.startswith(f"{ENV_PREFIX}TEST_"):  # test hooks, not configuration
             continue

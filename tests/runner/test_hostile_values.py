@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -266,3 +267,86 @@ def test_the_agent_template_keeps_legitimate_values(
     env_file = _render_template(openbao, tmp_path, _kv1_with(openbao, good))
     lines = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
     assert lines == {f"ARM_{k.upper()}": v for k, v in good.items()}
+
+
+# -- the resolver template: `bao agent` runs `azsidecar creds --format dotenv` --------------
+
+
+def _render_resolver_template(
+    world: RunnerWorld, tmp_path: Path, port: int, stack: str, phase: str
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The shipped arm-env-resolver.ctmpl, pointed at this world's resolver (no TLS here)."""
+    template = (ROOT / "vault-config" / "arm-env-resolver.ctmpl").read_text()
+    for old, new in (
+        ('"resolver.internal:50051"', f'"127.0.0.1:{port}"'),
+        ('"--resolver-ca" "/etc/azsidecar/resolver-ca.pem" ', ""),
+        ('"/run/azsidecar/token"', f'"{tmp_path / "token"}"'),
+        ('"--wait" "15m"', '"--wait" "0s"'),
+    ):
+        assert old in template
+        template = template.replace(old, new)
+    source = write_file(tmp_path / "arm-env-resolver.ctmpl", template)
+    run = world.login(stack, phase)
+    token_file = write_file(tmp_path / "token", str(run.token))
+    out = tmp_path / "arm.env"
+    config = f"""
+vault {{ address = "{world.addr}" }}
+auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{token_file}" }} }}
+}}
+template_config {{ exit_on_retry_failure = true }}
+template {{
+  source = "{source}"
+  destination = "{out}"
+  perms = "0600"
+}}
+exit_after_auth = true
+"""
+    config_file = write_file(tmp_path / "agent.hcl", config)
+    bin_dir = Path(find_bao()).parent
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AZSIDECAR_STACK": stack,
+        "AZSIDECAR_PHASE": phase,
+        "AZSIDECAR_VAULT_ADDR": world.addr,
+        "AZSIDECAR_VAULT_PREFIX": world.prefix,
+    }
+    result = subprocess.run(
+        [find_bao(), "agent", f"-config={config_file}"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    return out, result
+
+
+def test_the_resolver_template_renders_a_good_record(
+    seeded: RunnerWorld, resolver: ResolverHandle, tmp_path: Path
+) -> None:
+    out, result = _render_resolver_template(seeded, tmp_path, resolver.port, "A", "plan")
+    assert out.exists(), result.stderr[-2000:]
+    values = dict(line.split("=", 1) for line in out.read_text().splitlines() if line)
+    assert values["ARM_CLIENT_SECRET"] == "secret-of-I1"
+    assert values["ARM_SUBSCRIPTION_ID"] == guid("sub-I1")
+
+
+def test_the_resolver_template_renders_nothing_from_a_hostile_record(
+    seeded: RunnerWorld, resolver: ResolverHandle, tmp_path: Path
+) -> None:
+    canary = tmp_path / "ran"
+    value = f"`touch {canary}`$(touch {canary})"
+    _write_raw(
+        seeded, "stacks/A", {"name": "A", "read": "I1", "write": "I2", "subscription_id": value}
+    )
+    time.sleep(2.5)  # past the resolver's record cache
+    out, result = _render_resolver_template(seeded, tmp_path, resolver.port, "A", "plan")
+    if out.exists():
+        assert value not in out.read_text()
+        consume(out, tmp_path)
+    assert "field subscription_id is not a GUID" in result.stderr + result.stdout
+    assert "secret-of-" not in result.stderr + result.stdout
+    assert not canary.exists()
