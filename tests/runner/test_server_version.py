@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sidecar.devstack.openbao import OpenBaoDevServer, find_bao
 from sidecar.doctor import template_wildcard_guard
 from sidecar.errors import VaultError
+from sidecar.login_scope import scope_refusal
 from sidecar.model import Phase
 from sidecar.resolver.client import ResolverClient
 from sidecar.runner.source import read_plugin
@@ -150,3 +151,22 @@ def test_jwt_setup_configures_a_guarded_server(fresh_bao: OpenBaoDevServer, tmp_
     assert role["user_claim"] == "stack_phase"
     runner = client.sys.read_policy("azsidecar-runner")["data"]["rules"]
     assert 'path "azsidecar/creds/' in runner
+
+
+@pytest.mark.parametrize(
+    ("metadata", "stack", "phase", "admitted"),
+    [
+        ({"stack": "A", "phase": "plan", "role": "r"}, "A", Phase.PLAN, True),
+        ({"stack": "+", "phase": "plan"}, "A", Phase.PLAN, False),  # older servers' wildcard
+        ({"stack": "*", "phase": "plan"}, "B", Phase.PLAN, False),
+        ({"stack": "A", "phase": "+"}, "A", Phase.APPLY, False),
+        ({"stack": "A", "phase": "plan"}, "A", Phase.APPLY, False),
+        ({"stack": "A"}, "A", Phase.PLAN, False),  # half a login names no phase
+        ({"role_name": "ci-a-plan"}, "A", Phase.PLAN, True),  # AppRole: the policy decides
+        ({}, "B", Phase.APPLY, True),
+    ],
+)
+def test_the_login_check_refuses_what_the_login_does_not_name(
+    metadata: dict[str, str], stack: str, phase: Phase, admitted: bool
+) -> None:
+    assert (scope_refusal(metadata, stack, phase) is None) is admitted
