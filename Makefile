@@ -4,15 +4,27 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck venv clean bench
+.PHONY: demo test test-fast lint typecheck venv lock clean bench
 
-$(STAMP): pyproject.toml
+# Every dependency, transitive ones included, comes from requirements.lock with its
+# SHA-256; the project itself is installed on top without touching them.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Regenerate requirements.lock after changing a pin in pyproject.toml.
+lock:
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet pip-tools==7.6.2
+	.lock-venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --extra dev \
+	    --strip-extras --no-emit-index-url --no-emit-find-links \
+	    --output-file requirements.lock pyproject.toml
+	rm -rf .lock-venv
 
 lint: $(STAMP)
 	$(BIN)/ruff check sidecar tests docker $(wildcard bench)

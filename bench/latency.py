@@ -5,7 +5,7 @@ machine in the same run:
 
 * ``kv``: a raw KV v2 read of the credential (``GET secret/data/<prefix>/credentials/<name>``)
   with a token that may read it: the floor;
-* ``plugin``: ``GET azure/creds/<stack>/<phase>`` through the product's plugin,
+* ``plugin``: ``GET azsidecar/creds/<stack>/<phase>`` through the product's plugin,
   mounted and configured with the read-only plugin token, read with a runner's token;
 * ``resolver``: ``Resolve`` on the gRPC resolver (``azsidecar resolver``, its own
   process, reading KV with the plugin token), with the same runner token;
@@ -64,7 +64,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.cli.policies import DEFAULT_DIR, render_all
 from sidecar.devstack.openbao import OpenBaoDevServer, find_bao, free_port
-from sidecar.model import Phase
+from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.plugin.install import install_wrapper, registration_commands
 from sidecar.resolve import resolve_credential
 from sidecar.resolver.auth import Access, VaultAuthorizer, creds_path
@@ -82,9 +82,13 @@ GOALS = {"plugin": 2.5, "resolver": 1.5}  # p50 at most this many times the raw 
 CLIENTS = 8
 PREFIX = "bench"
 STACK, PHASE, INTEGRATION = "bench-stack", Phase.PLAN, "bench-int"
+MOUNT = DEFAULT_CREDS_MOUNT
 ROLE = "azsidecar-runner"
 AUDIENCE = "azsidecar"
 SECRET_TEXT = "bench-secret-value"
+# Records hold GUIDs (checked whenever they are read).
+BENCH_TENANT = "3c1b0a9f-8e7d-4c6b-a5f4-e3d2c1b0a9f8"
+BENCH_CLIENT = "4d2c1b0a-9f8e-4d7c-b6a5-f4e3d2c1b0a9"
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ def _calls(target: Target) -> dict[str, Callable[[], bool]]:
     resolver = ResolverClient(target.resolver)
     resolver_cold = ResolverClient(target.resolver_cold)
     kv_path = f"/v1/secret/data/{PREFIX}/credentials/{INTEGRATION}"
-    caps_path = creds_path("azure", STACK, PHASE)
+    caps_path = creds_path(MOUNT, STACK, PHASE)
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_", "AZSIDECAR_"))
     }
@@ -195,7 +199,7 @@ def _calls(target: Target) -> dict[str, Callable[[], bool]]:
         return bool(body["data"]["data"]["client_secret"] == SECRET_TEXT)
 
     def plugin() -> bool:
-        return read_plugin(runner, "azure", STACK, PHASE).client_secret.reveal() == SECRET_TEXT
+        return read_plugin(runner, MOUNT, STACK, PHASE).client_secret.reveal() == SECRET_TEXT
 
     def resolve() -> bool:
         cred = resolver.resolve(target.runner_token, STACK, PHASE)
@@ -223,7 +227,7 @@ def _calls(target: Target) -> dict[str, Callable[[], bool]]:
         return authorizer.check(target.runner_token, STACK, PHASE) is Access.GRANTED
 
     def plugin_hop() -> bool:
-        body: Any = root.adapter.get("/v1/azure/config")
+        body: Any = root.adapter.get(f"/v1/{MOUNT}/config")
         return bool(body["data"]["prefix"] == PREFIX)
 
     return {
@@ -326,7 +330,7 @@ def run_clients(target: Target, plan: Plan) -> list[dict[str, Any]]:
 
 
 class LatencyStack:
-    """OpenBao with the plugin at ``azure/`` and JWT auth, the resolver as a process."""
+    """OpenBao with the plugin at ``azsidecar/`` and JWT auth, the resolver as a process."""
 
     def __init__(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="azsidecar-latency-"))
@@ -366,14 +370,14 @@ class LatencyStack:
             "jwt_accessor": accessor,
             "kv_mount": "secret",
             "prefix": PREFIX,
-            "creds_mount": "azure",
+            "creds_mount": MOUNT,
         }
         for name, text in render_all(DEFAULT_DIR, values).items():
             root.sys.create_or_update_policy(f"azsidecar-{name}", text)
         created = root.auth.token.create(policies=["azsidecar-plugin"], ttl="4h")
         self.plugin_token = str(created["auth"]["client_token"])
         root.adapter.post(
-            "/v1/azure/config",
+            f"/v1/{MOUNT}/config",
             json={"vault_addr": self.openbao.addr, "token": self.plugin_token, "prefix": PREFIX},
         )
         self._seed(Store(VaultKV(root, "secret", PREFIX)))
@@ -407,6 +411,7 @@ class LatencyStack:
             "exp": now + timedelta(hours=2),
             "stack": STACK,
             "phase": str(PHASE),
+            "stack_phase": f"{STACK}:{PHASE}",
         }
         return jwt.encode(claims, self.key, algorithm="RS256")
 
@@ -415,10 +420,10 @@ class LatencyStack:
         now = datetime.now(UTC)
         record = IntegrationRecord(
             name=INTEGRATION,
-            tenant_id="tenant-bench",
-            subscription_id="sub-bench",
-            app_object_id="obj-bench",
-            client_id="app-bench",
+            tenant_id=BENCH_TENANT,
+            subscription_id="5e2d1c0b-3a49-4f58-9e67-7d8c9b0a1f2e",
+            app_object_id="6f3e2d1c-4b5a-4069-8f78-8e9d0c1b2a3f",
+            client_id=BENCH_CLIENT,
             display_name="azsidecar bench",
             consent="granted",
             created=now - timedelta(days=1),
@@ -426,10 +431,10 @@ class LatencyStack:
         store.save_integration(record, cas=0)
         created = now - timedelta(hours=1)
         secret = SecretVersion(
-            client_id="app-bench",
+            client_id=BENCH_CLIENT,
             secret=Sensitive(SECRET_TEXT),
             key_id="key-bench",
-            tenant_id="tenant-bench",
+            tenant_id=BENCH_TENANT,
             intent_id="intent-bench",
             created=created,
             expires=created + timedelta(hours=24),

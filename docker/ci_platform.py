@@ -35,6 +35,7 @@ def sign(stack: str, phase: str, key_pem: str, now: int) -> str:
         "exp": now + LIFETIME_S,
         "stack": stack,
         "phase": phase,
+        "stack_phase": f"{stack}:{phase}",
     }
     return jwt.encode(claims, key_pem, algorithm="RS256")
 

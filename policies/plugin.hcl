@@ -28,3 +28,12 @@ path "<kv_mount>/metadata/<prefix>/stacks/*" {
 path "<kv_mount>/metadata/<prefix>/integrations/*" {
   capabilities = ["list"]
 }
+
+# The caller's own login (its token metadata, fixed at login), by the accessor
+# OpenBao hands the plugin with each request: a token may read only the stack
+# and phase its login names, even when the entity alias (which the latest
+# login sharing the JWT's user claim rewrites) names another. This reveals
+# tokens' metadata and policies, never a token.
+path "auth/token/lookup-accessor" {
+  capabilities = ["update"]
+}

@@ -5,7 +5,7 @@
 # the plugin (a read of it) and the gRPC resolver (which checks the runner's
 # token with sys/capabilities-self on it).
 #
-# Placeholders: <creds_mount> (the plugin's mount, default "azure") and
+# Placeholders: <creds_mount> (the plugin's mount, default "azsidecar") and
 # <jwt_accessor> (`bao auth list -format=json | jq -r '."jwt/".accessor'`).
 # Render with `azsidecar policies render --jwt-accessor ...`.
 

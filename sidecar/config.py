@@ -24,6 +24,7 @@ from typing import Any, Literal, get_args, get_origin
 from sidecar.clouds import CLOUDS, CloudName
 from sidecar.durations import parse_duration
 from sidecar.errors import ConfigError, InputError
+from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.timing import TimingPolicy
 
 ENV_PREFIX = "AZSIDECAR_"
@@ -95,7 +96,10 @@ class DaemonConfig:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     resolver_enabled: bool = True
     resolver_addr: str = "127.0.0.1:50051"
-    resolver_mount: str = "azure"  # the plugin mount whose creds/ path authorises callers
+    # The plugin mount whose creds/ path authorises callers. Not "azure": a resolver-only
+    # Vault has nothing there, and policies written for HashiCorp's Azure engine
+    # (conventionally at azure/) would grant every stack's credential through the resolver.
+    resolver_mount: str = DEFAULT_CREDS_MOUNT
     # How long the resolver reuses an integration's secret index (0 disables; see sidecar.resolve).
     resolver_cache_ttl: timedelta = timedelta(seconds=2)
     tls_cert: str | None = None
@@ -237,10 +241,17 @@ def _build_section(name: str, cls: type[Any], values: Mapping[str, Any]) -> Any:
         raise ConfigError(f"{name}.{exc.key}", message) from exc
 
 
+#: Variables of ours that are not configuration: the config file, and what the agent
+#: templates (vault-config/*.ctmpl) read, which the helper they run inherits.
+_NOT_CONFIGURATION = frozenset(
+    f"{ENV_PREFIX}{name}" for name in ("CONFIG", "STACK", "PHASE", "MOUNT")
+)
+
+
 def _environment_values(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for var, value in env.items():
-        if not var.startswith(ENV_PREFIX) or var == f"{ENV_PREFIX}CONFIG":
+        if not var.startswith(ENV_PREFIX) or var in _NOT_CONFIGURATION:
             continue
         if var.startswith(f"{ENV_PREFIX}TEST_"):  # test hooks, not configuration
             continue

@@ -21,13 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import make_wsgi_app
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from sidecar import metrics
 from sidecar.certs import renewal
 from sidecar.errors import SidecarError, VaultError
 from sidecar.graph import GraphClient
+from sidecar.http_listener import BoundedHTTPServer
 from sidecar.lease import LeaderLease
 from sidecar.management import CertificateProvider
 from sidecar.ready import Ready, choose_ready
@@ -68,7 +68,7 @@ class Daemon:
         self.health = Health()
         self._graph: GraphClient | None = None
         self._certificates: CertificateProvider | None = None
-        self._http: BaseWSGIServer | None = None
+        self._http: BoundedHTTPServer | None = None
         self.reports: list[TickReport] = []
         self.certificate_reports: list[renewal.CertificateReport] = []
         # When each integration's plan could next change (the planner's replan_at):
@@ -254,8 +254,13 @@ class Daemon:
 
     # -- metrics and health ------------------------------------------------------------
 
-    def serve_http(self, addr: str) -> BaseWSGIServer:
-        """``/metrics`` (Prometheus) and ``/healthz`` on ``host:port``."""
+    def serve_http(self, addr: str) -> BoundedHTTPServer:
+        """``/metrics`` (Prometheus) and ``/healthz`` on ``host:port``.
+
+        Unauthenticated, so bounded (see :mod:`sidecar.http_listener`), and
+        ``/healthz`` names only the kind of the last error: its text (Graph and
+        Vault paths, tenant ids) goes to the log, not to whoever asks.
+        """
         host, _, port = addr.rpartition(":")
         prometheus = make_wsgi_app(metrics.REGISTRY)
 
@@ -269,9 +274,9 @@ class Daemon:
                     "last_tick": self.health.last_tick.isoformat()
                     if self.health.last_tick
                     else None,
-                    "last_error": self.health.last_error,
+                    "last_error": self.health.last_error.split(":", 1)[0],
                     "failing_integrations": sorted(self.health.failing),
-                    "management_certificate_stuck": self.health.certificate_stuck,
+                    "management_certificate_stuck": bool(self.health.certificate_stuck),
                 }
                 response = Response(
                     json.dumps(body), status=200 if healthy else 503, mimetype="application/json"
@@ -280,9 +285,7 @@ class Daemon:
             result: Iterable[bytes] = prometheus(environ, start_response)
             return result
 
-        self._http = make_server(host or "127.0.0.1", int(port), app, threaded=True)
-        thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-        thread.start()
+        self._http = BoundedHTTPServer(host or "127.0.0.1", int(port), app).start()
         return self._http
 
     def close(self) -> None:

@@ -32,9 +32,11 @@ from sidecar.management import (
     load_certificates,
     load_identity,
 )
+from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.orphans import find_orphans
 from sidecar.ready import NotReady, choose_ready
 from sidecar.runtime import Runtime
+from sidecar.server_version import OPENBAO_GUARDED, VAULT_GUARDED, wildcard_guard
 from sidecar.store import Store
 from sidecar.vault import capabilities_self, translate_errors
 
@@ -94,6 +96,25 @@ def vault_health(client: hvac.Client, addr: str) -> Check:
         return Check("fail", f"Vault at {addr} is sealed", "unseal it: bao operator unseal")
     role = "standby" if health.get("standby") else "active"
     return Check("ok", f"Vault at {addr} reachable, unsealed, {role} (version {version})")
+
+
+def template_wildcard_guard(client: hvac.Client) -> Check:
+    """Whether a ``+`` stack claim could widen the runner policy on this server version."""
+    try:
+        version = str(_get(client, "/v1/sys/health", standbyok="true").get("version", ""))
+    except VaultError:
+        version = ""
+    guarded = wildcard_guard(version)
+    if guarded:
+        return Check("ok", f"version {version} rejects wildcards in policy template values")
+    seen = f"version {version}" if version else "an unknown version"
+    return Check(
+        "warn",
+        f"{seen} may accept a '+' stack claim in the runner policy's template (every stack);"
+        " the plugin's and the resolver's login check still refuse it",
+        f"upgrade to OpenBao >= {'.'.join(map(str, OPENBAO_GUARDED))}"
+        f" (or Vault >= {'.'.join(map(str, VAULT_GUARDED))})",
+    )
 
 
 # What the daemon does on each product path (policies/sidecar.hcl).
@@ -458,7 +479,7 @@ def daemon_health(url: str) -> Check:
 def run_checks(
     runtime: Runtime,
     *,
-    plugin_mount: str | None = "azure",
+    plugin_mount: str | None = DEFAULT_CREDS_MOUNT,
     plugin_name: str = "azsidecar",
     daemon_url: str | None = None,
 ) -> Iterator[Check]:
@@ -470,6 +491,7 @@ def run_checks(
     yield health
     if health.failed:
         return
+    yield template_wildcard_guard(client)
     token = token_capabilities(client, kv.mount, kv.prefix)
     yield token
     kv_check = kv_version(client, kv.mount)

@@ -14,6 +14,7 @@
     │   └── GraphWriteUncertain a non-idempotent write got no clear answer: it may have happened
     ├── InputError             bad user input (names, ids, durations)
     ├── NotFoundError          no such stack / integration, or none attached for a phase
+    │   └── InvalidRecord      a stored record fails its checks on read: no usable record
     └── NotReadyError          no credential is ready yet (``ready_at`` says when one will be)
 
 Messages name what failed and what to do next. They never contain a secret:
@@ -118,6 +119,13 @@ class LeaseLost(GraphError):
 
 class NotFoundError(SidecarError):
     """The stack or integration does not exist, or the stack has none for the phase."""
+
+
+class InvalidRecord(NotFoundError):
+    """A record read from KV fails the field checks: treated as no usable record.
+
+    The message names the field and the path, never the value.
+    """
 
 
 class NotReadyError(SidecarError):

@@ -17,6 +17,12 @@ from enum import StrEnum
 
 from sidecar.errors import SidecarError
 
+#: Where the plugin is mounted and the path (``<mount>/creds/<stack>/<phase>``) that
+#: authorises runners, plugin and resolver alike. Not ``azure``: HashiCorp's own Azure
+#: engine is conventionally mounted there, and in a resolver-only Vault its policies
+#: (``azure/creds/<role>``) would grant every stack's credential through the resolver.
+DEFAULT_CREDS_MOUNT = "azsidecar"
+
 
 class Phase(StrEnum):
     PLAN = "plan"

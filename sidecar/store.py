@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sidecar import fieldcheck
 from sidecar.crashpoints import crash_point
 from sidecar.errors import VaultError, VaultNotFound
 from sidecar.model import Intent, IntentKind, StoredCredential, index_entry, parse_index
@@ -61,10 +62,32 @@ class IntegrationRecord:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> IntegrationRecord:
-        values = dict(data)
-        values["created"] = from_epoch(values["created"])
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in values.items() if k in known})
+        """Every field is checked: records reach runners' shells (see :mod:`sidecar.fieldcheck`)."""
+        name = fieldcheck.name(data.get("name"), "integration record", "name")
+        where = f"integrations/{name}"
+        try:
+            created = from_epoch(data["created"])
+        except (KeyError, ValueError, OverflowError, OSError):
+            raise fieldcheck.InvalidRecord(f"{where}: field created is not a time") from None
+        return cls(
+            name=name,
+            tenant_id=fieldcheck.guid(data.get("tenant_id"), where, "tenant_id"),
+            subscription_id=fieldcheck.optional_guid(
+                data.get("subscription_id"), where, "subscription_id"
+            ),
+            app_object_id=fieldcheck.guid_or_empty(
+                data.get("app_object_id"), where, "app_object_id"
+            ),
+            client_id=fieldcheck.guid_or_empty(data.get("client_id"), where, "client_id"),
+            display_name=fieldcheck.printable(data.get("display_name"), where, "display_name"),
+            consent=fieldcheck.one_of(
+                data.get("consent"), ("pending", "granted"), where, "consent"
+            ),
+            created=created,
+            status=fieldcheck.one_of(
+                data.get("status", "ready"), ("creating", "ready"), where, "status"
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -81,8 +104,17 @@ class StackRecord:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> StackRecord:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Checked on every read: an operator may write the record through the KV API."""
+        name = fieldcheck.name(data.get("name"), "stack record", "name")
+        where = f"stacks/{name}"
+        return cls(
+            name=name,
+            read=fieldcheck.optional_name(data.get("read"), where, "read"),
+            write=fieldcheck.optional_name(data.get("write"), where, "write"),
+            subscription_id=fieldcheck.optional_guid(
+                data.get("subscription_id"), where, "subscription_id"
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -110,14 +142,22 @@ class SecretVersion:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> SecretVersion:
+        where = "a credentials version"
+        try:
+            created, expires = from_epoch(data["created"]), from_epoch(data["expires"])
+        except (KeyError, ValueError, OverflowError, OSError):
+            raise fieldcheck.InvalidRecord(f"{where}: created/expires are not times") from None
+        intent_id = data.get("intent_id", "")
         return cls(
-            client_id=str(data["client_id"]),
-            secret=Sensitive(str(data["client_secret"])),
-            key_id=str(data["key_id"]),
-            tenant_id=str(data["tenant_id"]),
-            intent_id=str(data.get("intent_id", "")),
-            created=from_epoch(data["created"]),
-            expires=from_epoch(data["expires"]),
+            client_id=fieldcheck.guid(data.get("client_id"), where, "client_id"),
+            secret=Sensitive(
+                fieldcheck.secret_text(data.get("client_secret"), where, "client_secret")
+            ),
+            key_id=fieldcheck.token(data.get("key_id"), where, "key_id"),
+            tenant_id=fieldcheck.guid(data.get("tenant_id"), where, "tenant_id"),
+            intent_id=fieldcheck.token(intent_id, where, "intent_id") if intent_id else "",
+            created=created,
+            expires=expires,
         )
 
 

@@ -325,3 +325,36 @@ class VaultKV:
                     "mount is not KV version 2; point kv_mount at a KV v2 mount",
                     path=self.mount,
                 )
+
+
+@dataclass(frozen=True)
+class TokenLogin:
+    """What a token's own login recorded: its metadata (fixed at login) and its expiry."""
+
+    metadata: Mapping[str, str]
+    expire_time: datetime | None  # None: the token never expires (root)
+
+
+def _token_login(response: Any) -> TokenLogin:
+    body: Mapping[str, Any] = response if isinstance(response, dict) else response.json()
+    data = body.get("data") or {}
+    meta = data.get("meta") or {}
+    return TokenLogin(
+        metadata={str(k): str(v) for k, v in meta.items()},
+        expire_time=_parse_time(data.get("expire_time")),
+    )
+
+
+def token_lookup_self(client: hvac.Client) -> TokenLogin:
+    """``GET auth/token/lookup-self``: the client's own token (in every default policy)."""
+    with translate_errors("auth/token/lookup-self"):
+        return _token_login(client.adapter.get("/v1/auth/token/lookup-self"))
+
+
+def token_lookup_accessor(client: hvac.Client, accessor: str) -> TokenLogin:
+    """``POST auth/token/lookup-accessor``: another token's login, by its accessor."""
+    with translate_errors("auth/token/lookup-accessor"):
+        response = client.adapter.post(
+            "/v1/auth/token/lookup-accessor", json={"accessor": accessor}
+        )
+    return _token_login(response)

@@ -15,6 +15,7 @@ from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import KVMetadata, KVVersion, VaultKV
+from tests.ids import guid
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 POLICY = TimingPolicy()
@@ -38,10 +39,10 @@ class CountingKV(VaultKV):
 
 def secret(text: str, created: datetime) -> SecretVersion:
     return SecretVersion(
-        client_id="app",
+        client_id=guid("app"),
         secret=Sensitive(text),
         key_id=f"key-{text}",
-        tenant_id="tenant",
+        tenant_id=guid("tenant"),
         intent_id=f"i{int(created.timestamp())}",
         created=created,
         expires=created + timedelta(hours=24),
@@ -53,10 +54,10 @@ def seeded(kv: VaultKV) -> Store:
     store = Store(kv)
     record = IntegrationRecord(
         name="web",
-        tenant_id="tenant",
-        subscription_id="sub",
-        app_object_id="obj",
-        client_id="app",
+        tenant_id=guid("tenant"),
+        subscription_id=guid("sub"),
+        app_object_id=guid("obj"),
+        client_id=guid("app"),
         display_name="azsidecar-web",
         consent="granted",
         created=NOW,
@@ -156,10 +157,10 @@ def test_nothing_ready_and_nothing_there(seeded: Store, kv: VaultKV) -> None:
     seeded.save_integration(
         IntegrationRecord(
             name="new",
-            tenant_id="t",
+            tenant_id=guid("t"),
             subscription_id=None,
-            app_object_id="o",
-            client_id="c",
+            app_object_id=guid("o"),
+            client_id=guid("c"),
             display_name="d",
             consent="pending",
             created=NOW,

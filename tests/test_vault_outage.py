@@ -33,11 +33,11 @@ OUTAGE = timedelta(minutes=10)
 
 
 def runner_token(world: World, stack: str) -> str:
-    """A token that may read only ``azure/creds/<stack>/plan``, as a runner's would."""
+    """A token that may read only ``azsidecar/creds/<stack>/plan``, as a runner's would."""
     root = world.store.kv.client
     name = f"runner-{world.store.kv.prefix}"
     root.sys.create_or_update_policy(
-        name, f'path "azure/creds/{stack}/plan" {{ capabilities = ["read"] }}'
+        name, f'path "azsidecar/creds/{stack}/plan" {{ capabilities = ["read"] }}'
     )
     created = root.auth.token.create(policies=[name], ttl="1h")
     return str(created["auth"]["client_token"])

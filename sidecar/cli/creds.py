@@ -16,7 +16,7 @@ import click
 from sidecar.cli.common import config_option, friendly_errors, load
 from sidecar.durations import parse_duration
 from sidecar.errors import VaultUnavailable
-from sidecar.model import Phase
+from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.plugin.names import check_name
 from sidecar.resolve import ResolvedCredential
 from sidecar.resolver.client import ResolverClient
@@ -44,7 +44,9 @@ _OPTIONS = [
         help="Wait this long (e.g. 15m) for a credential that is not ready yet,"
         " or for Vault or the resolver to be reachable again.",
     ),
-    click.option("--mount", default="azure", show_default=True, help="The plugin's mount."),
+    click.option(
+        "--mount", default=DEFAULT_CREDS_MOUNT, show_default=True, help="The plugin's mount."
+    ),
     click.option(
         "--via",
         type=click.Choice(["auto", "plugin", "resolver"]),
@@ -143,6 +145,7 @@ def _fetch(options: dict[str, Any]) -> ResolvedCredential:
 @friendly_errors
 def creds(fmt: Format, **options: Any) -> None:
     """Print the ready Azure credential of a stack's phase as ARM_* variables."""
+    child.forbid_core_dumps()
     cred = _fetch(options)
     if fmt != "json" and not cred.subscription_id:
         click.echo("azsidecar: no subscription id for this stack; set one", err=True)
@@ -158,5 +161,6 @@ def creds(fmt: Format, **options: Any) -> None:
 @friendly_errors
 def exec_(command: tuple[str, ...], **options: Any) -> None:
     """Run COMMAND (after --) with the credential's ARM_* variables in its environment."""
-    cred = _fetch(options)
-    sys.exit(child.run(command, arm_variables(cred)))
+    child.forbid_core_dumps()
+    variables = arm_variables(_fetch(options))
+    sys.exit(child.run(command, variables))

@@ -24,7 +24,7 @@ def _show(check: Check) -> None:
 @click.option(
     "--plugin-mount",
     default=None,
-    help="Where the plugin should be mounted (default: daemon.resolver_mount, i.e. azure).",
+    help="Where the plugin should be mounted (default: daemon.resolver_mount, i.e. azsidecar).",
 )
 @click.option("--plugin-name", default="azsidecar", show_default=True, help="Catalog name.")
 @click.option("--no-plugin", is_flag=True, help="Runners use the resolver only: skip the plugin.")

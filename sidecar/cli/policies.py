@@ -16,6 +16,7 @@ import click
 import sidecar
 from sidecar.cli.common import friendly_errors
 from sidecar.errors import InputError
+from sidecar.model import DEFAULT_CREDS_MOUNT
 
 NAMES = ("sidecar", "runner", "operator", "plugin")
 DEFAULT_DIR = Path(sidecar.__file__).resolve().parent.parent / "policies"
@@ -52,7 +53,9 @@ def policies() -> None:
 @click.option("--jwt-accessor", required=True, help="Accessor of the JWT auth mount.")
 @click.option("--kv-mount", default="secret", show_default=True, help="KV v2 mount.")
 @click.option("--prefix", default="azsidecar", show_default=True, help="Product's KV prefix.")
-@click.option("--creds-mount", default="azure", show_default=True, help="The plugin's mount.")
+@click.option(
+    "--creds-mount", default=DEFAULT_CREDS_MOUNT, show_default=True, help="The plugin's mount."
+)
 @click.option(
     "--templates",
     type=click.Path(file_okay=False, exists=True, path_type=Path),

@@ -9,6 +9,7 @@ from types import FrameType
 import click
 
 from sidecar.cli.common import config_option, friendly_errors, runtime, setup_logging
+from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.resolver.server import start_resolver
 
 
@@ -16,13 +17,13 @@ from sidecar.resolver.server import start_resolver
 @click.option("--addr", default=None, help="Listen address (default: daemon.resolver_addr).")
 @click.option(
     "--mount",
-    default="azure",
-    show_default=True,
-    help="Mount whose creds/<stack>/<phase> path callers' policies name.",
+    default=None,
+    help="Mount whose creds/<stack>/<phase> path callers' policies name"
+    f" (default: daemon.resolver_mount, i.e. {DEFAULT_CREDS_MOUNT}).",
 )
 @config_option
 @friendly_errors
-def resolver(addr: str | None, mount: str, config_path: str | None) -> None:
+def resolver(addr: str | None, mount: str | None, config_path: str | None) -> None:
     """Answer runners' requests for the ready credential of a stack's phase.
 
     Reads KV with its own token (give it the read-only `azsidecar-plugin`
@@ -30,6 +31,7 @@ def resolver(addr: str | None, mount: str, config_path: str | None) -> None:
     """
     rt = runtime(config_path)
     setup_logging(rt.config.daemon.log_level, rt.config.daemon.log_format)
+    mount = mount or rt.config.daemon.resolver_mount
     handle = start_resolver(rt.config, rt.store, rt.clock, mount=mount, addr=addr)
     click.echo(f"resolver serving on port {handle.port}", err=True)
     stopping = threading.Event()

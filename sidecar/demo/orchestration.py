@@ -54,7 +54,7 @@ from sidecar.demo.report import (
     when,
 )
 from sidecar.demo.runs import Runner, RunResult, RunTally
-from sidecar.devstack.openbao import OpenBaoDevServer, free_port
+from sidecar.devstack.openbao import OpenBaoDevServer, free_port, private_dir
 from sidecar.durations import format_duration
 from sidecar.errors import GraphError
 from sidecar.integrations import Integrations, consent_url
@@ -189,8 +189,8 @@ class Demo:
         self.options = options
         self.out = out
         self.workdir = Path(tempfile.mkdtemp(prefix="azsidecar-demo-"))
-        self.log_dir = options.logs or self.workdir / "logs"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        # The logs name tokens' accessors, ports and paths: for the user only (0700 / 0600).
+        self.log_dir = private_dir(options.logs or self.workdir / "logs")
         self.children = Children(self.log_dir)
         self.tally = RunTally()
         self.result = DemoResult()
@@ -312,8 +312,7 @@ class Demo:
     def _start_openbao(self) -> OpenBaoDevServer:
         plugin_dir = self.workdir / "plugins"
         plugin_dir.mkdir()
-        bao_dir = self.log_dir / "openbao"
-        bao_dir.mkdir(exist_ok=True)
+        bao_dir = private_dir(self.log_dir / "openbao")
         server = OpenBaoDevServer(plugin_dir=str(plugin_dir), workdir=str(bao_dir))
         self.children.on_stop(server.stop)
         return server.start()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from sidecar.devstack.openbao import private_log
 from sidecar.errors import SidecarError
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class Children:
     ) -> Child:
         """Start ``argv`` with stderr (and stdout unless given) in ``<log_dir>/<name>.log``."""
         log_path = self.log_dir / f"{name}.log"
-        with open(log_path, "ab") as handle:
+        with private_log(log_path) as handle:
             process = subprocess.Popen(
                 argv,
                 env=dict(env),

@@ -120,7 +120,10 @@ def summary(
                 ["management certificate renewals", counts.certificate_renewals],
                 ["management certificates held in Azure", management_keys],
                 ["runs (plan + apply, plugin + resolver)", tally.runs],
-                ["  through the plugin (bao read azure/creds/...)", len(tally.by(path="plugin"))],
+                [
+                    "  through the plugin (bao read azsidecar/creds/...)",
+                    len(tally.by(path="plugin")),
+                ],
                 ["  through the gRPC resolver", len(tally.by(path="resolver"))],
                 ["runs that failed to authenticate to Azure", len(auth_failed)],
                 ["runs that failed otherwise", len(failed) - len(auth_failed)],

@@ -2,7 +2,7 @@
 
 One run: the CI platform signs a JWT naming the stack and phase; the runner
 logs in to Vault with it, fetches the ready credential (through the plugin's
-``azure/creds/<stack>/<phase>`` or the daemon's gRPC resolver, with the same
+``azsidecar/creds/<stack>/<phase>`` or the daemon's gRPC resolver, with the same
 token), signs in at the emulator's token endpoint with the client secret as
 the azurerm provider would (each request lands on a random directory replica,
 so a secret that has not replicated fails with AADSTS7000215), and reads the
@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sidecar.demo.emulator_admin import https_session
 from sidecar.errors import SidecarError
 from sidecar.graph import ARM_SCOPE
-from sidecar.model import Phase
+from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.resolve import ResolvedCredential
 from sidecar.resolver.client import ResolverClient
 from sidecar.runner.source import read_plugin
@@ -101,7 +101,7 @@ class Runner:
         login_url: str,
         arm_url: str,
         ca_path: str,
-        plugin_mount: str = "azure",
+        plugin_mount: str = DEFAULT_CREDS_MOUNT,
     ) -> None:
         self.vault_addr = vault_addr
         self.jwt_key = jwt_key
@@ -137,6 +137,7 @@ class Runner:
             "exp": now + timedelta(minutes=5),
             "stack": stack,
             "phase": str(phase),
+            "stack_phase": f"{stack}:{phase}",  # the runner role's user claim
         }
         return jwt.encode(claims, self.jwt_key, algorithm="RS256")
 

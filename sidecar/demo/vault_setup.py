@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.cli.policies import DEFAULT_DIR, render_all
+from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.plugin.install import install_wrapper, registration_commands
 from sidecar.sensitive import Sensitive
 from sidecar.vault import VaultKV
@@ -25,7 +26,7 @@ from sidecar.vault import VaultKV
 KV_MOUNT = "secret"
 PREFIX = "azsidecar"
 PLUGIN_NAME = "azsidecar"
-PLUGIN_MOUNT = "azure"
+PLUGIN_MOUNT = DEFAULT_CREDS_MOUNT
 JWT_ROLE = "azsidecar-runner"
 RUNNER_ROLE_FILE = DEFAULT_DIR.parent / "vault-config" / "runner-role.json"
 

@@ -9,16 +9,18 @@ configuration changes. hvac is synchronous, so KV calls run in a thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from sidecar.clock import AcceleratedClock
-from sidecar.errors import InputError, VaultForbidden
+from sidecar.errors import InputError, VaultError, VaultForbidden
 from sidecar.plugin.framework import Backend
 from sidecar.plugin.path_config import STORAGE_KEY, PluginConfig, path_config
 from sidecar.plugin.path_creds import path_creds
@@ -27,9 +29,12 @@ from sidecar.plugin.path_stacks import path_stacks
 from sidecar.plugin.storage import Storage
 from sidecar.resolve import ReadCache
 from sidecar.timing import TimingPolicy
-from sidecar.vault import VaultKV, connect
+from sidecar.vault import VaultKV, connect, token_lookup_accessor
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+#: Callers' login metadata kept by token accessor (oldest dropped first).
+REMEMBERED_LOGINS = 4096
 
 HELP = """
 The azure secrets engine hands CI/CD runs Azure AD client secrets that have
@@ -73,8 +78,11 @@ class AzureBackend:
         self._config_loaded = False
         self._kv: VaultKV | None = None
         self.read_cache = ReadCache()
+        self.logins: OrderedDict[str, Mapping[str, str]] = OrderedDict()
         self._lock = asyncio.Lock()
-        self._workdir = tempfile.mkdtemp(prefix="azsidecar-plugin-")
+        # Made only when a CA bundle must be written (most set-ups have none), so
+        # plugin processes OpenBao stops without a Cleanup call leave nothing in /tmp.
+        self._workdir: str | None = None
         self.framework = Backend(
             [
                 *path_config(self),
@@ -127,19 +135,49 @@ class AzureBackend:
             self._kv = None
             return await asyncio.to_thread(call, await self._kv_client())
 
+    async def login_metadata(self, accessor: str) -> Mapping[str, str]:
+        """The caller's own login metadata, by its token accessor (fixed at login, so kept).
+
+        Looked up with the plugin's token (``auth/token/lookup-accessor``) on the
+        Vault in ``config``, which must be the one the plugin is mounted in.
+        """
+        if not accessor:
+            raise InputError(
+                "cannot check this token's login: it has no accessor (batch token);"
+                " log in with a service token"
+            )
+        found = self.logins.get(accessor)
+        if found is not None:
+            self.logins.move_to_end(accessor)
+            return found
+        try:
+            login = await self.with_kv(lambda kv: token_lookup_accessor(kv.client, accessor))
+        except VaultError as exc:
+            log.error("cannot look up a caller's token by accessor: %s", exc)
+            raise InputError(
+                "cannot check this token's login: the plugin's token needs update on"
+                " auth/token/lookup-accessor of the Vault the plugin is mounted in"
+            ) from None
+        self.logins[accessor] = login.metadata
+        while len(self.logins) > REMEMBERED_LOGINS:
+            self.logins.popitem(last=False)
+        return login.metadata
+
     async def _kv_client(self) -> VaultKV:
         async with self._lock:
             if self._kv is not None:
                 return self._kv
             config = await self.load_config()
             if config is None:
-                raise InputError("the engine is not configured: write azure/config first")
+                raise InputError("the engine is not configured: write <mount>/config first")
             self._kv = await asyncio.to_thread(self._connect, config)
             return self._kv
 
     def _connect(self, config: PluginConfig) -> VaultKV:
         ca_path = None
         if config.ca_cert:
+            if self._workdir is None:
+                self._workdir = tempfile.mkdtemp(prefix="azsidecar-plugin-")
             ca_path = os.path.join(self._workdir, "ca.pem")
             with open(ca_path, "w", encoding="ascii") as handle:
                 handle.write(config.ca_cert)
@@ -153,4 +191,6 @@ class AzureBackend:
 
     def close(self) -> None:
         self._kv = None
-        shutil.rmtree(self._workdir, ignore_errors=True)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None

@@ -106,6 +106,7 @@ class BackendService(backend_grpc.BackendBase):
                 lease_internal=(
                     _json_object(proto.secret.internal_data) if proto.HasField("secret") else None
                 ),
+                client_token_accessor=proto.client_token_accessor,
             )
             response = await self._backend.framework.handle(request)
         except LogicalError as exc:

@@ -20,10 +20,15 @@ from datetime import timedelta
 from typing import Any
 
 from sidecar.durations import parse_duration
-from sidecar.errors import InputError, SidecarError
+from sidecar.errors import InputError, SidecarError, VaultError
 from sidecar.plugin.storage import Storage
 
 log = logging.getLogger(__name__)
+
+VAULT_FAILED = (
+    "the engine cannot read its data in Vault right now; retry later, or ask an operator"
+    " (the server's log names the cause)"
+)
 
 
 class Op(enum.StrEnum):
@@ -114,6 +119,7 @@ class Request:
     data: Mapping[str, Any]
     storage: Storage
     lease_internal: Mapping[str, Any] | None = None
+    client_token_accessor: str = ""
 
 
 class FieldData:
@@ -195,6 +201,11 @@ class Backend:
         fields = FieldData(path.fields, {**request.data, **captures})
         try:
             response = await handler(request, fields)
+        except VaultError as exc:
+            # Its text names the internal Vault address and the KV mount and prefix:
+            # for the operator's log, not for the runner that asked.
+            log.error("%s %s: %s", request.operation, request.path, exc)
+            return error_response(VAULT_FAILED)
         except SidecarError as exc:
             return error_response(str(exc))
         unknown = fields.unknown()

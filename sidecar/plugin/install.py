@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sidecar.errors import InputError
+from sidecar.model import DEFAULT_CREDS_MOUNT
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -52,7 +53,7 @@ def install_wrapper(plugin_dir: str, name: str, python: str | None = None) -> In
     return Installed(name=name, path=target, sha256=hashlib.sha256(body).hexdigest())
 
 
-def registration_commands(installed: Installed, mount: str = "azure") -> list[str]:
+def registration_commands(installed: Installed, mount: str = DEFAULT_CREDS_MOUNT) -> list[str]:
     return [
         f"bao plugin register -sha256={installed.sha256} -command={installed.name}"
         f" secret {installed.name}",

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 STORAGE_KEY = "config"
 _SECRET_FIELDS = ("token", "approle_secret_id")
 _DURATION_FIELDS = ("propagation_delay", "ready_safety_margin")
+#: Where the credentials go: changing either needs the credentials written again.
+_DESTINATION_FIELDS = ("vault_addr", "ca_cert")
 
 
 @dataclass(frozen=True, repr=False)
@@ -124,6 +126,21 @@ def path_config(backend: AzureBackend) -> list[Path]:
         for name in _DURATION_FIELDS:
             if name in changes and changes[name] == parse_duration(0):
                 changes[name] = None
+        moved = [
+            name
+            for name in _DESTINATION_FIELDS
+            if name in changes and changes[name] != getattr(config, name)
+        ]
+        if (
+            moved
+            and config.vault_addr
+            and not (changes.get("token") or changes.get("approle_secret_id"))
+        ):
+            # Never send the stored credentials to a destination they were not given for.
+            raise InputError(
+                f"changing {' and '.join(moved)} requires the credentials again:"
+                " write token (or approle_role_id and approle_secret_id) in the same request"
+            )
         if changes.get("token"):
             changes.setdefault("approle_role_id", "")
             changes.setdefault("approle_secret_id", "")
@@ -152,7 +169,9 @@ def path_config(backend: AzureBackend) -> list[Path]:
             description="""
 Write vault_addr and either a token or an AppRole (approle_role_id +
 approle_secret_id) allowed to read <kv_mount>/<prefix>/{stacks,integrations,
-credentials}. Writes merge with the stored configuration. The token and the
+credentials}. Writes merge with the stored configuration, except that a write
+changing vault_addr or ca_cert must give the token (or AppRole) again, so a
+stored credential never goes to a new destination. The token and the
 AppRole secret id are never returned. propagation_delay and ready_safety_margin
 override the default timing rules (write 0 to clear).
 """,

@@ -19,12 +19,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sidecar.errors import InputError, NotFoundError, NotReadyError
+from sidecar.login_scope import scope_refusal
 from sidecar.model import Phase
 from sidecar.plugin.framework import (
+    ErrType,
     Field,
     FieldData,
     FieldType,
     Lease,
+    LogicalError,
     Op,
     Path,
     Request,
@@ -96,6 +99,11 @@ def path_creds(backend: AzureBackend) -> list[Path]:
     async def read(request: Request, data: FieldData) -> Response | None:
         stack = check_name(data.get("stack"), "stack")
         phase = _phase(data.get("phase"))
+        refusal = scope_refusal(
+            await backend.login_metadata(request.client_token_accessor), stack, phase
+        )
+        if refusal is not None:
+            raise LogicalError(ErrType.PERMISSION_DENIED, refusal)
         policy = await backend.timing_policy()
         now = backend.clock()
         cache = backend.read_cache

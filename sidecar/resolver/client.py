@@ -74,7 +74,7 @@ class ResolverClient:
             return VaultForbidden(f"the resolver refused the token: {details}")
         if code == codes.INVALID_ARGUMENT:
             return InputError(details)
-        if code in (codes.UNAVAILABLE, codes.DEADLINE_EXCEEDED):
+        if code in (codes.UNAVAILABLE, codes.DEADLINE_EXCEEDED, codes.RESOURCE_EXHAUSTED):
             return VaultUnavailable(
                 f"resolver at {self.target} unavailable ({details}); check --resolver and retry"
             )

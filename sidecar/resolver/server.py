@@ -27,11 +27,13 @@ from sidecar.errors import (
     VaultError,
     VaultUnavailable,
 )
-from sidecar.model import Phase
+from sidecar.login_scope import OTHER_LOGIN
+from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.plugin.names import check_name
 from sidecar.resolve import ReadCache, resolve_credential
 from sidecar.resolver import rpc
 from sidecar.resolver.auth import Access, VaultAuthorizer
+from sidecar.resolver.limiter import FailureLimiter
 from sidecar.resolver.proto.resolver_pb2 import Credential, ResolveRequest
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
@@ -54,6 +56,12 @@ def _phase(value: str) -> Phase:
         ) from None
 
 
+def _peer_host(context: Any) -> str:
+    """``ipv4:10.0.0.5:41234`` -> ``ipv4:10.0.0.5``: a peer is an address, not a connection."""
+    peer = str(context.peer() or "")
+    return peer.rsplit(":", 1)[0] if peer.startswith(("ipv4:", "ipv6:")) else peer
+
+
 def _token(context: Any) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == rpc.TOKEN_METADATA and isinstance(value, str):
@@ -71,12 +79,14 @@ class ResolverService:
         policy: TimingPolicy,
         authorizer: VaultAuthorizer,
         cache: ReadCache | None = None,
+        limiter: FailureLimiter | None = None,
     ) -> None:
         self.kv = kv
         self.cache = cache or ReadCache()
         self.clock = clock
         self.policy = policy
         self.authorizer = authorizer
+        self.limiter = limiter or FailureLimiter()
 
     def resolve(self, request: ResolveRequest, context: Any) -> Credential:
         try:
@@ -107,17 +117,36 @@ class ResolverService:
         return rpc.to_message(cred)
 
     def _authorise(self, context: Any, stack: str, phase: Phase) -> None:
+        peer = _peer_host(context)
+        wait = self.limiter.retry_after(peer)
+        if wait:
+            _abort(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many invalid tokens from this address; retry in {wait} s",
+            )
+        token = _token(context)
+        asks_vault = token is not None and not self.authorizer.known_refused(token)
         try:
-            access = self.authorizer.check(_token(context), stack, phase)
+            access = self.authorizer.check(token, stack, phase)
         except VaultError as exc:
             _abort(context, grpc.StatusCode.UNAVAILABLE, f"cannot check the token: {exc}")
         if access is Access.UNAUTHENTICATED:
+            if asks_vault:
+                self.limiter.refused(peer)  # only refusals that cost Vault a call count
             _abort(
                 context,
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"send a valid Vault token in the {rpc.TOKEN_METADATA!r} metadata",
             )
-        if access is Access.DENIED:
+        if access is Access.OTHER_LOGIN:
+            _abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"the token may not read {self.authorizer.mount}/creds/{stack}/{phase}:"
+                f" {OTHER_LOGIN}",
+            )
+        if access is not Access.GRANTED:  # DENIED, and anything added later: fail closed
             _abort(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -174,7 +203,7 @@ def start_resolver(
     store_or_kv: Store | VaultKV,
     clock: Clock,
     *,
-    mount: str = "azure",
+    mount: str = DEFAULT_CREDS_MOUNT,
     addr: str | None = None,
 ) -> ResolverHandle:
     """Serve the resolver and the gRPC health service on ``addr`` (default daemon.resolver_addr).

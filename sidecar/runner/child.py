@@ -9,12 +9,25 @@ child's code, or 128 + the signal that killed it.
 A Ctrl-C at a terminal already reaches the child directly (same foreground
 process group); forwarding it too would make Terraform see a second
 interrupt, which means "abandon the run", so such signals are not forwarded.
+
+The helper holds the credential and its Vault token in memory, so before it
+reads either it makes itself undumpable: not dumpable, so no core file whatever
+the core limit and no ptrace or /proc/<pid>/mem by other processes of the user
+(``PR_SET_DUMPABLE`` 0), and a core limit of 0 (``RLIMIT_CORE``; the soft limit,
+which the kernel applies and the child inherits: its environment holds the
+secret too; the hard limit is left so a later process may still raise it).
+The child gets the ``ARM_*`` variables but none of the helper's Vault login
+variables: a run has no business with the runner's Vault token.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import gc
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -26,7 +39,29 @@ from sidecar.errors import InputError
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _TTY_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
 #: Login secrets the helper may have been given that the child has no use for.
-DROPPED = ("AZSIDECAR_VAULT_SECRET_ID",)
+DROPPED = (
+    "VAULT_TOKEN",
+    "BAO_TOKEN",
+    "AZSIDECAR_VAULT_TOKEN",
+    "AZSIDECAR_VAULT_TOKEN_FILE",
+    "AZSIDECAR_VAULT_SECRET_ID",
+    "AZSIDECAR_VAULT_SECRET_ID_FILE",
+    "AZSIDECAR_VAULT_ROLE_ID",
+    "VAULT_WRAPPED_TOKEN",
+)
+_PR_SET_DUMPABLE = 4
+
+
+def forbid_core_dumps() -> None:
+    """No core file of this process or its children; not dumpable by ptrace or /proc."""
+    _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 def _child_already_got_it(signum: int) -> bool:
@@ -62,10 +97,16 @@ def run(argv: Sequence[str], variables: Mapping[str, str]) -> int:
     """Run ``argv`` with ``variables`` added to the environment; returns the exit status."""
     if not argv:
         raise InputError("give the command to run after --, e.g. -- terraform apply")
+    env = child_environment(variables)
     try:
-        child = subprocess.Popen(list(argv), env=child_environment(variables))
+        child = subprocess.Popen(list(argv), env=env)
     except (FileNotFoundError, PermissionError) as exc:
         raise InputError(f"cannot run {argv[0]!r}: {exc.strerror}") from exc
+    finally:
+        # The child has its copy; keep no more in the helper than the caller's.
+        env.clear()
+        del env
+        gc.collect()
     with _forwarding(child):
         code = child.wait()
     return 128 - code if code < 0 else code

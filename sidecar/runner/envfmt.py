@@ -7,11 +7,27 @@ import re
 import shlex
 from typing import Literal
 
+from sidecar.errors import InputError
 from sidecar.resolve import ResolvedCredential
 
 Format = Literal["env", "dotenv", "json"]
 
-_PLAIN = re.compile(r"[A-Za-z0-9._~:/@+,-]*")
+#: Characters a value may hold in ``env`` and ``dotenv`` output. Every field is a GUID or
+#: an Azure client secret (letters, digits, ``~._-``), so anything else means a record
+#: that was altered: it is refused, not escaped, because each consumer of these files
+#: (``eval``, ``set -a; . file``, ``docker --env-file``, dotenv libraries) unquotes
+#: differently.
+_SAFE = re.compile(r"[A-Za-z0-9._~+/=-]*")
+
+
+def _checked(name: str, value: str) -> str:
+    if not _SAFE.fullmatch(value):
+        raise InputError(
+            f"{name} holds characters that are unsafe in shell or dotenv output;"
+            " the stored record was altered: ask an operator to correct it"
+            " (or use --format json)"
+        )
+    return value
 
 
 def arm_variables(cred: ResolvedCredential) -> dict[str, str]:
@@ -30,16 +46,16 @@ def _iso(cred: ResolvedCredential, name: str) -> str:
     return str(getattr(cred, name).isoformat().replace("+00:00", "Z"))
 
 
-def _dotenv_value(value: str) -> str:
-    if _PLAIN.fullmatch(value):
-        return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
-    return f'"{escaped}"'
+def _dotenv_value(name: str, value: str) -> str:
+    """Bare, as every dotenv reader takes it; single-quoted only when it starts with ``~``,
+    which ``set -a; . file`` would otherwise expand to a home directory."""
+    value = _checked(name, value)
+    return f"'{value}'" if value.startswith("~") else value
 
 
 def render(cred: ResolvedCredential, fmt: Format) -> str:
-    """``env``: shell ``export`` lines for ``eval``; ``dotenv``: KEY=value lines; ``json``:
-    the same fields as the plugin's ``creds`` response."""
+    """``env``: shell ``export`` lines for ``eval``; ``dotenv``: KEY='value' lines; ``json``:
+    the same fields as the plugin's ``creds`` response (JSON-escaped, ASCII only)."""
     if fmt == "json":
         data = {
             "client_id": cred.client_id,
@@ -55,5 +71,5 @@ def render(cred: ResolvedCredential, fmt: Format) -> str:
         return json.dumps(data, indent=2) + "\n"
     variables = arm_variables(cred)
     if fmt == "env":
-        return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items())
-    return "".join(f"{k}={_dotenv_value(v)}\n" for k, v in variables.items())
+        return "".join(f"export {k}={shlex.quote(_checked(k, v))}\n" for k, v in variables.items())
+    return "".join(f"{k}={_dotenv_value(k, v)}\n" for k, v in variables.items())

@@ -25,7 +25,7 @@ from sidecar.errors import (
     VaultNotFound,
     VaultUnavailable,
 )
-from sidecar.model import Phase
+from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.resolve import ResolvedCredential
 from sidecar.resolver.auth import creds_path
 from sidecar.resolver.client import NotReadyYet, ResolverClient
@@ -92,7 +92,7 @@ class CredentialSource:
     """The runner's logged-in client plus the way to the credential."""
 
     client: hvac.Client
-    mount: str = "azure"
+    mount: str = DEFAULT_CREDS_MOUNT
     via: Via = "auto"
     resolver: ResolverClient | None = None
     used: str = field(default="", init=False)

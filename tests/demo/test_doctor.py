@@ -52,7 +52,7 @@ def invoke(world: World, tmp_path: Path) -> Result:
     config = write_config(world, tmp_path / "doctor.toml")
     return CliRunner().invoke(
         doctor,
-        ["--config", str(config), "--no-daemon"],
+        ["--config", str(config), "--no-daemon", "--plugin-mount", "azure"],
         env={"VAULT_TOKEN": world.config.vault.token or "", "AZSIDECAR_CONFIG": None},
     )
 

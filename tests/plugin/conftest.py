@@ -16,8 +16,10 @@ from click.testing import CliRunner
 
 from sidecar.cli.plugin import plugin as plugin_cli
 from sidecar.devstack.openbao import OpenBaoDevServer, find_bao
+from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.vault import connect
 
+# The tests mount the plugin at a name of their choosing, not the default (azsidecar/).
 MOUNT = "azure"
 
 
@@ -45,7 +47,7 @@ class PluginBao:
         assert len(commands) == 2, result.output
         for command in commands:
             argv = shlex.split(command)[1:]
-            argv = [a.replace("-path=azure", f"-path={mount}") for a in argv]
+            argv = [a.replace(f"-path={DEFAULT_CREDS_MOUNT}", f"-path={mount}") for a in argv]
             self.bao(*argv)
         return commands
 

@@ -16,6 +16,7 @@ import requests
 from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
 from sidecar.vault import VaultKV
+from tests.ids import guid
 from tests.plugin.conftest import PluginBao, plugin_alive, wait_for
 
 PREFIX = "azsidecar"
@@ -26,9 +27,9 @@ def _integration(name: str, tenant: str) -> IntegrationRecord:
     return IntegrationRecord(
         name=name,
         tenant_id=tenant,
-        subscription_id=f"sub-{name}",
-        app_object_id=f"obj-{name}",
-        client_id=f"app-{name}",
+        subscription_id=guid(f"sub-{name}"),
+        app_object_id=guid(f"obj-{name}"),
+        client_id=guid(f"app-{name}"),
         display_name=f"azsidecar {name}",
         consent="granted",
         created=NOW - timedelta(days=1),
@@ -37,10 +38,10 @@ def _integration(name: str, tenant: str) -> IntegrationRecord:
 
 def _secret(name: str, text: str, created: datetime) -> SecretVersion:
     return SecretVersion(
-        client_id=f"app-{name}",
+        client_id=guid(f"app-{name}"),
         secret=Sensitive(text),
         key_id=f"key-{name}-{int(created.timestamp())}",
-        tenant_id=f"tenant-{name}",
+        tenant_id=guid(f"tenant-{name}"),
         intent_id=f"intent{int(created.timestamp())}",
         created=created,
         expires=created + timedelta(hours=24),
@@ -51,8 +52,8 @@ def _secret(name: str, text: str, created: datetime) -> SecretVersion:
 def seeded(plugin_bao: PluginBao) -> PluginBao:
     """Stack A: plan -> I1 (secret minted just now), apply -> I2 (an hour-old secret)."""
     store = Store(VaultKV(plugin_bao.client, mount="secret", prefix=PREFIX))
-    store.save_integration(_integration("I1", "tenant-I1"), cas=0)
-    store.save_integration(_integration("I2", "tenant-I2"), cas=0)
+    store.save_integration(_integration("I1", guid("tenant-I1")), cas=0)
+    store.save_integration(_integration("I2", guid("tenant-I2")), cas=0)
     store.save_stack(StackRecord(name="A", read="I1", write="I2"), cas=0)
     store.store_secret("I1", _secret("I1", "fresh-secret-I1", NOW))
     store.store_secret("I2", _secret("I2", "ready-secret-I2", NOW - timedelta(hours=1)))
@@ -112,8 +113,8 @@ def test_lists_and_reads_stacks_and_integrations(seeded: PluginBao) -> None:
     stack = seeded.client.read("azure/stacks/A")["data"]
     assert (stack["read"], stack["write"]) == ("I1", "I2")
     integration = seeded.client.read("azure/integrations/I2")["data"]
-    assert integration["tenant_id"] == "tenant-I2"
-    assert integration["client_id"] == "app-I2"
+    assert integration["tenant_id"] == guid("tenant-I2")
+    assert integration["client_id"] == guid("app-I2")
     assert seeded.client.read("azure/stacks/nope") is None
 
 
@@ -176,11 +177,11 @@ def test_reads_the_ready_credential_with_the_cli_and_hvac(seeded: PluginBao) -> 
     data = body["data"]
     assert data["client_secret"] == "ready-secret-I2"
     assert (data["client_id"], data["tenant_id"], data["integration"]) == (
-        "app-I2",
-        "tenant-I2",
+        guid("app-I2"),
+        guid("tenant-I2"),
         "I2",
     )
-    assert data["subscription_id"] == "sub-I2"
+    assert data["subscription_id"] == guid("sub-I2")
     expires = datetime.fromisoformat(data["expires_at"])
     assert expires == NOW + timedelta(hours=23)
     safe = (expires - timedelta(minutes=30) - datetime.now(UTC)).total_seconds()

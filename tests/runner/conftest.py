@@ -33,7 +33,10 @@ from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV, connect
-from tests.plugin.conftest import PluginBao, start_plugin_bao
+from tests.ids import guid
+from tests.plugin.conftest import MOUNT, PluginBao, start_plugin_bao
+
+__all__ = ["guid"]
 
 ROOT = DEFAULT_DIR.parent
 AUDIENCE = "azsidecar"
@@ -95,6 +98,7 @@ class RunnerWorld:
             "exp": now + timedelta(minutes=5),
             "stack": stack,
             "phase": phase,
+            "stack_phase": f"{stack}:{phase}",
             **extra,
         }
         return jwt.encode(claims, self.bao.key, algorithm="RS256")
@@ -110,7 +114,7 @@ class RunnerWorld:
         timing = TimingPolicy(propagation_delay=propagation or timedelta(minutes=10))
         config = Config(vault=VaultConfig(addr=self.addr, prefix=self.prefix), timing=timing)
         kv = VaultKV(connect(self.addr, token=self.plugin_token), "secret", self.prefix)
-        return start_resolver(config, kv, SystemClock(), addr="127.0.0.1:0")
+        return start_resolver(config, kv, SystemClock(), mount=MOUNT, addr="127.0.0.1:0")
 
     def env(self, **extra: str | None) -> dict[str, str | None]:
         """Environment for CLI runs against this world (no token unless given)."""
@@ -125,10 +129,10 @@ class RunnerWorld:
 def integration(name: str, created: datetime) -> IntegrationRecord:
     return IntegrationRecord(
         name=name,
-        tenant_id=f"tenant-{name}",
-        subscription_id=f"sub-{name}",
-        app_object_id=f"obj-{name}",
-        client_id=f"app-{name}",
+        tenant_id=guid(f"tenant-{name}"),
+        subscription_id=guid(f"sub-{name}"),
+        app_object_id=guid(f"obj-{name}"),
+        client_id=guid(f"app-{name}"),
         display_name=f"azsidecar {name}",
         consent="granted",
         created=created,
@@ -137,10 +141,10 @@ def integration(name: str, created: datetime) -> IntegrationRecord:
 
 def secret(name: str, text: str, created: datetime) -> SecretVersion:
     return SecretVersion(
-        client_id=f"app-{name}",
+        client_id=guid(f"app-{name}"),
         secret=Sensitive(text),
         key_id=f"key-{name}",
-        tenant_id=f"tenant-{name}",
+        tenant_id=guid(f"tenant-{name}"),
         intent_id=f"intent-{name}",
         created=created,
         expires=created + timedelta(hours=24),
@@ -204,7 +208,7 @@ def run_agent(
     config_file = write_file(tmp_path / "agent.hcl", config + "\nexit_after_auth = true\n")
     write_file(tmp_path / "ci.jwt", world.jwt(stack, phase))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-    env |= {"AZSIDECAR_STACK": stack, "AZSIDECAR_PHASE": phase}
+    env |= {"AZSIDECAR_STACK": stack, "AZSIDECAR_PHASE": phase, "AZSIDECAR_MOUNT": MOUNT}
     result = subprocess.run(
         [find_bao(), "agent", f"-config={config_file}"],
         env=env,

@@ -18,7 +18,7 @@ from sidecar.resolver.proto.resolver_pb2 import ResolveRequest
 from sidecar.resolver.server import ResolverHandle
 from sidecar.runner.source import read_plugin
 from sidecar.vault import VaultKV, connect
-from tests.runner.conftest import RunnerWorld, seed
+from tests.runner.conftest import RunnerWorld, guid, seed
 
 
 @pytest.fixture
@@ -64,8 +64,8 @@ def test_a_plan_token_reads_its_stack_plan_and_nothing_else(
     for cred in (via_plugin, via_resolver):
         assert cred.integration == "I1"
         assert cred.client_secret.reveal() == "secret-of-I1"
-        assert cred.tenant_id == "tenant-I1"
-        assert cred.subscription_id == "sub-I1"
+        assert cred.tenant_id == guid("tenant-I1")
+        assert cred.subscription_id == guid("sub-I1")
     assert via_plugin == via_resolver
     for stack, phase in (("A", Phase.APPLY), ("B", Phase.PLAN)):
         with pytest.raises(VaultForbidden):

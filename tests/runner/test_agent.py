@@ -6,7 +6,7 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.runner.conftest import RunnerWorld, run_agent, seed
+from tests.runner.conftest import RunnerWorld, guid, run_agent, seed
 
 
 def test_agent_renders_the_env_file_from_the_plugin_path(
@@ -17,10 +17,10 @@ def test_agent_renders_the_env_file_from_the_plugin_path(
     assert rendered.exists(), result.stderr[-2000:]
     assert stat.S_IMODE(rendered.stat().st_mode) == 0o600
     expected = {
-        "ARM_CLIENT_ID": "app-I2",
+        "ARM_CLIENT_ID": guid("app-I2"),
         "ARM_CLIENT_SECRET": "secret-of-I2",
-        "ARM_TENANT_ID": "tenant-I2",
-        "ARM_SUBSCRIPTION_ID": "sub-I2",
+        "ARM_TENANT_ID": guid("tenant-I2"),
+        "ARM_SUBSCRIPTION_ID": guid("sub-I2"),
     }
     lines = dict(line.split("=", 1) for line in rendered.read_text().splitlines() if line)
     assert lines == expected

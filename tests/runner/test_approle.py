@@ -34,6 +34,8 @@ def test_creds_with_approle_reads_only_its_own_path(world: RunnerWorld, tmp_path
         str(write_file(tmp_path / "secret-id", secret_id)),
         "--format",
         "json",
+        "--mount",
+        "azure",
     ]
     env = world.env(VAULT_TOKEN=None)
     ok = CliRunner().invoke(creds, ["--stack", "A", "--phase", "plan", *args], env=env)

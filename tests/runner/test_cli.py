@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from sidecar.cli.creds import creds, exec_
 from sidecar.cli.stack import stack
 from sidecar.store import StackRecord
-from tests.runner.conftest import RunnerWorld, integration, secret, seed, write_file
+from tests.runner.conftest import RunnerWorld, guid, integration, secret, seed, write_file
 
 
 @pytest.fixture
@@ -67,6 +67,8 @@ def _runner_args(world: RunnerWorld, tmp_path: Path, stack_name: str, phase: str
         str(token),
         "--role",
         "azsidecar-runner",
+        "--mount",
+        "azure",
     ]
 
 
@@ -77,10 +79,10 @@ def test_creds_prints_arm_variables_in_each_format(seeded: RunnerWorld, tmp_path
     dotenv = runner.invoke(creds, [*args, "--format", "dotenv"], env=env)
     assert dotenv.exit_code == 0, dotenv.output
     assert dotenv.stdout.splitlines() == [
-        "ARM_CLIENT_ID=app-I2",
+        f"ARM_CLIENT_ID={guid('app-I2')}",
         "ARM_CLIENT_SECRET=secret-of-I2",
-        "ARM_TENANT_ID=tenant-I2",
-        "ARM_SUBSCRIPTION_ID=sub-I2",
+        f"ARM_TENANT_ID={guid('tenant-I2')}",
+        f"ARM_SUBSCRIPTION_ID={guid('sub-I2')}",
     ]
     shell = runner.invoke(creds, args, env=env)
     assert "export ARM_CLIENT_SECRET=secret-of-I2" in shell.stdout
@@ -116,7 +118,7 @@ def test_exec_passes_the_credential_in_the_environment_only(
     assert "secret-of-I1" not in seen["cmdline"]
     environ = seen["environ"].split("\0")
     assert "ARM_CLIENT_SECRET=secret-of-I1" in environ
-    assert "ARM_CLIENT_ID=app-I1" in environ
+    assert f"ARM_CLIENT_ID={guid('app-I1')}" in environ
     assert "secret-of" not in result.output
 
 

@@ -32,7 +32,7 @@ def test_render_writes_every_policy_with_the_accessor(tmp_path: Path) -> None:
     ]
     runner = (tmp_path / "azsidecar-runner.hcl").read_text()
     assert (
-        'path "azure/creds/{{identity.entity.aliases.auth_jwt_1234.metadata.stack}}/'
+        'path "azsidecar/creds/{{identity.entity.aliases.auth_jwt_1234.metadata.stack}}/'
         '{{identity.entity.aliases.auth_jwt_1234.metadata.phase}}"' in runner
     )
     for path in tmp_path.iterdir():

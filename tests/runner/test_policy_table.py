@@ -219,6 +219,16 @@ def _cells() -> list[Cell]:
             ),
         )
     )
+    # The plugin looks up callers' logins by accessor (issue 16, point 2); nobody else may.
+    lookup = "auth/token/lookup-accessor"
+    cells.append(
+        Cell(
+            lookup,
+            "update",
+            frozenset({"plugin"}),
+            lambda t: (lookup, {"update"}, Request("POST", lookup, {"accessor": "none"})),
+        )
+    )
     policy = "sys/policies/acl/azsidecar-runner"
     cells.append(
         Cell(

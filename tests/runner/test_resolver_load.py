@@ -54,7 +54,16 @@ def resolver_process(world: RunnerWorld, tmp_path: Path) -> Iterator[tuple[str, 
     }
     with (tmp_path / "resolver.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sidecar.cli.main", "resolver", "--addr", addr],
+            [
+                sys.executable,
+                "-m",
+                "sidecar.cli.main",
+                "resolver",
+                "--addr",
+                addr,
+                "--mount",
+                "azure",
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

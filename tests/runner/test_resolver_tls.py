@@ -65,7 +65,7 @@ def test_resolver_serves_tls_and_the_helper_verifies_it(world: RunnerWorld, tmp_
         daemon=DaemonConfig(tls_cert=str(cert), tls_key=str(key)),
     )
     kv = VaultKV(connect(world.addr, token=world.plugin_token), "secret", world.prefix)
-    handle = start_resolver(config, kv, SystemClock(), addr="127.0.0.1:0")
+    handle = start_resolver(config, kv, SystemClock(), mount="azure", addr="127.0.0.1:0")
     try:
         trusted = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
         with grpc.secure_channel(f"localhost:{handle.port}", trusted) as channel:

@@ -110,6 +110,7 @@ class Request(_message.Message):
     PATH_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
+    CLIENT_TOKEN_ACCESSOR_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     MOUNT_POINT_FIELD_NUMBER: _builtins.int
     MOUNT_TYPE_FIELD_NUMBER: _builtins.int
@@ -119,6 +120,10 @@ class Request(_message.Message):
     path: _builtins.str
     data: _builtins.str
     """A JSON object."""
+    client_token_accessor: _builtins.str
+    """The caller's token accessor (the token itself arrives salted): the plugin
+    looks up that token's own login to check its stack and phase.
+    """
     display_name: _builtins.str
     mount_point: _builtins.str
     mount_type: _builtins.str
@@ -133,6 +138,7 @@ class Request(_message.Message):
         path: _builtins.str = ...,
         data: _builtins.str = ...,
         secret: Global___Secret | None = ...,
+        client_token_accessor: _builtins.str = ...,
         display_name: _builtins.str = ...,
         mount_point: _builtins.str = ...,
         mount_type: _builtins.str = ...,
@@ -140,7 +146,7 @@ class Request(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["secret", b"secret"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "display_name", b"display_name", "id", b"id", "mount_accessor", b"mount_accessor", "mount_point", b"mount_point", "mount_type", b"mount_type", "operation", b"operation", "path", b"path", "secret", b"secret"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_token_accessor", b"client_token_accessor", "data", b"data", "display_name", b"display_name", "id", b"id", "mount_accessor", b"mount_accessor", "mount_point", b"mount_point", "mount_type", b"mount_type", "operation", b"operation", "path", b"path", "secret", b"secret"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
