@@ -11,7 +11,7 @@ Vault token (/run/azsidecar, mounted only into the daemon) and the stand-in CI
 platform's JWT signing key (/run/ci-issuer, mounted only into the `ci`
 service). The runner gets neither: only the JWT that `ci` signs for its run.
 The plugin registered is the file OpenBao runs (/openbao/plugins/azsidecar in
-this image), with the daemon's propagation delay in ``azure/config``. The root
+this image), with the daemon's propagation delay in the mount's ``config``. The root
 token comes from the environment (BAO_TOKEN), never from this file or argv.
 Safe to run again: it stops if the set-up is already there.
 """

@@ -31,6 +31,7 @@ import hvac
 import pytest
 
 from sidecar.durations import parse_duration
+from sidecar.model import DEFAULT_CREDS_MOUNT
 from tests.compose import standins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,8 +236,9 @@ def test_compose_stack_end_to_end(stack: Stack) -> None:
     entries = [e for e in catalog["data"]["detailed"] if e["name"] == "azsidecar"]
     assert entries and {e["sha256"] for e in entries} == {wrapper_sha}, entries
     mounts: Any = root.adapter.get("/v1/sys/mounts")
-    assert mounts["data"]["azure/"]["running_sha256"] == wrapper_sha, mounts["data"]["azure/"]
-    config: Any = root.read("azure/config")
+    mount = f"{DEFAULT_CREDS_MOUNT}/"
+    assert mounts["data"][mount]["running_sha256"] == wrapper_sha, mounts["data"][mount]
+    config: Any = root.read(f"{DEFAULT_CREDS_MOUNT}/config")
     delay = parse_duration(config["data"]["propagation_delay"])
     assert delay == timedelta(minutes=2), config["data"]
 
