@@ -35,6 +35,8 @@ def daemon(
     config = load(config_path)
     setup_logging(config.daemon.log_level, config.daemon.log_format)
     rt = make_runtime(config)
+    if rt.vault_login is not None:
+        rt.vault_login.start()
     worker = Daemon(rt)
     stop = threading.Event()
 
@@ -58,3 +60,5 @@ def daemon(
         if resolver is not None:
             resolver.stop()
         worker.close()
+        if rt.vault_login is not None:
+            rt.vault_login.stop()

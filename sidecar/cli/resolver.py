@@ -30,6 +30,8 @@ def resolver(addr: str | None, mount: str, config_path: str | None) -> None:
     """
     rt = runtime(config_path)
     setup_logging(rt.config.daemon.log_level, rt.config.daemon.log_format)
+    if rt.vault_login is not None:
+        rt.vault_login.start()  # renew / log in again for as long as it serves
     handle = start_resolver(rt.config, rt.store, rt.clock, mount=mount, addr=addr)
     click.echo(f"resolver serving on port {handle.port}", err=True)
     stopping = threading.Event()
@@ -42,3 +44,5 @@ def resolver(addr: str | None, mount: str, config_path: str | None) -> None:
     while not stopping.wait(1.0):
         pass
     handle.stop()
+    if rt.vault_login is not None:
+        rt.vault_login.stop()

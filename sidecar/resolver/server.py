@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -33,6 +32,7 @@ from sidecar.resolve import ReadCache, resolve_credential
 from sidecar.resolver import rpc
 from sidecar.resolver.auth import Access, VaultAuthorizer
 from sidecar.resolver.proto.resolver_pb2 import Credential, ResolveRequest
+from sidecar.resolver.tls import ReloadingCertificate
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV
@@ -145,10 +145,17 @@ class ResolverService:
 class ResolverHandle:
     """A running resolver; ``stop()`` drains calls in flight for ``grace`` seconds."""
 
-    def __init__(self, server: Any, health_servicer: Any, port: int) -> None:
+    def __init__(
+        self,
+        server: Any,
+        health_servicer: Any,
+        port: int,
+        certificate: ReloadingCertificate | None = None,
+    ) -> None:
         self._server = server
         self._health = health_servicer
         self.port = port
+        self.certificate = certificate  # the TLS pair, reloaded when its files change
 
     def stop(self, grace: float = 5.0) -> None:
         self._health.enter_graceful_shutdown()
@@ -158,15 +165,11 @@ class ResolverHandle:
         self._server.wait_for_termination()
 
 
-def _server_credentials(config: Config) -> Any:
+def _server_certificate(config: Config) -> ReloadingCertificate | None:
     cert, key = config.daemon.tls_cert, config.daemon.tls_key
     if not (cert and key):
         return None
-    try:
-        pair = (Path(key).read_bytes(), Path(cert).read_bytes())
-    except OSError as exc:
-        raise ConfigError("daemon.tls_cert", f"cannot read the TLS files: {exc.strerror}") from exc
-    return grpc.ssl_server_credentials([pair])
+    return ReloadingCertificate(cert, key)
 
 
 def start_resolver(
@@ -197,12 +200,12 @@ def start_resolver(
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     listen = addr or config.daemon.resolver_addr
-    credentials = _server_credentials(config)
+    certificate = _server_certificate(config)
     try:
-        if credentials is None:
+        if certificate is None:
             port = server.add_insecure_port(listen)
         else:
-            port = server.add_secure_port(listen, credentials)
+            port = server.add_secure_port(listen, certificate.credentials())
     except RuntimeError as exc:
         raise ConfigError("daemon.resolver_addr", f"cannot listen on {listen}: {exc}") from exc
     if not port:
@@ -210,5 +213,5 @@ def start_resolver(
     server.start()
     for name in ("", rpc.SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("resolver listening on %s (port %d, tls %s)", listen, port, credentials is not None)
-    return ResolverHandle(server, health_servicer, int(port))
+    log.info("resolver listening on %s (port %d, tls %s)", listen, port, certificate is not None)
+    return ResolverHandle(server, health_servicer, int(port), certificate)
