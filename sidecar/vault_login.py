@@ -183,6 +183,7 @@ class VaultLogin:
         self.logins = 0
         self.reloads = 0
         self.problem = ""
+        self.last_error: VaultError | None = None  # the failure behind ``problem``
         self._creation_ttl = timedelta(0)
         self._retry_at: datetime | None = None
         self._retry_step = RETRY_FIRST
@@ -434,6 +435,7 @@ class VaultLogin:
         if message != self.problem:
             log.error("%s: %s", self.name, message)
         self.problem = message
+        self.last_error = exc
         now = self.now()
         self._retry_at = now + timedelta(seconds=self._retry_step)
         self._retry_step = min(self._retry_step * 2, RETRY_MAX)
@@ -442,6 +444,7 @@ class VaultLogin:
         if self.problem:
             log.info("%s: the Vault token is fine again", self.name)
         self.problem = ""
+        self.last_error = None
         self._retry_at = None
         self._retry_step = RETRY_FIRST
 
