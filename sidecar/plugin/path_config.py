@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 STORAGE_KEY = "config"
 _SECRET_FIELDS = ("token", "approle_secret_id")
 _DURATION_FIELDS = ("propagation_delay", "ready_safety_margin")
+_ALTERNATIVES = (("token", "token_file"), ("approle_secret_id", "approle_secret_id_file"))
 _METHOD_FIELDS = {
     "token": ("token", "token_file"),
     "approle": ("approle_role_id", "approle_secret_id", "approle_secret_id_file"),
@@ -166,6 +167,11 @@ def path_config(backend: AzureBackend) -> list[Path]:
         for name in _DURATION_FIELDS:
             if name in changes and changes[name] == parse_duration(0):
                 changes[name] = None
+        for one, other in _ALTERNATIVES:  # a value and a file of the same secret
+            if changes.get(one):
+                changes.setdefault(other, "")
+            if changes.get(other):
+                changes.setdefault(one, "")
         for method, names in _METHOD_FIELDS.items():
             if any(changes.get(name) for name in names):  # one login method replaces another
                 for other, other_names in _METHOD_FIELDS.items():
