@@ -119,3 +119,10 @@ class VaultTokenMetrics:
 
     def vault_token_event(self, event: str) -> None:
         VAULT_TOKEN_EVENTS.labels(event).inc()
+
+
+RESOLVER_CERT_REMAINING = Gauge(
+    "azsidecar_resolver_certificate_remaining_seconds",
+    "Seconds until the TLS certificate the resolver serves expires (reloaded from its files).",
+    registry=REGISTRY,
+)

@@ -9,6 +9,7 @@ from types import FrameType
 
 import click
 
+from sidecar import metrics
 from sidecar.cli.common import config_option, friendly_errors, load, setup_logging
 from sidecar.daemon import Daemon
 from sidecar.resolver.server import start_resolver
@@ -53,6 +54,8 @@ def daemon(
     if config.daemon.resolver_enabled and not no_resolver and not once:
         resolver = start_resolver(config, rt.store, rt.clock, mount=config.daemon.resolver_mount)
         log.info("gRPC resolver on %s", config.daemon.resolver_addr)
+        if resolver.certificate is not None:
+            metrics.RESOLVER_CERT_REMAINING.set_function(resolver.certificate.remaining_seconds)
     log.info("daemon %s started", worker.holder)
     try:
         worker.run(stop, ticks=1 if once else None)
