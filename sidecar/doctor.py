@@ -24,6 +24,7 @@ import requests
 from sidecar.certs.renewal import RECOVERY
 from sidecar.clock import Clock
 from sidecar.config import Config
+from sidecar.durations import format_duration
 from sidecar.errors import GraphError, SidecarError, VaultError, VaultForbidden
 from sidecar.graph import ARM_SCOPE, GraphClient, make_session
 from sidecar.management import (
@@ -36,6 +37,7 @@ from sidecar.ready import NotReady, choose_ready
 from sidecar.runtime import Runtime
 from sidecar.store import Store
 from sidecar.vault import capabilities_self, translate_errors
+from sidecar.vault_login import VaultLogin
 
 Status = Literal["ok", "warn", "fail", "skip"]
 
@@ -139,6 +141,43 @@ def token_capabilities(client: hvac.Client, kv_mount: str, prefix: str) -> Check
         )
     return Check(
         "ok", f"token (policies {policies}{expiry}) may do what the daemon does on {prefix}/"
+    )
+
+
+def token_lifetime(login: VaultLogin) -> Check:
+    """Will the token outlive the process, by renewal or a new login? (Real time.)"""
+    status = login.status()
+    source = login.spec.method
+    if status.problem:
+        return Check(
+            "fail",
+            f"Vault token ({source}): {status.problem}",
+            "see the message; `/healthz` of a running daemon shows the same",
+        )
+    remaining = status.remaining(status.checked_at)
+    if remaining is None:
+        return Check("ok", f"Vault token ({source}) does not expire")
+    left = _days(timedelta(seconds=remaining))
+    if remaining < 3600:
+        left = format_duration(timedelta(seconds=max(0, int(remaining))))
+    if login.spec.can_login:
+        return Check(
+            "ok",
+            f"Vault token ({source} login) expires in {left}; renewed at 2/3 of its TTL,"
+            " replaced by a new login before its maximum TTL",
+        )
+    file_hint = login.spec.key("token_file")
+    if not status.renewable:
+        return Check(
+            "warn",
+            f"Vault token expires in {left} and cannot be renewed: the daemon stops then"
+            f" unless {file_hint} is rewritten with a new token",
+            f"use AppRole or JWT login, or let Vault Agent keep {file_hint} fresh",
+        )
+    return Check(
+        "ok",
+        f"Vault token expires in {left}, renewable (renewed at 2/3 of its TTL; past its"
+        f" maximum TTL only a new token in {file_hint} helps)",
     )
 
 
@@ -426,9 +465,13 @@ def daemon_health(url: str) -> Check:
         last = health.get("last_tick") or "none yet"
         leader = "leader" if health.get("leader") else "standby"
         return Check("ok", f"daemon at {url}: healthy, {leader}, last tick {last}")
+    problem = str(health.get("last_error") or "")
+    token = health.get("vault_token")
+    if isinstance(token, dict) and token.get("problem"):
+        problem = f"Vault token: {token['problem']}"
     return Check(
         "fail",
-        f"daemon at {url} reports a problem: {str(health.get('last_error', ''))[:160]}",
+        f"daemon at {url} reports a problem: {problem[:240]}",
         "see the daemon's logs; `azsidecar doctor` above names what is broken",
     )
 
@@ -450,6 +493,8 @@ def run_checks(
         return
     token = token_capabilities(client, kv.mount, kv.prefix)
     yield token
+    if runtime.vault_login is not None:
+        yield token_lifetime(runtime.vault_login)
     kv_check = kv_version(client, kv.mount)
     yield kv_check
     if plugin_mount:

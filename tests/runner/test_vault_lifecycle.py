@@ -28,6 +28,7 @@ from sidecar.cli.creds import creds
 from sidecar.clock import SystemClock
 from sidecar.config import load_config
 from sidecar.devstack.openbao import free_port
+from sidecar.doctor import daemon_health
 from sidecar.emulator import EmulatorServer
 from sidecar.errors import SidecarError
 from sidecar.model import Phase
@@ -247,6 +248,8 @@ def test_an_expired_secret_id_is_named_in_health_and_logs_then_a_new_one_is_used
         assert "write a new secret id to vault.secret_id_file" in problem
         assert metric(port, "azsidecar_vault_token_problem") == 1
         assert metric(port, "azsidecar_vault_token_events_total", event="login_failed") >= 1
+        doctor = daemon_health(f"http://127.0.0.1:{port}")
+        assert doctor.status == "fail" and "Vault token: AppRole login refused" in doctor.line
         # A new secret id in the file: picked up at once, healthy again.
         creds_.rewrite_all()
         wait_until(lambda: healthz(port)[0] == 200, 10, "the new secret id to be used")
