@@ -328,7 +328,7 @@ class VaultLogin:
         self.renewals += 1
         self._succeeded()
         self._emit("renewed")
-        log.debug("%s: Vault token renewed for %s", self.name, granted)
+        log.info("%s: Vault token renewed for %s", self.name, granted)
         if self.view.capped:
             log.info(
                 "%s: the Vault token reached its maximum TTL (granted %s of %s)",
