@@ -41,8 +41,14 @@ def resolver(addr: str | None, mount: str, config_path: str | None) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
+    serving = True
     while not stopping.wait(1.0):
-        pass
+        if rt.vault_login is not None:
+            # The health service tells load balancers when the resolver's own token fails.
+            problem = rt.vault_login.status().problem
+            if bool(problem) == serving:
+                serving = not problem
+                handle.set_serving(serving)
     handle.stop()
     if rt.vault_login is not None:
         rt.vault_login.stop()

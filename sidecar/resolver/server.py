@@ -157,6 +157,16 @@ class ResolverHandle:
         self.port = port
         self.certificate = certificate  # the TLS pair, reloaded when its files change
 
+    def set_serving(self, serving: bool) -> None:
+        """What the gRPC health service answers (NOT_SERVING while the Vault token fails)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", rpc.SERVICE):
+            self._health.set(name, status)
+
     def stop(self, grace: float = 5.0) -> None:
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()

@@ -20,9 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import requests
 from click.testing import CliRunner
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sidecar.cli.creds import creds
 from sidecar.clock import SystemClock
@@ -59,6 +61,17 @@ def metric(port: int, name: str, **labels: str) -> float:
     pattern = re.escape(name) + (r"\{" + re.escape(want) + r"\}" if want else "") + r" (\S+)"
     found = re.search("^" + pattern + "$", text, re.M)
     return float(found.group(1)) if found else 0.0
+
+
+def grpc_health(port: int) -> str:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=3
+            )
+        except grpc.RpcError:
+            return "unreachable"
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
 
 
 def daemon_world(emulator: EmulatorServer, world: RunnerWorld) -> World:
@@ -236,31 +249,55 @@ def test_an_expired_secret_id_is_named_in_health_and_logs_then_a_new_one_is_used
 ) -> None:
     creds_ = Credentials(world, tmp_path, "approle", 3, 6, secret_id_ttl=5)
     files = creds_.add("daemon", "sidecar")
-    port = free_port()
+    resolver_files = creds_.add("resolver", "plugin")
+    first_ids = [files.path.read_text(), resolver_files.path.read_text()]
+    port, grpc_port = free_port(), free_port()
     emu_world = daemon_world(emulator, world)
     daemon = start_daemon(daemon_config(emu_world, tmp_path, files, port), tmp_path / "d.log")
+    resolver = subprocess.Popen(
+        azsidecar(
+            "resolver",
+            "--config",
+            str(resolver_config(world, tmp_path, resolver_files)),
+            "--addr",
+            f"127.0.0.1:{grpc_port}",
+        ),
+        env=azsidecar_env(""),
+        stderr=(tmp_path / "r.log").open("w"),
+        text=True,
+    )
     try:
         wait_until(lambda: healthz(port)[0] == 200, 30, "the daemon to be healthy")
+        wait_until(lambda: grpc_health(grpc_port) == "SERVING", 30, "the resolver to serve")
         # The secret id expires at 5 s; the login needed at the 6 s maximum TTL fails.
-        wait_until(lambda: healthz(port)[0] == 503, 20, "the daemon to report its token")
-        problem = healthz(port)[1]["vault_token"]["problem"]
+        wait_until(
+            lambda: healthz(port)[1]["vault_token"]["problem"], 20, "the daemon to report it"
+        )
+        status, body = healthz(port)
+        assert status == 503, body
+        problem = body["vault_token"]["problem"]
         assert "AppRole login refused" in problem
         assert "write a new secret id to vault.secret_id_file" in problem
         assert metric(port, "azsidecar_vault_token_problem") == 1
         assert metric(port, "azsidecar_vault_token_events_total", event="login_failed") >= 1
         doctor = daemon_health(f"http://127.0.0.1:{port}")
         assert doctor.status == "fail" and "Vault token: AppRole login refused" in doctor.line
+        # The stand-alone resolver tells load balancers through its gRPC health service.
+        wait_until(lambda: grpc_health(grpc_port) == "NOT_SERVING", 10, "the resolver to say")
         # A new secret id in the file: picked up at once, healthy again.
         creds_.rewrite_all()
         wait_until(lambda: healthz(port)[0] == 200, 10, "the new secret id to be used")
         assert metric(port, "azsidecar_vault_token_problem") == 0
+        wait_until(lambda: grpc_health(grpc_port) == "SERVING", 10, "the resolver to recover")
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=20)
-    log_text = (tmp_path / "d.log").read_text()
-    assert "AppRole login refused" in log_text and "vault.secret_id_file" in log_text
-    secret_ids = [files.path.read_text()]
-    assert not any(s in log_text for s in secret_ids)
+        for process in (daemon, resolver):
+            process.terminate()
+            process.wait(timeout=20)
+    for log_file in ("d.log", "r.log"):
+        log_text = (tmp_path / log_file).read_text()
+        assert "AppRole login refused" in log_text and "vault.secret_id_file" in log_text
+        secret_ids = [*first_ids, files.path.read_text(), resolver_files.path.read_text()]
+        assert not any(s in log_text for s in secret_ids)
 
 
 def test_the_runner_waits_longer_than_its_token_lives(
