@@ -244,24 +244,24 @@ class VaultLogin:
         self._thread = None
 
     def status(self) -> TokenStatus:
-        with self._lock:
-            view = self.view
-            problem = self.problem
-            now = self.now()
-            if not problem and view is not None:
-                decision = self._decision(now)
-                if decision.step is Step.EXPIRING and decision.at <= now:
-                    problem = decision.reason
-            return TokenStatus(
-                method=self.spec.method,
-                expires_at=None if view is None else view.expires_at,
-                renewable=bool(view and view.renewable and not view.capped),
-                renewals=self.renewals,
-                logins=self.logins,
-                reloads=self.reloads,
-                problem=problem or ("not logged in" if view is None else ""),
-                checked_at=now,
-            )
+        """A snapshot for health checks; takes no lock, so a slow login never blocks it."""
+        view = self.view
+        problem = self.problem
+        now = self.now()
+        if not problem and view is not None:
+            decision = decide(view, now, self.spec.can_login)
+            if decision.step is Step.EXPIRING and decision.at <= now:
+                problem = decision.reason
+        return TokenStatus(
+            method=self.spec.method,
+            expires_at=None if view is None else view.expires_at,
+            renewable=bool(view and view.renewable and not view.capped),
+            renewals=self.renewals,
+            logins=self.logins,
+            reloads=self.reloads,
+            problem=problem or ("not logged in" if view is None else ""),
+            checked_at=now,
+        )
 
     # -- steps ---------------------------------------------------------------------------
 

@@ -193,6 +193,7 @@ class Demo:
         self.records: dict[str, IntegrationRecord] = {}
         self.tenants: dict[str, tuple[str, str]] = {}
         self.management_app = ""
+        self.daemon_login = "the sidecar token"
         self.resolver_ca: str | None = None  # the resolver's CA when it serves TLS (the soak)
 
     # -- the whole run ---------------------------------------------------------------
@@ -280,7 +281,7 @@ class Demo:
         self.out(f"  plugin: azsidecar plugin install, {shown[0]}, {shown[1]}")
         daemon, metrics_url, resolver_addr = self._start_daemon(config, clock, setup)
         self.out(
-            f"  daemon (pid {daemon.pid}) with the sidecar token; resolver on {resolver_addr},"
+            f"  daemon (pid {daemon.pid}) with {self.daemon_login}; resolver on {resolver_addr},"
             f" metrics on {metrics_url}"
         )
         runner = Runner(

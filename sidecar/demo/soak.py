@@ -249,6 +249,7 @@ class Soak(Demo):
         self.ca: CertificateAuthority | None = None
         self._stop_watch = threading.Event()
         self._role_ids: dict[str, str] = {}
+        self.daemon_login = "its AppRole login"
 
     def run_soak(self) -> SoakResult:
         self.soak_result.demo = self.run()
