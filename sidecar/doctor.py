@@ -252,7 +252,14 @@ def plugin(client: hvac.Client, mount: str, name: str) -> list[Check]:
     except VaultError:
         checks.append(Check("ok", f"plugin mounted at {mount}/ ({version})"))
         return checks
-    if not config or not (config.get("token_set") or config.get("approle_secret_id_set")):
+    logins = (
+        "token_set",
+        "approle_secret_id_set",
+        "token_file",
+        "approle_secret_id_file",
+        "jwt_role",
+    )
+    if not config or not any(config.get(name) for name in logins):
         checks.append(
             Check(
                 "fail",
