@@ -27,7 +27,7 @@ from werkzeug.wrappers import Request, Response
 
 from sidecar import metrics
 from sidecar.certs import renewal
-from sidecar.errors import SidecarError, VaultError
+from sidecar.errors import SidecarError, VaultError, VaultForbidden
 from sidecar.graph import GraphClient
 from sidecar.lease import LeaderLease
 from sidecar.management import CertificateProvider
@@ -233,6 +233,8 @@ class Daemon:
                     self.health.last_error = f"Vault unavailable: {exc}"
                     log.error("cannot renew the leader lease: %s", exc)
                     leader = False
+                    if isinstance(exc, VaultForbidden) and self.vault_login is not None:
+                        self.vault_login.recover()  # a revoked token: log in again now
                 self.health.leader = leader
                 metrics.IS_LEADER.set(1 if leader else 0)
                 now = self.clock.now()

@@ -228,6 +228,27 @@ class VaultLogin:
             wake = self._retry_at if self._retry_at is not None else self._decision(now).at
             return min(max(wake, now), now + timedelta(seconds=FILE_POLL))
 
+    def recover(self) -> None:
+        """Vault refused a request: if the token itself is gone (revoked, expired while
+        paused), log in again now rather than at the next planned step."""
+        with self._lock:
+            try:
+                self._look_up()
+            except VaultUnavailable:
+                return
+            except VaultError:
+                if not self.spec.can_login:
+                    self.problem = (
+                        "Vault no longer accepts the token: write a new one to"
+                        f" {self.spec.key('token_file')} or use AppRole / JWT login"
+                    )
+                    return
+                log.warning("%s: Vault no longer accepts the token; logging in again", self.name)
+                try:
+                    self._log_in()
+                except VaultError as exc:
+                    self._failed(exc)
+
     def start(self) -> VaultLogin:
         """Keep the token alive in a background thread until :meth:`stop`."""
         if self._thread is None:

@@ -300,6 +300,33 @@ def test_an_expired_secret_id_is_named_in_health_and_logs_then_a_new_one_is_used
         assert not any(s in log_text for s in secret_ids)
 
 
+def test_a_revoked_token_is_replaced_by_a_new_login_at_once(
+    world: RunnerWorld, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """A token that lives an hour, revoked by an operator: the daemon does not wait 40 min."""
+    files = Credentials(world, tmp_path, "approle", 3600, 7200).add("daemon", "sidecar")
+    port = free_port()
+    emu_world = daemon_world(emulator, world)
+    daemon = start_daemon(daemon_config(emu_world, tmp_path, files, port), tmp_path / "d.log")
+    event = "azsidecar_vault_token_events_total"
+    try:
+        wait_until(lambda: healthz(port)[0] == 200, 30, "the daemon to be healthy")
+        assert metric(port, event, event="login") == 1
+        world.root.sys.revoke_prefix("auth/approle/login")
+        revoked = time.monotonic()
+        wait_until(lambda: metric(port, event, event="login") == 2, 15, "a new login")
+        wait_until(lambda: healthz(port)[0] == 200, 15, "the daemon to be healthy again")
+        took = time.monotonic() - revoked
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=20)
+    print(f"\nrevoked token replaced and healthy again after {took:.1f}s")
+    log_text = (tmp_path / "d.log").read_text()
+    assert "Vault no longer accepts the token; logging in again" in log_text
+    # The first refused request led to the new login, not a renewal 40 minutes later.
+    assert log_text.count("cannot renew the leader lease") == 1
+
+
 def test_the_runner_waits_longer_than_its_token_lives(
     world: RunnerWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
