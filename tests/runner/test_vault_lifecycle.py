@@ -300,6 +300,7 @@ def test_an_expired_secret_id_is_named_in_health_and_logs_then_a_new_one_is_used
         assert not any(s in log_text for s in secret_ids)
 
 
+@pytest.mark.slow
 def test_a_revoked_token_is_replaced_by_a_new_login_at_once(
     world: RunnerWorld, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
