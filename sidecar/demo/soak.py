@@ -92,6 +92,8 @@ class SoakResult:
     token_problems: dict[str, str] = field(default_factory=dict)
     cert_rotations: int = 0
     cert_reloads_logged: int = 0
+    runs: int = 0
+    failed_runs: int = 0
     resolver_runs: int = 0
     real_minutes: float = 0.0
 
@@ -122,8 +124,8 @@ class SoakResult:
 
     def lines(self) -> list[str]:
         out = [
-            f"soak: {self.real_minutes:.1f} real minutes, {self.demo.runs} runs"
-            f" ({self.resolver_runs} through the TLS resolver), {self.demo.failed} failed",
+            f"soak: {self.real_minutes:.1f} real minutes, {self.runs} runs"
+            f" ({self.resolver_runs} through the TLS resolver), {self.failed_runs} failed",
             "daemon operations failed: "
             + ", ".join(f"{k} {v:g}" for k, v in self.daemon_failures.items()),
             f"daemon /healthz samples failing: {self.unhealthy_samples} of {len(self.samples)}",
@@ -458,6 +460,8 @@ class Soak(Demo):
         result.token_problems = {
             k: ("" if v == "None" else v) for k, v in result.token_problems.items()
         }
+        result.runs = self.tally.runs
+        result.failed_runs = len(self.tally.failed)
         result.resolver_runs = len(self.tally.by(path="resolver"))
         for line in result.lines():
             self.out(line)

@@ -230,6 +230,8 @@ def test_each_part_outlives_three_max_ttls(
     assert failures == [], failures[:5]
     assert vault_errors == 0
     assert "denied" not in log_text and "Traceback" not in log_text
+    for files in creds_.parts.values():  # the last token, secret id or JWT never logged
+        assert files.path.read_text() not in log_text
     assert daemon_health["problem"] == "" and daemon_health["method"] == method
     assert plugin_health["problem"] == ""
     for part, (renewals, logins, reloads) in counts.items():
