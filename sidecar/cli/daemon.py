@@ -52,7 +52,13 @@ def daemon(
         log.info("metrics and /healthz on %s:%d", server.host, server.port)
     resolver = None
     if config.daemon.resolver_enabled and not no_resolver and not once:
-        resolver = start_resolver(config, rt.store, rt.clock, mount=config.daemon.resolver_mount)
+        resolver = start_resolver(
+            config,
+            rt.store,
+            rt.clock,
+            mount=config.daemon.resolver_mount,
+            vault_login=rt.vault_login,
+        )
         log.info("gRPC resolver on %s", config.daemon.resolver_addr)
         if resolver.certificate is not None:
             metrics.RESOLVER_CERT_REMAINING.set_function(resolver.certificate.remaining_seconds)

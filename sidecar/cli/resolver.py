@@ -32,7 +32,9 @@ def resolver(addr: str | None, mount: str, config_path: str | None) -> None:
     setup_logging(rt.config.daemon.log_level, rt.config.daemon.log_format)
     if rt.vault_login is not None:
         rt.vault_login.start()  # renew / log in again for as long as it serves
-    handle = start_resolver(rt.config, rt.store, rt.clock, mount=mount, addr=addr)
+    handle = start_resolver(
+        rt.config, rt.store, rt.clock, mount=mount, addr=addr, vault_login=rt.vault_login
+    )
     click.echo(f"resolver serving on port {handle.port}", err=True)
     stopping = threading.Event()
 

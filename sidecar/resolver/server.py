@@ -24,6 +24,7 @@ from sidecar.errors import (
     NotFoundError,
     NotReadyError,
     VaultError,
+    VaultForbidden,
     VaultUnavailable,
 )
 from sidecar.model import Phase
@@ -36,6 +37,7 @@ from sidecar.resolver.tls import ReloadingCertificate
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV
+from sidecar.vault_login import VaultLogin
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,10 @@ class ResolverService:
         policy: TimingPolicy,
         authorizer: VaultAuthorizer,
         cache: ReadCache | None = None,
+        vault_login: VaultLogin | None = None,
     ) -> None:
         self.kv = kv
+        self.vault_login = vault_login
         self.cache = cache or ReadCache()
         self.clock = clock
         self.policy = policy
@@ -87,7 +91,7 @@ class ResolverService:
         self._authorise(context, stack, phase)
         now = self.clock.now()
         try:
-            cred = resolve_credential(self.kv, stack, phase, now, self.policy, self.cache)
+            cred = self._resolve(stack, phase, now)
         except NotReadyError as exc:
             self._not_ready(context, exc, now, stack, phase)
         except NotFoundError as exc:
@@ -105,6 +109,16 @@ class ResolverService:
             cred.key_id,
         )
         return rpc.to_message(cred)
+
+    def _resolve(self, stack: str, phase: Phase, now: Any) -> Any:
+        try:
+            return resolve_credential(self.kv, stack, phase, now, self.policy, self.cache)
+        except VaultForbidden:
+            if self.vault_login is None:
+                raise
+            # The resolver's own token was refused (revoked?): log in again, try once more.
+            self.vault_login.recover()
+            return resolve_credential(self.kv, stack, phase, now, self.policy, self.cache)
 
     def _authorise(self, context: Any, stack: str, phase: Phase) -> None:
         try:
@@ -189,6 +203,7 @@ def start_resolver(
     *,
     mount: str = "azure",
     addr: str | None = None,
+    vault_login: VaultLogin | None = None,
 ) -> ResolverHandle:
     """Serve the resolver and the gRPC health service on ``addr`` (default daemon.resolver_addr).
 
@@ -204,7 +219,7 @@ def start_resolver(
         timeout=config.vault.timeout,
     )
     cache = ReadCache(index_ttl=config.daemon.resolver_cache_ttl.total_seconds())
-    service = ResolverService(kv, clock, config.timing, authorizer, cache)
+    service = ResolverService(kv, clock, config.timing, authorizer, cache, vault_login)
     server = grpc.server(ThreadPoolExecutor(max_workers=config.daemon.concurrency))
     server.add_generic_rpc_handlers((rpc.service_handler(service.resolve),))
     health_servicer = health.HealthServicer()

@@ -330,6 +330,29 @@ def test_a_revoked_token_is_replaced_by_a_new_login_at_once(
     assert log_text.count("cannot renew the leader lease") == 1
 
 
+def test_the_resolver_logs_in_again_when_its_token_is_revoked(
+    world: RunnerWorld, tmp_path: Path
+) -> None:
+    seed(world.store, datetime.now(UTC))
+    files = Credentials(world, tmp_path, "approle", 3600, 7200).add("resolver", "plugin")
+    path = resolver_config(world, tmp_path, files)
+    path.write_text(path.read_text() + '[daemon]\nresolver_cache_ttl = "0s"\n')
+    config = load_config(path, env={})
+    login = make_login(config)  # no upkeep thread: the refusal alone must lead to a login
+    kv = VaultKV(login.client, "secret", world.prefix)
+    handle = start_resolver(config, kv, SystemClock(), addr="127.0.0.1:0", vault_login=login)
+    client = ResolverClient(f"127.0.0.1:{handle.port}")
+    token = world.bao.pb.server.root_token
+    try:
+        assert client.resolve(token, "A", Phase.PLAN).client_secret.reveal() == "secret-of-I1"
+        world.root.sys.revoke_prefix("auth/approle/login")
+        assert client.resolve(token, "A", Phase.PLAN).client_secret.reveal() == "secret-of-I1"
+        assert login.logins == 2
+    finally:
+        client.close()
+        handle.stop(grace=0)
+
+
 def test_the_runner_waits_longer_than_its_token_lives(
     world: RunnerWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
