@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol
 import hvac
 
 from sidecar.config import VaultConfig
-from sidecar.errors import VaultError, VaultForbidden, VaultUnavailable
+from sidecar.errors import VaultError, VaultForbidden, VaultLoginError, VaultUnavailable
 from sidecar.vault import translate_errors
 from sidecar.vault_token import Decision, Step, TokenView, decide, was_capped
 
@@ -47,10 +47,6 @@ RETRY_FIRST, RETRY_MAX = 1.0, 15.0
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class VaultLoginError(VaultForbidden):
-    """A login was refused, or its credential could not be read: says what to fix."""
 
 
 class LoginObserver(Protocol):

@@ -8,7 +8,8 @@ import hvac
 import pytest
 
 from sidecar.devstack.openbao import OpenBaoDevServer
-from sidecar.vault_login import LoginSpec, VaultLogin, VaultLoginError
+from sidecar.errors import VaultLoginError
+from sidecar.vault_login import LoginSpec, VaultLogin
 
 
 def _token(root: hvac.Client, **extra: object) -> str:
