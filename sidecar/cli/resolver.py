@@ -8,8 +8,9 @@ from types import FrameType
 
 import click
 
-from sidecar.cli.common import config_option, friendly_errors, runtime, setup_logging
+from sidecar.cli.common import config_option, friendly_errors, load, setup_logging
 from sidecar.resolver.server import start_resolver
+from sidecar.runtime import make_runtime
 
 
 @click.command()
@@ -28,8 +29,9 @@ def resolver(addr: str | None, mount: str, config_path: str | None) -> None:
     Reads KV with its own token (give it the read-only `azsidecar-plugin`
     policy) and authorises each caller with the caller's own token.
     """
-    rt = runtime(config_path)
-    setup_logging(rt.config.daemon.log_level, rt.config.daemon.log_format)
+    config = load(config_path)
+    setup_logging(config.daemon.log_level, config.daemon.log_format)  # before the first login
+    rt = make_runtime(config)
     if rt.vault_login is not None:
         rt.vault_login.start()  # renew / log in again for as long as it serves
     handle = start_resolver(
