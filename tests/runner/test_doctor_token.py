@@ -34,3 +34,17 @@ def test_a_renewable_token_and_an_approle_login_pass(world: RunnerWorld, tmp_pat
     approle.login()
     check = token_lifetime(approle)
     assert check.status == "ok" and "new login" in check.line
+
+
+def test_the_shipped_policies_let_a_token_without_the_default_policy_renew_itself(
+    world: RunnerWorld,
+) -> None:
+    for policy in ("sidecar", "plugin"):
+        created = world.root.auth.token.create(
+            policies=[f"azsidecar-{policy}"], ttl="20m", no_default_policy=True, renewable=True
+        )
+        login = VaultLogin(LoginSpec(addr=world.addr, token=created["auth"]["client_token"]))
+        login.login()
+        assert login.view is not None and login.view.renewable
+        login._renew()
+        assert login.renewals == 1 and login.problem == ""
