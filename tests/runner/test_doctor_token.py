@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sidecar.doctor import token_lifetime
@@ -48,3 +49,18 @@ def test_the_shipped_policies_let_a_token_without_the_default_policy_renew_itsel
         assert login.view is not None and login.view.renewable
         login._renew()
         assert login.renewals == 1 and login.problem == ""
+
+
+def test_a_plain_token_near_its_end_is_reported_before_it_expires(world: RunnerWorld) -> None:
+    created = world.root.auth.token.create(policies=["default"], ttl="3s", renewable=False)
+    login = VaultLogin(LoginSpec(addr=world.addr, token=created["auth"]["client_token"]))
+    login.login()
+    assert login.status().problem == ""
+    deadline = time.monotonic() + 10
+    while not login.status().problem and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status = login.status()
+    remaining = status.remaining(status.checked_at)
+    assert "cannot be renewed" in status.problem and "token file" in status.problem
+    assert remaining is not None and remaining > 0  # reported while it still works
+    assert token_lifetime(login).status == "fail"

@@ -274,6 +274,7 @@ def test_an_expired_secret_id_is_named_in_health_and_logs_then_a_new_one_is_used
     try:
         wait_until(lambda: healthz(port)[0] == 200, 30, "the daemon to be healthy")
         wait_until(lambda: grpc_health(grpc_port) == "SERVING", 30, "the resolver to serve")
+        assert 0 < metric(port, "azsidecar_vault_token_remaining_seconds") <= 3
         # The secret id expires at 5 s; the login needed at the 6 s maximum TTL fails.
         wait_until(
             lambda: healthz(port)[1]["vault_token"]["problem"], 20, "the daemon to report it"
