@@ -190,11 +190,17 @@ class VaultLogin:
 
     # -- the life cycle ------------------------------------------------------------------
 
-    def login(self) -> hvac.Client:
-        """The first login (or token read); raises when it fails, e.g. at start-up."""
+    def login(self, *, look_up: bool = True) -> hvac.Client:
+        """The first login (or token read); raises when it fails, e.g. at start-up.
+
+        ``look_up=False`` takes a plain token without asking Vault (a short-lived
+        command); the upkeep, if started, looks it up at its first step.
+        """
         with self._lock:
             self._remember_files()
-            if self.spec.method == "token":
+            if self.spec.method == "token" and not look_up:
+                self.client.token = self._current_token()
+            elif self.spec.method == "token":
                 self._adopt_token(self._current_token(), first=True)
             else:
                 self._log_in()
@@ -420,7 +426,8 @@ class VaultLogin:
         """Use ``token`` (from the configuration or a rewritten token file)."""
         old = self.client.token
         if not first and token == old:
-            self._look_up()  # the same token rewritten: refresh what is known of it
+            self._look_up()  # the same token (rewritten, or not looked up yet)
+            self._succeeded()
             return
         self.client.token = token
         try:

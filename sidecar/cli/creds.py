@@ -115,7 +115,7 @@ def _fetch(options: dict[str, Any]) -> ResolvedCredential:
         nonlocal source
         if source is None:
             try:
-                client = vault_login.login()
+                client = vault_login.login(look_up=False)
             except VaultUnavailable as exc:
                 raise VaultUnavailable(f"Vault at {config.vault.addr}: {exc}") from exc
             source = CredentialSource(client, options["mount"], via, resolver)
@@ -123,8 +123,10 @@ def _fetch(options: dict[str, Any]) -> ResolvedCredential:
                 # While --wait lasts the token is renewed, or replaced by a new login,
                 # as a daemon's is: a wait longer than the token's TTL still succeeds.
                 vault_login.start()
-        elif vault_login.last_error is not None:
-            raise vault_login.last_error  # unreachable: waited for; refused: final
+        elif vault_login.last_error is not None and not isinstance(
+            vault_login.last_error, VaultUnavailable
+        ):
+            raise vault_login.last_error  # refused: final (unreachable: the fetch says so)
         return source.fetch(stack, phase)
 
     try:
