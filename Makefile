@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck venv lock clean bench
+.PHONY: demo test test-fast lint typecheck venv lock clean bench soak
 
 # Every dependency, transitive ones included, comes from requirements.lock with its
 # SHA-256; the project itself is installed on top without touching them.
@@ -45,6 +45,12 @@ test-fast: lint typecheck
 # with CI runs through the plugin and the resolver; `azsidecar demo --help`.
 demo: $(STAMP)
 	$(BIN)/azsidecar demo
+
+# Ten real minutes of the demo's set-up with AppRole tokens of 30 s (90 s at most) for every
+# component, the resolver's TLS certificate replaced every 3 minutes and a JWT per run; prints
+# failed runs and operations, renewals and logins, and RSS / open fds of every process.
+soak: $(STAMP)
+	$(BIN)/azsidecar soak --minutes 10 --token-ttl 30s --token-max-ttl 90s --cert-every 3m
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

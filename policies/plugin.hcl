@@ -29,6 +29,16 @@ path "<kv_mount>/metadata/<prefix>/integrations/*" {
   capabilities = ["list"]
 }
 
+# The token's own life cycle: looked up after login, renewed at 2/3 of its TTL. Vault's
+# default policy grants both, but a role may leave the default policy out.
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+
 # The caller's own login (its token metadata, fixed at login), by the accessor
 # OpenBao hands the plugin with each request: a token may read only the stack
 # and phase its login names, even when the entity alias (which the latest

@@ -21,3 +21,13 @@ path "<kv_mount>/delete/<prefix>/*" {
 path "<kv_mount>/destroy/<prefix>/*" {
   capabilities = ["update"]
 }
+
+# The token's own life cycle: looked up after login, renewed at 2/3 of its TTL. Vault's
+# default policy grants both, but a role may leave the default policy out.
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -25,7 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from sidecar import metrics
 from sidecar.certs import renewal
-from sidecar.errors import SidecarError, VaultError
+from sidecar.errors import SidecarError, VaultError, VaultForbidden
 from sidecar.graph import GraphClient
 from sidecar.http_listener import BoundedHTTPServer
 from sidecar.lease import LeaderLease
@@ -33,6 +34,7 @@ from sidecar.management import CertificateProvider
 from sidecar.ready import Ready, choose_ready
 from sidecar.rotation.run import TickReport, rotate
 from sidecar.runtime import Runtime
+from sidecar.vault_login import VaultLogin
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,9 @@ class Daemon:
         # between full passes only those integrations are visited, when due.
         self.wakes: dict[str, datetime] = {}
         self._wake_lock = threading.Lock()
+        self.vault_login = runtime.vault_login
+        if self.vault_login is not None:
+            watch_vault_login(self.vault_login)
 
     # -- one tick ----------------------------------------------------------------------
 
@@ -228,6 +233,8 @@ class Daemon:
                     self.health.last_error = f"Vault unavailable: {exc}"
                     log.error("cannot renew the leader lease: %s", exc)
                     leader = False
+                    if isinstance(exc, VaultForbidden) and self.vault_login is not None:
+                        self.vault_login.recover()  # a revoked token: log in again now
                 self.health.leader = leader
                 metrics.IS_LEADER.set(1 if leader else 0)
                 now = self.clock.now()
@@ -268,6 +275,8 @@ class Daemon:
             request = Request(environ)
             if request.path == "/healthz":
                 healthy = self.health.healthy(self.clock.now(), self.policy.tick)
+                token = self._token_health()
+                healthy = healthy and not (token or {}).get("problem")
                 body = {
                     "status": "ok" if healthy else "failing",
                     "leader": self.health.leader,
@@ -277,6 +286,7 @@ class Daemon:
                     "last_error": self.health.last_error.split(":", 1)[0],
                     "failing_integrations": sorted(self.health.failing),
                     "management_certificate_stuck": bool(self.health.certificate_stuck),
+                    "vault_token": token,
                 }
                 response = Response(
                     json.dumps(body), status=200 if healthy else 503, mimetype="application/json"
@@ -288,10 +298,29 @@ class Daemon:
         self._http = BoundedHTTPServer(host or "127.0.0.1", int(port), app).start()
         return self._http
 
+    def _token_health(self) -> dict[str, Any] | None:
+        """The Vault token's state for /healthz (real time, like the token)."""
+        if self.vault_login is None:
+            return None
+        status = self.vault_login.status()
+        return status.as_dict(status.checked_at)
+
     def close(self) -> None:
         if self._http is not None:
             self._http.shutdown()
             self._http = None
+
+
+def watch_vault_login(login: VaultLogin) -> None:
+    """Export the Vault token's remaining time and problems as gauges, read at scrape time."""
+
+    def remaining() -> float:
+        status = login.status()
+        seconds = status.remaining(status.checked_at)
+        return math.inf if seconds is None else seconds
+
+    metrics.VAULT_TOKEN_REMAINING.set_function(remaining)
+    metrics.VAULT_TOKEN_PROBLEM.set_function(lambda: 1.0 if login.status().problem else 0.0)
 
 
 def _removal_kind(reason: str) -> str:

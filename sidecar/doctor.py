@@ -24,6 +24,7 @@ import requests
 from sidecar.certs.renewal import RECOVERY
 from sidecar.clock import Clock
 from sidecar.config import Config
+from sidecar.durations import format_duration
 from sidecar.errors import GraphError, SidecarError, VaultError, VaultForbidden
 from sidecar.graph import ARM_SCOPE, GraphClient, make_session
 from sidecar.management import (
@@ -39,6 +40,7 @@ from sidecar.runtime import Runtime
 from sidecar.server_version import OPENBAO_GUARDED, VAULT_GUARDED, wildcard_guard
 from sidecar.store import Store
 from sidecar.vault import capabilities_self, translate_errors
+from sidecar.vault_login import VaultLogin
 
 Status = Literal["ok", "warn", "fail", "skip"]
 
@@ -164,6 +166,43 @@ def token_capabilities(client: hvac.Client, kv_mount: str, prefix: str) -> Check
     )
 
 
+def token_lifetime(login: VaultLogin) -> Check:
+    """Will the token outlive the process, by renewal or a new login? (Real time.)"""
+    status = login.status()
+    source = login.spec.method
+    if status.problem:
+        return Check(
+            "fail",
+            f"Vault token ({source}): {status.problem}",
+            "see the message; `/healthz` of a running daemon shows the same",
+        )
+    remaining = status.remaining(status.checked_at)
+    if remaining is None:
+        return Check("ok", f"Vault token ({source}) does not expire")
+    left = _days(timedelta(seconds=remaining))
+    if remaining < 3600:
+        left = format_duration(timedelta(seconds=max(0, int(remaining))))
+    if login.spec.can_login:
+        return Check(
+            "ok",
+            f"Vault token ({source} login) expires in {left}; renewed at 2/3 of its TTL,"
+            " replaced by a new login before its maximum TTL",
+        )
+    file_hint = login.spec.key("token_file")
+    if not status.renewable:
+        return Check(
+            "warn",
+            f"Vault token expires in {left} and cannot be renewed: the daemon stops then"
+            f" unless {file_hint} is rewritten with a new token",
+            f"use AppRole or JWT login, or let Vault Agent keep {file_hint} fresh",
+        )
+    return Check(
+        "ok",
+        f"Vault token expires in {left}, renewable (renewed at 2/3 of its TTL; past its"
+        f" maximum TTL only a new token in {file_hint} helps)",
+    )
+
+
 def kv_version(client: hvac.Client, kv_mount: str) -> Check:
     try:
         mount = _get(client, f"/v1/sys/internal/ui/mounts/{kv_mount}").get("data") or {}
@@ -235,7 +274,14 @@ def plugin(client: hvac.Client, mount: str, name: str) -> list[Check]:
     except VaultError:
         checks.append(Check("ok", f"plugin mounted at {mount}/ ({version})"))
         return checks
-    if not config or not (config.get("token_set") or config.get("approle_secret_id_set")):
+    logins = (
+        "token_set",
+        "approle_secret_id_set",
+        "token_file",
+        "approle_secret_id_file",
+        "jwt_role",
+    )
+    if not config or not any(config.get(name) for name in logins):
         checks.append(
             Check(
                 "fail",
@@ -469,9 +515,13 @@ def daemon_health(url: str) -> Check:
         last = health.get("last_tick") or "none yet"
         leader = "leader" if health.get("leader") else "standby"
         return Check("ok", f"daemon at {url}: healthy, {leader}, last tick {last}")
+    problem = str(health.get("last_error") or "")
+    token = health.get("vault_token")
+    if isinstance(token, dict) and token.get("problem"):
+        problem = f"Vault token: {token['problem']}"
     return Check(
         "fail",
-        f"daemon at {url} reports a problem: {str(health.get('last_error', ''))[:160]}",
+        f"daemon at {url} reports a problem: {problem[:240]}",
         "see the daemon's logs; `azsidecar doctor` above names what is broken",
     )
 
@@ -494,6 +544,8 @@ def run_checks(
     yield template_wildcard_guard(client)
     token = token_capabilities(client, kv.mount, kv.prefix)
     yield token
+    if runtime.vault_login is not None:
+        yield token_lifetime(runtime.vault_login)
     kv_check = kv_version(client, kv.mount)
     yield kv_check
     if plugin_mount:

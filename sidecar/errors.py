@@ -8,6 +8,7 @@
     │   ├── VaultUnavailable   Vault unreachable, sealed or 5xx: retry later
     │   ├── VaultNotFound      no data at the path
     │   ├── VaultForbidden     the token lacks a capability on the path
+    │   │   └── VaultLoginError  a login refused, or its credential file unusable
     │   └── VaultConflict      check-and-set lost against another writer
     ├── GraphError             Microsoft Graph / login failure (status, method, code)
     │   ├── GraphThrottled     429 after the retries were spent
@@ -62,6 +63,10 @@ class VaultNotFound(VaultError):
 
 class VaultForbidden(VaultError):
     """The token is missing, invalid or lacks the capability."""
+
+
+class VaultLoginError(VaultForbidden):
+    """A login was refused, or its credential could not be read: says which setting to fix."""
 
 
 class VaultConflict(VaultError):

@@ -94,3 +94,35 @@ class GraphMetrics:
 
     def graph_throttled(self, operation: str) -> None:
         GRAPH_THROTTLES.labels(operation).inc()
+
+
+VAULT_TOKEN_REMAINING = Gauge(
+    "azsidecar_vault_token_remaining_seconds",
+    "Seconds until this process's Vault token expires (+Inf: it never does).",
+    registry=REGISTRY,
+)
+VAULT_TOKEN_EVENTS = Counter(
+    "azsidecar_vault_token_events_total",
+    "The Vault login's life cycle: renewed, login, token_reloaded, renew_failed, login_failed.",
+    ["event"],
+    registry=REGISTRY,
+)
+VAULT_TOKEN_PROBLEM = Gauge(
+    "azsidecar_vault_token_problem",
+    "1 while the Vault token will expire unrenewed or a renewal or login failed.",
+    registry=REGISTRY,
+)
+
+
+class VaultTokenMetrics:
+    """Feeds the Vault login's events into the metrics above."""
+
+    def vault_token_event(self, event: str) -> None:
+        VAULT_TOKEN_EVENTS.labels(event).inc()
+
+
+RESOLVER_CERT_REMAINING = Gauge(
+    "azsidecar_resolver_certificate_remaining_seconds",
+    "Seconds until the TLS certificate the resolver serves expires (reloaded from its files).",
+    registry=REGISTRY,
+)

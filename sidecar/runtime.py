@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from sidecar import metrics
 from sidecar.clock import AcceleratedClock, Clock, SystemClock
 from sidecar.config import Config
 from sidecar.errors import ConfigError
 from sidecar.graph import GraphClient, GraphObserver
 from sidecar.management import CertificateProvider, ManagementIdentity, load_identity
 from sidecar.store import Store
-from sidecar.vault import VaultKV, connect
+from sidecar.vault import VaultKV
+from sidecar.vault_login import VaultLogin, spec_from_config
 
 
 def make_clock(config: Config) -> Clock:
@@ -25,32 +26,16 @@ def make_clock(config: Config) -> Clock:
     return AcceleratedClock(origin, config.clock.factor, config.clock.origin_real or time.time())
 
 
-def make_store(config: Config) -> Store:
-    vault = config.vault
-    approle = None
-    jwt = None
-    if vault.auth == "approle":
-        secret_id = config.approle_secret_id()
-        if not (vault.role_id and secret_id):
-            raise ConfigError("vault.secret_id", "AppRole needs vault.role_id and a secret id")
-        approle = (vault.role_id, secret_id)
-    elif vault.auth == "jwt":
-        assert vault.jwt_file and vault.jwt_role
-        try:
-            assertion = Path(vault.jwt_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError("vault.jwt_file", f"cannot read it: {exc.strerror}") from exc
-        jwt = (vault.jwt_mount, vault.jwt_role, assertion)
-    client = connect(
-        vault.addr,
-        token=config.vault_token() if vault.auth == "token" else None,
-        approle=approle,
-        jwt=jwt,
-        ca_cert=vault.ca_cert,
-        namespace=vault.namespace,
-        timeout=vault.timeout,
-    )
-    return Store(VaultKV(client, vault.kv_mount, vault.prefix))
+def make_login(config: Config) -> VaultLogin:
+    """Log in to Vault as the configuration says; the token's upkeep is started by the caller."""
+    login = VaultLogin(spec_from_config(config.vault), observer=metrics.VaultTokenMetrics())
+    login.login()
+    return login
+
+
+def make_store(config: Config, login: VaultLogin | None = None) -> Store:
+    login = login or make_login(config)
+    return Store(VaultKV(login.client, config.vault.kv_mount, config.vault.prefix))
 
 
 @dataclass
@@ -58,6 +43,7 @@ class Runtime:
     config: Config
     clock: Clock
     store: Store
+    vault_login: VaultLogin | None = None
 
     def identity(self) -> ManagementIdentity:
         return load_identity(self.store)
@@ -92,4 +78,7 @@ class Runtime:
 
 
 def make_runtime(config: Config) -> Runtime:
-    return Runtime(config=config, clock=make_clock(config), store=make_store(config))
+    login = make_login(config)
+    return Runtime(
+        config=config, clock=make_clock(config), store=make_store(config, login), vault_login=login
+    )

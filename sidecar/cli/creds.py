@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import click
@@ -21,7 +22,7 @@ from sidecar.plugin.names import check_name
 from sidecar.resolve import ResolvedCredential
 from sidecar.resolver.client import ResolverClient
 from sidecar.runner import child
-from sidecar.runner.auth import RunnerLogin, runner_client
+from sidecar.runner.auth import RunnerLogin, runner_login
 from sidecar.runner.envfmt import Format, arm_variables, render
 from sidecar.runner.source import CredentialSource, Via
 from sidecar.runner.wait import fetch_ready
@@ -102,6 +103,7 @@ def _fetch(options: dict[str, Any]) -> ResolvedCredential:
         role_id_file=options["role_id_file"],
         secret_id_file=options["secret_id_file"],
     )
+    vault_login = runner_login(config, login)
     resolver = None
     if options["resolver_addr"]:
         resolver = ResolverClient(
@@ -115,10 +117,18 @@ def _fetch(options: dict[str, Any]) -> ResolvedCredential:
         nonlocal source
         if source is None:
             try:
-                client = runner_client(config, login)
+                client = vault_login.login(look_up=False)
             except VaultUnavailable as exc:
                 raise VaultUnavailable(f"Vault at {config.vault.addr}: {exc}") from exc
             source = CredentialSource(client, options["mount"], via, resolver)
+            if wait > timedelta(0):
+                # While --wait lasts the token is renewed, or replaced by a new login,
+                # as a daemon's is: a wait longer than the token's TTL still succeeds.
+                vault_login.start()
+        elif vault_login.last_error is not None and not isinstance(
+            vault_login.last_error, VaultUnavailable
+        ):
+            raise vault_login.last_error  # refused: final (unreachable: the fetch says so)
         return source.fetch(stack, phase)
 
     try:
@@ -128,6 +138,7 @@ def _fetch(options: dict[str, Any]) -> ResolvedCredential:
             lambda line: click.echo(f"azsidecar: {line}", err=True),
         )
     finally:
+        vault_login.stop()
         if resolver is not None:
             resolver.close()
 

@@ -9,6 +9,7 @@ from types import FrameType
 
 import click
 
+from sidecar import metrics
 from sidecar.cli.common import config_option, friendly_errors, load, setup_logging
 from sidecar.daemon import Daemon
 from sidecar.resolver.server import start_resolver
@@ -35,6 +36,8 @@ def daemon(
     config = load(config_path)
     setup_logging(config.daemon.log_level, config.daemon.log_format)
     rt = make_runtime(config)
+    if rt.vault_login is not None:
+        rt.vault_login.start()
     worker = Daemon(rt)
     stop = threading.Event()
 
@@ -49,8 +52,16 @@ def daemon(
         log.info("metrics and /healthz on %s:%d", server.host, server.port)
     resolver = None
     if config.daemon.resolver_enabled and not no_resolver and not once:
-        resolver = start_resolver(config, rt.store, rt.clock, mount=config.daemon.resolver_mount)
+        resolver = start_resolver(
+            config,
+            rt.store,
+            rt.clock,
+            mount=config.daemon.resolver_mount,
+            vault_login=rt.vault_login,
+        )
         log.info("gRPC resolver on %s", config.daemon.resolver_addr)
+        if resolver.certificate is not None:
+            metrics.RESOLVER_CERT_REMAINING.set_function(resolver.certificate.remaining_seconds)
     log.info("daemon %s started", worker.holder)
     try:
         worker.run(stop, ticks=1 if once else None)
@@ -58,3 +69,5 @@ def daemon(
         if resolver is not None:
             resolver.stop()
         worker.close()
+        if rt.vault_login is not None:
+            rt.vault_login.stop()

@@ -22,6 +22,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "resolver": ("sidecar.cli.resolver", "resolver"),
     "policies": ("sidecar.cli.policies", "policies"),
     "demo": ("sidecar.cli.demo", "demo"),
+    "soak": ("sidecar.cli.soak", "soak"),
     "doctor": ("sidecar.cli.doctor", "doctor"),
 }
 

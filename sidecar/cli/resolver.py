@@ -8,9 +8,10 @@ from types import FrameType
 
 import click
 
-from sidecar.cli.common import config_option, friendly_errors, runtime, setup_logging
+from sidecar.cli.common import config_option, friendly_errors, load, setup_logging
 from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.resolver.server import start_resolver
+from sidecar.runtime import make_runtime
 
 
 @click.command()
@@ -29,10 +30,19 @@ def resolver(addr: str | None, mount: str | None, config_path: str | None) -> No
     Reads KV with its own token (give it the read-only `azsidecar-plugin`
     policy) and authorises each caller with the caller's own token.
     """
-    rt = runtime(config_path)
-    setup_logging(rt.config.daemon.log_level, rt.config.daemon.log_format)
-    mount = mount or rt.config.daemon.resolver_mount
-    handle = start_resolver(rt.config, rt.store, rt.clock, mount=mount, addr=addr)
+    config = load(config_path)
+    setup_logging(config.daemon.log_level, config.daemon.log_format)  # before the first login
+    rt = make_runtime(config)
+    if rt.vault_login is not None:
+        rt.vault_login.start()  # renew / log in again for as long as it serves
+    handle = start_resolver(
+        rt.config,
+        rt.store,
+        rt.clock,
+        mount=mount or rt.config.daemon.resolver_mount,
+        addr=addr,
+        vault_login=rt.vault_login,
+    )
     click.echo(f"resolver serving on port {handle.port}", err=True)
     stopping = threading.Event()
 
@@ -41,6 +51,14 @@ def resolver(addr: str | None, mount: str | None, config_path: str | None) -> No
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
+    serving = True
     while not stopping.wait(1.0):
-        pass
+        if rt.vault_login is not None:
+            # The health service tells load balancers when the resolver's own token fails.
+            problem = rt.vault_login.status().problem
+            if bool(problem) == serving:
+                serving = not problem
+                handle.set_serving(serving)
     handle.stop()
+    if rt.vault_login is not None:
+        rt.vault_login.stop()

@@ -197,6 +197,8 @@ class Demo:
         self.records: dict[str, IntegrationRecord] = {}
         self.tenants: dict[str, tuple[str, str]] = {}
         self.management_app = ""
+        self.daemon_login = "the sidecar token"
+        self.resolver_ca: str | None = None  # the resolver's CA when it serves TLS (the soak)
 
     # -- the whole run ---------------------------------------------------------------
 
@@ -283,7 +285,7 @@ class Demo:
         self.out(f"  plugin: azsidecar plugin install, {shown[0]}, {shown[1]}")
         daemon, metrics_url, resolver_addr = self._start_daemon(config, clock, setup)
         self.out(
-            f"  daemon (pid {daemon.pid}) with the sidecar token; resolver on {resolver_addr},"
+            f"  daemon (pid {daemon.pid}) with {self.daemon_login}; resolver on {resolver_addr},"
             f" metrics on {metrics_url}"
         )
         runner = Runner(
@@ -291,6 +293,7 @@ class Demo:
             jwt_key=setup.jwt_key,
             jwt_role=vault_setup.JWT_ROLE,
             resolver_addr=resolver_addr,
+            resolver_ca=self.resolver_ca,
             login_url=endpoints.base_url,
             arm_url=endpoints.arm_url,
             ca_path=endpoints.ca_path,
@@ -447,51 +450,15 @@ class Demo:
         self, config: Config, clock: dict[str, Any], setup: vault_setup.VaultSetup
     ) -> tuple[Child, str, str]:
         metrics_port, resolver_port = free_port(), free_port()
-        policy = config.timing
-        azure = config.azure
         text = daemon_config(
-            {
-                "vault": {
-                    "addr": setup.addr,
-                    "kv_mount": vault_setup.KV_MOUNT,
-                    "prefix": vault_setup.PREFIX,
-                },
-                "azure": {
-                    "login_url": azure.login_url,
-                    "graph_url": azure.graph_url,
-                    "arm_url": azure.arm_url,
-                    "ca_bundle": azure.ca_bundle or "",
-                    "consent_redirect_uri": azure.consent_redirect_uri,
-                },
-                "timing": {
-                    "propagation_delay": policy.propagation_delay,
-                    "secret_renew_before": policy.secret_renew_before,
-                    "intent_timeout": policy.intent_timeout,
-                    "cert_lifetime": policy.cert_lifetime,
-                    "cert_renew_before": policy.cert_renew_before,
-                    "lease_ttl": policy.lease_ttl,
-                },
-                "clock": {
-                    "factor": float(clock["factor"]),
-                    "origin": datetime.fromtimestamp(
-                        float(clock["origin_virtual"]), tz=UTC
-                    ).isoformat(),
-                    "origin_real": float(clock["origin_real"]),
-                },
-                "daemon": {
-                    "metrics_addr": f"127.0.0.1:{metrics_port}",
-                    "resolver_addr": f"127.0.0.1:{resolver_port}",
-                    "resolver_mount": vault_setup.PLUGIN_MOUNT,
-                    "log_format": "json",
-                },
-            }
+            self._daemon_sections(config, clock, setup, metrics_port, resolver_port)
         )
         path = self.workdir / "daemon.toml"
         path.write_text(text)
         child = self.children.start(
             "daemon",
             azsidecar_argv("daemon", "--config", str(path)),
-            _clean_env(VAULT_TOKEN=setup.sidecar_token.reveal()),
+            self._daemon_env(setup),
         )
         metrics_url = f"http://127.0.0.1:{metrics_port}"
 
@@ -504,6 +471,56 @@ class Demo:
 
         wait_until(first_tick, 60, "the daemon's first tick", child)
         return child, metrics_url, f"127.0.0.1:{resolver_port}"
+
+    def _daemon_env(self, setup: vault_setup.VaultSetup) -> dict[str, str]:
+        return _clean_env(VAULT_TOKEN=setup.sidecar_token.reveal())
+
+    def _daemon_sections(
+        self,
+        config: Config,
+        clock: dict[str, Any],
+        setup: vault_setup.VaultSetup,
+        metrics_port: int,
+        resolver_port: int,
+    ) -> dict[str, dict[str, object]]:
+        """The daemon's configuration (the soak changes its login and the resolver's)."""
+        policy = config.timing
+        azure = config.azure
+        return {
+            "vault": {
+                "addr": setup.addr,
+                "kv_mount": vault_setup.KV_MOUNT,
+                "prefix": vault_setup.PREFIX,
+            },
+            "azure": {
+                "login_url": azure.login_url,
+                "graph_url": azure.graph_url,
+                "arm_url": azure.arm_url,
+                "ca_bundle": azure.ca_bundle or "",
+                "consent_redirect_uri": azure.consent_redirect_uri,
+            },
+            "timing": {
+                "propagation_delay": policy.propagation_delay,
+                "secret_renew_before": policy.secret_renew_before,
+                "intent_timeout": policy.intent_timeout,
+                "cert_lifetime": policy.cert_lifetime,
+                "cert_renew_before": policy.cert_renew_before,
+                "lease_ttl": policy.lease_ttl,
+            },
+            "clock": {
+                "factor": float(clock["factor"]),
+                "origin": datetime.fromtimestamp(
+                    float(clock["origin_virtual"]), tz=UTC
+                ).isoformat(),
+                "origin_real": float(clock["origin_real"]),
+            },
+            "daemon": {
+                "metrics_addr": f"127.0.0.1:{metrics_port}",
+                "resolver_addr": f"127.0.0.1:{resolver_port}",
+                "resolver_mount": vault_setup.PLUGIN_MOUNT,
+                "log_format": "json",
+            },
+        }
 
     # -- the accelerated part ----------------------------------------------------------
 

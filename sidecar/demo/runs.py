@@ -102,6 +102,7 @@ class Runner:
         arm_url: str,
         ca_path: str,
         plugin_mount: str = DEFAULT_CREDS_MOUNT,
+        resolver_ca: str | None = None,
     ) -> None:
         self.vault_addr = vault_addr
         self.jwt_key = jwt_key
@@ -109,7 +110,9 @@ class Runner:
         self.login_url = login_url.rstrip("/")
         self.arm_url = arm_url.rstrip("/")
         self.plugin_mount = plugin_mount
-        self.resolver = ResolverClient(resolver_addr, timeout=30)
+        self.resolver_addr = resolver_addr
+        self.resolver_ca = resolver_ca
+        self.resolver = ResolverClient(resolver_addr, ca_file=resolver_ca, timeout=30)
         self._local = threading.local()
         self._ca_path = ca_path
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="demo-run")
@@ -178,7 +181,15 @@ class Runner:
     ) -> ResolvedCredential:
         if path == "plugin":
             return read_plugin(client, self.plugin_mount, stack, phase)
-        return self.resolver.resolve(str(client.token), stack, phase)
+        if self.resolver_ca is None:
+            return self.resolver.resolve(str(client.token), stack, phase)
+        # Over TLS each run connects afresh, as a runner process does, so every run
+        # sees the certificate the resolver serves now (the soak rotates it).
+        fresh = ResolverClient(self.resolver_addr, ca_file=self.resolver_ca, timeout=30)
+        try:
+            return fresh.resolve(str(client.token), stack, phase)
+        finally:
+            fresh.close()
 
     def _use(
         self, credential: ResolvedCredential, stack: str, phase: Phase, path: Path_, at: datetime

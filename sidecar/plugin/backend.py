@@ -24,12 +24,14 @@ from sidecar.errors import InputError, VaultError, VaultForbidden
 from sidecar.plugin.framework import Backend
 from sidecar.plugin.path_config import STORAGE_KEY, PluginConfig, path_config
 from sidecar.plugin.path_creds import path_creds
+from sidecar.plugin.path_health import path_health
 from sidecar.plugin.path_integrations import path_integrations
 from sidecar.plugin.path_stacks import path_stacks
 from sidecar.plugin.storage import Storage
 from sidecar.resolve import ReadCache
 from sidecar.timing import TimingPolicy
-from sidecar.vault import VaultKV, connect, token_lookup_accessor
+from sidecar.vault import VaultKV, token_lookup_accessor
+from sidecar.vault_login import LoginSpec, VaultLogin
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -41,6 +43,32 @@ The azure secrets engine hands CI/CD runs Azure AD client secrets that have
 had time to replicate. The azsidecar daemon rotates the secrets into Vault KV;
 this engine picks the ready one for a stack and phase: read creds/<stack>/<phase>.
 """
+
+
+def login_spec(config: PluginConfig, ca_path: str | None) -> LoginSpec:
+    """The plugin's login from ``<mount>/config``; errors name its fields."""
+    method = config.auth_method
+    return LoginSpec(
+        addr=config.vault_addr,
+        method="token" if method == "token" else "jwt" if method == "jwt" else "approle",
+        token=config.token or None,
+        token_file=None if config.token else config.token_file or None,
+        role_id=config.approle_role_id or None,
+        secret_id=config.approle_secret_id or None,
+        secret_id_file=None if config.approle_secret_id else config.approle_secret_id_file or None,
+        jwt_mount=config.jwt_mount or "jwt",
+        jwt_role=config.jwt_role or None,
+        jwt_file=config.jwt_file or None,
+        ca_cert=ca_path,
+        keys={
+            "token_file": "<mount>/config token_file",
+            "role_id": "<mount>/config approle_role_id",
+            "secret_id": "<mount>/config approle_secret_id",
+            "secret_id_file": "<mount>/config approle_secret_id_file",
+            "jwt_role": "<mount>/config jwt_role",
+            "jwt_file": "<mount>/config jwt_file",
+        },
+    )
 
 
 def _utcnow() -> datetime:
@@ -77,6 +105,7 @@ class AzureBackend:
         self._config: PluginConfig | None = None
         self._config_loaded = False
         self._kv: VaultKV | None = None
+        self.login: VaultLogin | None = None  # the plugin's own Vault login, kept alive
         self.read_cache = ReadCache()
         self.logins: OrderedDict[str, Mapping[str, str]] = OrderedDict()
         self._lock = asyncio.Lock()
@@ -89,6 +118,7 @@ class AzureBackend:
                 *path_creds(self),
                 *path_stacks(self),
                 *path_integrations(self),
+                *path_health(self),
             ],
             HELP,
         )
@@ -113,6 +143,12 @@ class AzureBackend:
         if key == STORAGE_KEY:
             self._config, self._config_loaded, self._kv = None, False, None
             self.read_cache = ReadCache()
+            self._drop_login()
+
+    def _drop_login(self) -> None:
+        login, self.login = self.login, None
+        if login is not None:
+            login.stop()
 
     async def timing_policy(self) -> TimingPolicy:
         policy = TimingPolicy()
@@ -129,10 +165,13 @@ class AzureBackend:
         try:
             return await asyncio.to_thread(call, kv)
         except VaultForbidden:
+            # The token died anyway (revoked, or the server paused past its TTL):
+            # log in again at once rather than wait for the keeper's next step.
             config = await self.load_config()
-            if config is None or config.token:
+            if config is None or config.auth_method == "token":
                 raise
             self._kv = None
+            self._drop_login()
             return await asyncio.to_thread(call, await self._kv_client())
 
     async def login_metadata(self, accessor: str) -> Mapping[str, str]:
@@ -181,16 +220,15 @@ class AzureBackend:
             ca_path = os.path.join(self._workdir, "ca.pem")
             with open(ca_path, "w", encoding="ascii") as handle:
                 handle.write(config.ca_cert)
-        approle = (
-            (config.approle_role_id, config.approle_secret_id) if config.approle_role_id else None
-        )
-        client = connect(
-            config.vault_addr, token=config.token or None, approle=approle, ca_cert=ca_path
-        )
-        return VaultKV(client, mount=config.kv_mount, prefix=config.prefix)
+        login = VaultLogin(login_spec(config, ca_path), name="plugin")
+        login.login()
+        self._drop_login()
+        self.login = login.start()
+        return VaultKV(login.client, mount=config.kv_mount, prefix=config.prefix)
 
     def close(self) -> None:
         self._kv = None
+        self._drop_login()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None

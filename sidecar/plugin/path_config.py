@@ -32,6 +32,20 @@ _SECRET_FIELDS = ("token", "approle_secret_id")
 _DURATION_FIELDS = ("propagation_delay", "ready_safety_margin")
 #: Where the credentials go: changing either needs the credentials written again.
 _DESTINATION_FIELDS = ("vault_addr", "ca_cert")
+_ALTERNATIVES = (("token", "token_file"), ("approle_secret_id", "approle_secret_id_file"))
+_METHOD_FIELDS = {
+    "token": ("token", "token_file"),
+    "approle": ("approle_role_id", "approle_secret_id", "approle_secret_id_file"),
+    "jwt": ("jwt_role", "jwt_file"),
+}
+#: Any of these in a write counts as giving the credentials again.
+_CREDENTIAL_FIELDS = (
+    "token",
+    "token_file",
+    "approle_secret_id",
+    "approle_secret_id_file",
+    "jwt_file",
+)
 
 
 @dataclass(frozen=True, repr=False)
@@ -42,6 +56,13 @@ class PluginConfig:
     token: str = ""
     approle_role_id: str = ""
     approle_secret_id: str = ""
+    # Files on the OpenBao host, re-read when they change (a Vault Agent sink, a
+    # projected service-account token): the plugin logs in again with their content.
+    token_file: str = ""
+    approle_secret_id_file: str = ""
+    jwt_mount: str = "jwt"
+    jwt_role: str = ""
+    jwt_file: str = ""
     ca_cert: str = ""
     propagation_delay: timedelta | None = None
     ready_safety_margin: timedelta | None = None
@@ -77,6 +98,11 @@ class PluginConfig:
             "ca_cert": self.ca_cert,
             "token_set": bool(self.token),
             "approle_secret_id_set": bool(self.approle_secret_id),
+            "token_file": self.token_file,
+            "approle_secret_id_file": self.approle_secret_id_file,
+            "jwt_mount": self.jwt_mount,
+            "jwt_role": self.jwt_role,
+            "jwt_file": self.jwt_file,
         }
         for name in _DURATION_FIELDS:
             value = getattr(self, name)
@@ -85,17 +111,37 @@ class PluginConfig:
 
     @property
     def auth_method(self) -> str:
-        return "token" if self.token else "approle"
+        if self.token or self.token_file:
+            return "token"
+        return "jwt" if self.jwt_role else "approle"
+
+    def methods_set(self) -> list[str]:
+        found = []
+        if self.token or self.token_file:
+            found.append("token")
+        if self.approle_role_id:
+            found.append("approle")
+        if self.jwt_role:
+            found.append("jwt")
+        return found
 
     def validate(self) -> None:
         if not self.vault_addr.startswith(("http://", "https://")):
             raise InputError("vault_addr is required: an http:// or https:// address")
         if not self.kv_mount.strip("/") or ".." in self.kv_mount:
             raise InputError("kv_mount must name a KV v2 mount, e.g. 'secret'")
-        if bool(self.approle_role_id) != bool(self.approle_secret_id):
-            raise InputError("approle_role_id and approle_secret_id must be set together")
-        if bool(self.token) == bool(self.approle_role_id):
-            raise InputError("set exactly one of: token, or approle_role_id + approle_secret_id")
+        secret_id = self.approle_secret_id or self.approle_secret_id_file
+        if bool(self.approle_role_id) != bool(secret_id):
+            raise InputError(
+                "approle_role_id and approle_secret_id (or approle_secret_id_file) go together"
+            )
+        if bool(self.jwt_role) != bool(self.jwt_file):
+            raise InputError("jwt_role and jwt_file must be set together")
+        if len(self.methods_set()) != 1:
+            raise InputError(
+                "set exactly one of: token (or token_file), approle_role_id +"
+                " approle_secret_id (or approle_secret_id_file), or jwt_role + jwt_file"
+            )
         if self.ca_cert and "BEGIN CERTIFICATE" not in self.ca_cert:
             raise InputError("ca_cert must be a PEM certificate (bundle)")
 
@@ -109,6 +155,11 @@ FIELDS = {
     "token": Field(FieldType.STRING, "Token to read the KV data with (write-only)."),
     "approle_role_id": Field(FieldType.STRING, "AppRole role id, instead of a token."),
     "approle_secret_id": Field(FieldType.STRING, "AppRole secret id (write-only)."),
+    "token_file": Field(FieldType.STRING, "File on the server host holding the token."),
+    "approle_secret_id_file": Field(FieldType.STRING, "File holding the AppRole secret id."),
+    "jwt_mount": Field(FieldType.STRING, "JWT auth mount for jwt_role.", "jwt"),
+    "jwt_role": Field(FieldType.STRING, "JWT auth role to log in with, instead of a token."),
+    "jwt_file": Field(FieldType.STRING, "File holding the JWT (re-read at each login)."),
     "ca_cert": Field(FieldType.STRING, "PEM CA bundle to trust for vault_addr (optional)."),
     "propagation_delay": Field(FieldType.DURATION, "Override: age at which a secret is ready."),
     "ready_safety_margin": Field(FieldType.DURATION, "Override: margin before expiry."),
@@ -134,18 +185,24 @@ def path_config(backend: AzureBackend) -> list[Path]:
         if (
             moved
             and config.vault_addr
-            and not (changes.get("token") or changes.get("approle_secret_id"))
+            and not any(changes.get(name) for name in _CREDENTIAL_FIELDS)
         ):
             # Never send the stored credentials to a destination they were not given for.
             raise InputError(
                 f"changing {' and '.join(moved)} requires the credentials again:"
-                " write token (or approle_role_id and approle_secret_id) in the same request"
+                " write token, token_file, approle_secret_id(_file) or jwt_file in the same request"
             )
-        if changes.get("token"):
-            changes.setdefault("approle_role_id", "")
-            changes.setdefault("approle_secret_id", "")
-        elif changes.get("approle_role_id"):
-            changes.setdefault("token", "")
+        for one, other in _ALTERNATIVES:  # a value and a file of the same secret
+            if changes.get(one):
+                changes.setdefault(other, "")
+            if changes.get(other):
+                changes.setdefault(one, "")
+        for method, names in _METHOD_FIELDS.items():
+            if any(changes.get(name) for name in names):  # one login method replaces another
+                for other, other_names in _METHOD_FIELDS.items():
+                    if other != method:
+                        for name in other_names:
+                            changes.setdefault(name, "")
         updated = replace(config, **changes)
         updated.validate()
         await backend.save_config(updated)
@@ -168,9 +225,10 @@ def path_config(backend: AzureBackend) -> list[Path]:
             synopsis="Where the product's KV data lives and how the plugin reads it.",
             description="""
 Write vault_addr and either a token or an AppRole (approle_role_id +
-approle_secret_id) allowed to read <kv_mount>/<prefix>/{stacks,integrations,
+approle_secret_id or approle_secret_id_file), or a JWT role (jwt_role + jwt_file),
+allowed to read <kv_mount>/<prefix>/{stacks,integrations,
 credentials}. Writes merge with the stored configuration, except that a write
-changing vault_addr or ca_cert must give the token (or AppRole) again, so a
+changing vault_addr or ca_cert must give the credentials again, so a
 stored credential never goes to a new destination. The token and the
 AppRole secret id are never returned. propagation_delay and ready_safety_margin
 override the default timing rules (write 0 to clear).

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -25,6 +24,7 @@ from sidecar.errors import (
     NotFoundError,
     NotReadyError,
     VaultError,
+    VaultForbidden,
     VaultUnavailable,
 )
 from sidecar.login_scope import OTHER_LOGIN
@@ -35,9 +35,11 @@ from sidecar.resolver import rpc
 from sidecar.resolver.auth import Access, VaultAuthorizer
 from sidecar.resolver.limiter import FailureLimiter
 from sidecar.resolver.proto.resolver_pb2 import Credential, ResolveRequest
+from sidecar.resolver.tls import ReloadingCertificate
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV
+from sidecar.vault_login import VaultLogin
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,10 @@ class ResolverService:
         authorizer: VaultAuthorizer,
         cache: ReadCache | None = None,
         limiter: FailureLimiter | None = None,
+        vault_login: VaultLogin | None = None,
     ) -> None:
         self.kv = kv
+        self.vault_login = vault_login
         self.cache = cache or ReadCache()
         self.clock = clock
         self.policy = policy
@@ -97,7 +101,7 @@ class ResolverService:
         self._authorise(context, stack, phase)
         now = self.clock.now()
         try:
-            cred = resolve_credential(self.kv, stack, phase, now, self.policy, self.cache)
+            cred = self._resolve(stack, phase, now)
         except NotReadyError as exc:
             self._not_ready(context, exc, now, stack, phase)
         except NotFoundError as exc:
@@ -115,6 +119,16 @@ class ResolverService:
             cred.key_id,
         )
         return rpc.to_message(cred)
+
+    def _resolve(self, stack: str, phase: Phase, now: Any) -> Any:
+        try:
+            return resolve_credential(self.kv, stack, phase, now, self.policy, self.cache)
+        except VaultForbidden:
+            if self.vault_login is None:
+                raise
+            # The resolver's own token was refused (revoked?): log in again, try once more.
+            self.vault_login.recover()
+            return resolve_credential(self.kv, stack, phase, now, self.policy, self.cache)
 
     def _authorise(self, context: Any, stack: str, phase: Phase) -> None:
         peer = _peer_host(context)
@@ -174,10 +188,27 @@ class ResolverService:
 class ResolverHandle:
     """A running resolver; ``stop()`` drains calls in flight for ``grace`` seconds."""
 
-    def __init__(self, server: Any, health_servicer: Any, port: int) -> None:
+    def __init__(
+        self,
+        server: Any,
+        health_servicer: Any,
+        port: int,
+        certificate: ReloadingCertificate | None = None,
+    ) -> None:
         self._server = server
         self._health = health_servicer
         self.port = port
+        self.certificate = certificate  # the TLS pair, reloaded when its files change
+
+    def set_serving(self, serving: bool) -> None:
+        """What the gRPC health service answers (NOT_SERVING while the Vault token fails)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", rpc.SERVICE):
+            self._health.set(name, status)
 
     def stop(self, grace: float = 5.0) -> None:
         self._health.enter_graceful_shutdown()
@@ -187,15 +218,11 @@ class ResolverHandle:
         self._server.wait_for_termination()
 
 
-def _server_credentials(config: Config) -> Any:
+def _server_certificate(config: Config) -> ReloadingCertificate | None:
     cert, key = config.daemon.tls_cert, config.daemon.tls_key
     if not (cert and key):
         return None
-    try:
-        pair = (Path(key).read_bytes(), Path(cert).read_bytes())
-    except OSError as exc:
-        raise ConfigError("daemon.tls_cert", f"cannot read the TLS files: {exc.strerror}") from exc
-    return grpc.ssl_server_credentials([pair])
+    return ReloadingCertificate(cert, key)
 
 
 def start_resolver(
@@ -205,6 +232,7 @@ def start_resolver(
     *,
     mount: str = DEFAULT_CREDS_MOUNT,
     addr: str | None = None,
+    vault_login: VaultLogin | None = None,
 ) -> ResolverHandle:
     """Serve the resolver and the gRPC health service on ``addr`` (default daemon.resolver_addr).
 
@@ -220,18 +248,18 @@ def start_resolver(
         timeout=config.vault.timeout,
     )
     cache = ReadCache(index_ttl=config.daemon.resolver_cache_ttl.total_seconds())
-    service = ResolverService(kv, clock, config.timing, authorizer, cache)
+    service = ResolverService(kv, clock, config.timing, authorizer, cache, vault_login=vault_login)
     server = grpc.server(ThreadPoolExecutor(max_workers=config.daemon.concurrency))
     server.add_generic_rpc_handlers((rpc.service_handler(service.resolve),))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     listen = addr or config.daemon.resolver_addr
-    credentials = _server_credentials(config)
+    certificate = _server_certificate(config)
     try:
-        if credentials is None:
+        if certificate is None:
             port = server.add_insecure_port(listen)
         else:
-            port = server.add_secure_port(listen, credentials)
+            port = server.add_secure_port(listen, certificate.credentials())
     except RuntimeError as exc:
         raise ConfigError("daemon.resolver_addr", f"cannot listen on {listen}: {exc}") from exc
     if not port:
@@ -239,5 +267,5 @@ def start_resolver(
     server.start()
     for name in ("", rpc.SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("resolver listening on %s (port %d, tls %s)", listen, port, credentials is not None)
-    return ResolverHandle(server, health_servicer, int(port))
+    log.info("resolver listening on %s (port %d, tls %s)", listen, port, certificate is not None)
+    return ResolverHandle(server, health_servicer, int(port), certificate)

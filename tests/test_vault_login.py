@@ -1,0 +1,70 @@
+"""The login life cycle's edges against a real OpenBao: bad files, refused logins, no secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hvac
+import pytest
+
+from sidecar.devstack.openbao import OpenBaoDevServer
+from sidecar.errors import VaultLoginError
+from sidecar.vault_login import LoginSpec, VaultLogin
+
+
+def _token(root: hvac.Client, **extra: object) -> str:
+    created = root.auth.token.create(policies=["default"], ttl="10m", **extra)
+    return str(created["auth"]["client_token"])
+
+
+def test_a_refused_new_token_file_keeps_the_old_token(
+    openbao: OpenBaoDevServer, root_client: hvac.Client, tmp_path: Path
+) -> None:
+    path = tmp_path / "token"
+    good = _token(root_client)
+    path.write_text(good)
+    login = VaultLogin(LoginSpec(addr=openbao.addr, token_file=str(path)))
+    login.login()
+    path.write_text("s.not-a-token-anyone-issued")
+    login.maintain()
+    assert login.client.token == good
+    assert "Vault denied the request" in login.problem
+    assert "not-a-token" not in login.problem
+    newer = _token(root_client)
+    path.write_text(newer)
+    login.maintain()
+    assert login.client.token == newer
+    assert (login.problem, login.reloads) == ("", 1)
+
+
+def test_a_refused_approle_login_names_the_file_and_not_the_secret(
+    openbao: OpenBaoDevServer, root_client: hvac.Client, tmp_path: Path
+) -> None:
+    methods = root_client.sys.list_auth_methods()
+    if "approle/" not in methods.get("data", methods):
+        root_client.sys.enable_auth_method("approle")
+    root_client.auth.approle.create_or_update_approle("edges", token_policies=["default"])
+    role_id = root_client.auth.approle.read_role_id("edges")["data"]["role_id"]
+    path = tmp_path / "secret-id"
+    path.write_text("00000000-dead-beef-0000-000000000000")
+    login = VaultLogin(
+        LoginSpec(addr=openbao.addr, method="approle", role_id=role_id, secret_id_file=str(path))
+    )
+    with pytest.raises(VaultLoginError) as refused:
+        login.login()
+    text = str(refused.value)
+    assert "AppRole login refused" in text and "vault.secret_id_file" in text
+    assert "dead-beef" not in text
+
+
+@pytest.mark.parametrize(("content", "says"), [(None, "cannot read"), ("", "is empty")])
+def test_an_unusable_jwt_file_says_which_setting(
+    openbao: OpenBaoDevServer, tmp_path: Path, content: str | None, says: str
+) -> None:
+    path = tmp_path / "ci.jwt"
+    if content is not None:
+        path.write_text(content)
+    login = VaultLogin(LoginSpec(addr=openbao.addr, method="jwt", jwt_role="r", jwt_file=str(path)))
+    with pytest.raises(VaultLoginError, match=says) as failed:
+        login.login()
+    assert "vault.jwt_file" in str(failed.value)
