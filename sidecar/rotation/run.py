@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sidecar.clock import Clock
 from sidecar.crashpoints import crash_point
@@ -65,14 +65,23 @@ class TickReport:
     stored_after: tuple[StoredCredential, ...] = ()  # the live secrets once the tick is done
 
 
-def observe(record: IntegrationRecord, graph: GraphClient, store: Store) -> IntegrationState:
-    """Gather the planner's inputs: Vault's index and intents, Graph's listing."""
+def observe(
+    record: IntegrationRecord, graph: GraphClient, store: Store, now: datetime
+) -> IntegrationState:
+    """Gather the planner's inputs: Vault's index and intents, Graph's listing.
+
+    A 404 is ridden out for the lag window only while the application is young:
+    an application created a day ago is on every replica, so its 404 means it is
+    gone, and waiting minutes for it would stall the whole tick.
+    """
     stored = tuple(store.credentials(record.name))
     intents, _ = store.intents(record.name)
     secret_intents = tuple(i for i in intents if i.kind == IntentKind.SECRET)
     azure: tuple[AzureCredential, ...] | None
     try:
-        app = graph.get_application(record.app_object_id, just_created=True)
+        age = now - record.created
+        young = timedelta(0) <= age < timedelta(seconds=graph.not_found_window)
+        app = graph.get_application(record.app_object_id, just_created=young)
         azure = tuple(
             AzureCredential(
                 key_id=p.key_id,
@@ -265,7 +274,7 @@ def rotate(
     policy: TimingPolicy,
 ) -> TickReport:
     """One integration's tick: observe, plan, apply."""
-    state = observe(record, graph, store)
+    state = observe(record, graph, store, clock.now())
     report = TickReport(integration=record.name, listing_available=state.azure is not None)
     actions = plan(state, policy, clock.now())
     apply_actions(record, actions, graph, store, clock, policy, report)
