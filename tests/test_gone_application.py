@@ -28,7 +28,7 @@ def _gets(world: World, object_id: str) -> int:
 def test_a_deleted_application_of_an_old_integration_fails_fast(world: World) -> None:
     state = world.emu.state
     state.set_replication(profile=named_profile("none"))
-    [(gone, _), (kept, _)] = create_integrations(world, count=2, tenants=1)
+    [(gone, _), (_other, _)] = create_integrations(world, count=2, tenants=1)
     world.time.advance(timedelta(hours=6))
     record, _ = world.store.integration(gone)
     app = state.application(record.app_object_id)
