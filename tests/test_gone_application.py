@@ -40,4 +40,3 @@ def test_a_deleted_application_of_an_old_integration_fails_fast(world: World) ->
     assert daemon.tick(), daemon.health.last_error
     assert _gets(world, record.app_object_id) - before <= 2, "the 404 was ridden out"
     assert world.time.now() - started < timedelta(minutes=1)
-
