@@ -380,7 +380,8 @@ def test_the_runner_waits_longer_than_its_token_lives(
         },
     )
     jwt_file = write_file(tmp_path / "ci.jwt", world.jwt("A", "plan"))
-    args = ["--stack", "A", "--phase", "plan", "--jwt-file", str(jwt_file), "--role", role]
+    args = ["--stack", "A", "--phase", "plan", "--mount", "azure", "--jwt-file", str(jwt_file)]
+    args += ["--role", role]
     caplog.set_level(logging.INFO, logger="sidecar.vault_login")
     started = time.monotonic()
     result = CliRunner().invoke(
