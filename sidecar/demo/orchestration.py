@@ -128,7 +128,8 @@ def demo_timing(max_lag: float) -> TimingPolicy:
       speed the daemon would renew it every few milliseconds;
     * a lag profile slower than the default 10 min propagation delay (the
       stuck replica) gets a propagation delay above its worst lag, with the
-      renewal moved earlier to match: the delay must bound the lag.
+      renewal moved earlier and the missing grace longer to match: the delay
+      must bound the lag.
     """
     policy = TimingPolicy(
         cert_lifetime=timedelta(days=1),
@@ -147,6 +148,9 @@ def demo_timing(max_lag: float) -> TimingPolicy:
             propagation_delay=propagation,
             secret_renew_before=renew,
             intent_timeout=propagation + timedelta(minutes=5),
+            # A listing that lacks a secret proves nothing while a replica may lag
+            # this far: the grace must outlast the lag (and the intent timeout).
+            missing_grace=max(policy.missing_grace, propagation + timedelta(minutes=10)),
         )
     return policy
 
