@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sidecar.devstack.openbao import OpenBaoDevServer, find_bao
+from sidecar.devstack.openbao import OpenBaoDevServer, find_bao, free_port
 from sidecar.management import (
     ManagementIdentity,
     generate_key_pair,
@@ -438,6 +438,8 @@ class BenchStack:
             "[daemon]",
             f"concurrency = {concurrency}",
             f'log_level = "{log_level}"',
+            # Never the default port: another stack (compose, a second bench) may hold it.
+            f'resolver_addr = "127.0.0.1:{free_port()}"',
         ]
         path = self.workdir / "daemon.toml"
         path.write_text("\n".join(lines) + "\n")
