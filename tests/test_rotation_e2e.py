@@ -57,8 +57,9 @@ def test_72_hours_of_runs_never_fail_to_authenticate(world: World) -> None:
     of Graph requests (503 without Retry-After; 504 with an HTML body and
     ``Connection: close``, committed first when it answers a write), the
     first two creating writes answered 504 after committing. Checked: every
-    run signs in and reads its subscription; every tick succeeds; three
-    renewals per integration; at most three secrets held; and at the end,
+    run signs in and reads its subscription; three
+    renewals per integration; at most three secrets held; a tick fails only on
+    a creating write a gateway left uncertain (reported); and at the end,
     after one reconciling tick, no application named like ours that no
     integration records, no secret of ours in Azure that Vault does not hold,
     and the management application holding exactly the stored keys.
@@ -77,14 +78,15 @@ def test_72_hours_of_runs_never_fail_to_authenticate(world: World) -> None:
     not_ready_windows = 0
     first_ready_after = world.time.now()
     max_held = 0
+    uncertain_ticks = 0
     while world.time.now() < end:
         now = world.time.now()
         # As Daemon.run schedules: a full pass every tick, due integrations between.
         if now >= next_tick:
-            assert daemon.tick(), daemon.health.last_error
+            uncertain_ticks += _tick_or_uncertain(daemon.tick(), daemon)
             next_tick = world.time.now() + policy.tick
         elif due := daemon.due(now):
-            assert daemon.tick(only=due), daemon.health.last_error
+            uncertain_ticks += _tick_or_uncertain(daemon.tick(only=due), daemon)
         for i, (name, tenant) in enumerate(integrations):
             stored = world.store.credentials(name)
             record, _ = world.store.integration(name)
@@ -103,7 +105,7 @@ def test_72_hours_of_runs_never_fail_to_authenticate(world: World) -> None:
     gateway = [c for c in world.emu.state.calls.query() if c.fault == "gateway"]
     print(
         f"\nruns={runs} failures={failures} rotations={rotations} max_secrets_held={max_held}"
-        f" gateway_faults={len(gateway)}"
+        f" gateway_faults={len(gateway)} ticks_with_an_uncertain_write={uncertain_ticks}"
         f" routed_connections={world.emu.state.routing.connections}"
     )
     assert failures == 0
@@ -113,6 +115,19 @@ def test_72_hours_of_runs_never_fail_to_authenticate(world: World) -> None:
     assert max_held <= 3
     assert len(gateway) >= 2 and world.emu.state.routing.sticky
     assert_nothing_left_behind(world, daemon, [name for name, _ in integrations])
+
+
+def _tick_or_uncertain(ok: bool, daemon: Daemon) -> int:
+    """A tick fails only where a gateway left a creating write uncertain (then 1).
+
+    Such a write is never repeated blindly: its intent waits for reconciliation
+    and the next pass, while the previous secret keeps serving runs. Any other
+    failure fails the test.
+    """
+    if ok:
+        return 0
+    assert daemon.health.last_error.startswith("GraphWriteUncertain"), daemon.health.last_error
+    return 1
 
 
 def assert_nothing_left_behind(world: World, daemon: Daemon, names: list[str]) -> None:
