@@ -9,10 +9,13 @@ no longer live (removed, destroyed); the integration leaves the watch list
 when none of its secrets needs probing.
 
 Where probes sign in (see the README, "Verified readiness"): in the
-customer's tenant once consent is granted, where the application's service
-principal exists; before that in the platform's own tenant, which works only
-if the application has a service principal there (Entra refuses a tenant
-without one, AADSTS7000229/700016, and such an answer is inconclusive).
+customer's tenant, where runs sign in and where admin consent creates the
+application's service principal; an inconclusive answer there (no consent
+yet: Entra refuses a tenant without the service principal, AADSTS700016 /
+7000229) is retried in the platform's own tenant, which answers only if the
+application has a service principal there too (creating an application
+through Graph makes none). Inconclusive rounds count for nothing and back
+off to every :data:`INCONCLUSIVE_BACKOFF` intervals.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from sidecar.store import IntegrationRecord, Store
 from sidecar.timing import TimingPolicy
 
 log = logging.getLogger(__name__)
+
+#: Rounds that learnt nothing are retried this many probe intervals later.
+INCONCLUSIVE_BACKOFF = 5
 
 #: ``(tenant_id, client_id, secret) -> True | False | None`` (refused / inconclusive).
 SignIn = Callable[[str, str, Sensitive], bool | None]
@@ -151,7 +157,7 @@ class ProbeExecutor:
                 continue
             tried = self._attempted.get((name, version))
             if tried is not None:
-                due = max(due, tried + self.policy.probe_interval)
+                due = max(due, tried + INCONCLUSIVE_BACKOFF * self.policy.probe_interval)
             if due <= self.clock.now():
                 probe = self._round(record, credential, probe)
             state = rule.state(probe, credential.created, self.policy)
@@ -159,7 +165,9 @@ class ProbeExecutor:
             following = rule.next_probe_at(probe, self.policy)
             tried = self._attempted.get((name, version))
             if following is not None and tried is not None:
-                following = max(following, tried + self.policy.probe_interval)
+                following = max(
+                    following, tried + INCONCLUSIVE_BACKOFF * self.policy.probe_interval
+                )
             if following is not None:
                 wakes.append(following)
         if failing:
@@ -174,11 +182,15 @@ class ProbeExecutor:
         """``probe_sign_ins`` sign-ins, each on a new connection, then one write."""
         self._guard()
         secret = self.store.secret(record.name, credential.version).secret
-        tenant = record.tenant_id if record.consent == "granted" else self.home_tenant
         before = probe
         for _ in range(self.policy.probe_sign_ins):
-            answer = self.sign_in(tenant, record.client_id, secret)
+            answer = self.sign_in(record.tenant_id, record.client_id, secret)
             self.sign_ins += 1
+            if answer is None and self.home_tenant != record.tenant_id:
+                # No service principal in the customer's tenant yet (no consent):
+                # the platform's own tenant, if the application has one there.
+                answer = self.sign_in(self.home_tenant, record.client_id, secret)
+                self.sign_ins += 1
             if answer is None:
                 metrics.PROBE_SIGN_INS.labels("inconclusive").inc()
                 continue
@@ -196,9 +208,12 @@ class ProbeExecutor:
                     record.name,
                     now - credential.created,
                 )
-        self._attempted[(record.name, credential.version)] = self.clock.now()
         if probe == before:
-            return probe  # every answer inconclusive: nothing learnt, try again later
+            # Every answer inconclusive (no consent yet, throttled, unreachable):
+            # nothing learnt; try again less often so the cost stays bounded.
+            self._attempted[(record.name, credential.version)] = self.clock.now()
+            return probe
+        self._attempted.pop((record.name, credential.version), None)
         self._guard()
         if not self.store.save_probe(record.name, probe):
             return probe

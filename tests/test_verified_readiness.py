@@ -1,0 +1,166 @@
+"""Verified readiness end to end: the daemon probes new secrets against the emulator
+(HTTPS, msal) and a real OpenBao, and readers hand out only what the probes verified."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from sidecar.daemon import Daemon
+from sidecar.emulator.replicas import PROFILES, named_profile
+from sidecar.errors import NotReadyError, SidecarError
+from sidecar.model import Phase
+from sidecar.probes import lag, rule
+from sidecar.probes.executor import ProbeExecutor
+from sidecar.probes.rule import ProbeState
+from sidecar.ready import NotReady, choose_ready
+from sidecar.resolve import resolve_credential
+from tests.test_rotation_e2e import create_integrations
+from tests.world import World, run_terraform
+
+M = timedelta(minutes=1)
+
+
+def replicas_holding(world: World, object_id: str, key_id: str) -> list[int]:
+    """Test-only knowledge from the emulator's admin side: which replicas list the key."""
+    state = world.emu.state
+    now = state.now()
+    holding = []
+    for replica in range(state.replicas):
+        app = state.app_view(object_id, replica, now)
+        if app is not None and any(p.key_id == key_id for p in app.passwords):
+            holding.append(replica)
+    return holding
+
+
+def rotate_until_a_replica_lags(world: World, daemon: Daemon, name: str) -> tuple[int, str]:
+    """Move to the next renewal and rotate; again while the stuck replica took the write."""
+    state = world.emu.state
+    for _ in range(4):
+        stored = world.store.credentials(name)
+        newest = max(stored, key=lambda c: c.expires)
+        world.time.advance(newest.expires - world.time.now() - timedelta(hours=2) + M)
+        assert daemon.tick(), daemon.health.last_error
+        new = max(world.store.credentials(name), key=lambda c: c.version)
+        assert new.version != newest.version
+        record, _ = world.store.integration(name)
+        stuck = state.replicas - 1  # the profile's replica -1
+        if stuck not in replicas_holding(world, record.app_object_id, new.key_id):
+            return new.version, new.key_id
+        # The stuck replica took this write itself (the daemon's keep-alive connection
+        # is pinned to it): reconnect, let the secret verify, and renew again.
+        daemon.graph().session.close()
+        for _ in range(60):
+            world.time.advance(M)
+            daemon.probe()
+            if rule.verified(world.store.probes(name)[new.version], world.config.timing):
+                break
+    raise AssertionError("every renewal landed on the stuck replica")
+
+
+def test_stuck_replica_unverified_secret_is_not_handed_out(world: World) -> None:
+    """Against the emulator's stuck-replica profile (one replica 30 min behind), default timing.
+
+    At every emulated minute after a renewal, a run resolves its credential
+    and signs in on a fresh connection (a random replica). The new secret
+    passes the 10-minute time rule while the stuck replica still lacks it;
+    probes (refused there) keep it unready, the previous secret carries every
+    run, health names the integration, and the answer for the new secret
+    alone says "refused". Once the replica catches up and the window is
+    covered, the new secret is handed out and probing of it stops.
+    """
+    [(name, tenant)] = create_integrations(world, count=1, tenants=1)
+    world.emu.state.set_replication(profile=named_profile("stuck-replica"))
+    stuck_for = PROFILES["stuck-replica"].max_lag
+    daemon = Daemon(world.runtime, holder="probe-test")
+    policy = world.config.timing
+    assert policy.probes and policy.probe_window == 10 * M  # the defaults
+    version, key_id = rotate_until_a_replica_lags(world, daemon, name)
+    new = next(c for c in world.store.credentials(name) if c.version == version)
+    record, _ = world.store.integration(name)
+    assert world.store.probes(name)[version].sign_ins == 0  # adopted at creation
+    runs = failures = held_back = 0
+    saw_failing_health = False
+    while world.time.now() < new.created + timedelta(seconds=stuck_for) + 15 * M:
+        daemon.probe()
+        now = world.time.now()
+        credential = resolve_credential(world.store.kv, "stack-0", Phase.APPLY, now, policy)
+        lagging = len(replicas_holding(world, record.app_object_id, key_id)) < 3
+        if now >= new.created + policy.propagation_delay and lagging:
+            # The time rule alone would hand the new secret out now; probes must not.
+            held_back += 1
+            assert credential.key_id != key_id, f"unverified secret handed out at {now}"
+            alone = choose_ready([new], now, policy, world.store.probes(name))
+            assert isinstance(alone, NotReady) and "refused" in alone.reason, alone
+            assert alone.ready_at is not None and alone.ready_at > now
+            saw_failing_health |= name in daemon.health.probe_failing
+        with world.emu.session() as session:  # a run: a new process, a new connection
+            ok, why = run_terraform(world, session, credential, tenant)
+        runs += 1
+        failures += 0 if ok else 1
+        assert ok, f"run at {now} with version {credential.key_id} failed: {why}"
+        world.time.advance(M)
+    probe = world.store.probes(name)[version]
+    print(
+        f"\nruns={runs} failures={failures} held_back_by_probes={held_back}"
+        f" probe_sign_ins={probe.sign_ins} refused={probe.failures}"
+        f" last_refusal_after={probe.last_failure - new.created if probe.last_failure else None}"
+    )
+    assert held_back >= 15 and runs >= 40 and failures == 0
+    assert saw_failing_health
+    assert probe.failures > 0 and rule.state(probe, new.created, policy) is ProbeState.VERIFIED
+    assert probe.last_failure is not None
+    assert probe.last_failure - new.created >= policy.propagation_delay
+    final = resolve_credential(world.store.kv, "stack-0", Phase.APPLY, world.time.now(), policy)
+    assert final.key_id == key_id
+    # Verified: probing it has stopped, and its lag is on record.
+    count = daemon.probes().sign_ins
+    for _ in range(5):
+        world.time.advance(M)
+        daemon.probe()
+    assert daemon.probes().sign_ins == count
+    samples, _ = lag.load(world.store.kv)
+    assert samples and samples[-1].last_failure >= policy.propagation_delay.total_seconds()
+    assert name not in daemon.health.probe_failing
+
+
+def test_probing_stops_when_the_secret_is_removed_or_the_lease_is_lost(world: World) -> None:
+    [(name, _)] = create_integrations(world, count=1, tenants=1)
+    world.emu.state.set_replication(profile=named_profile("none"))
+    policy = world.config.timing
+    calls: list[str] = []
+
+    def counting(tenant: str, client_id: str, secret: object) -> bool | None:
+        calls.append(tenant)
+        return True
+
+    lost = False
+
+    def guard() -> None:
+        if lost:
+            raise SidecarError("lease held by another daemon")
+
+    probes = ProbeExecutor(
+        world.store, world.time, policy, counting, world.platform_tenant, guard=guard
+    )
+    [first] = world.store.credentials(name)
+    world.store.save_probe(name, rule.pending(first.version, policy.propagation_delay))
+    probes.run_due()
+    assert len(calls) == policy.probe_sign_ins
+    # Consent exists, so the customer's tenant answers and the platform's is not asked.
+    record, _ = world.store.integration(name)
+    assert set(calls) == {record.tenant_id}
+    lost = True
+    world.time.advance(M)
+    with pytest.raises(SidecarError, match="stopped probing"):
+        probes.run_due()
+    assert len(calls) == policy.probe_sign_ins
+    lost = False
+    world.store.destroy_secret(name, first.version)
+    assert world.store.probes(name) == {}  # the record goes with its index entry
+    world.time.advance(M)
+    assert probes.run_due() is None
+    assert len(calls) == policy.probe_sign_ins and name not in probes.watch
+    with pytest.raises(NotReadyError):
+        resolve_credential(world.store.kv, "stack-0", Phase.PLAN, world.time.now(), policy)
