@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from sidecar.daemon import Daemon
+from sidecar.doctor import observed_lag
 from sidecar.emulator.replicas import PROFILES, named_profile
 from sidecar.errors import NotReadyError, SidecarError
 from sidecar.model import Phase
@@ -164,3 +166,33 @@ def test_probing_stops_when_the_secret_is_removed_or_the_lease_is_lost(world: Wo
     assert len(calls) == policy.probe_sign_ins and name not in probes.watch
     with pytest.raises(NotReadyError):
         resolve_credential(world.store.kv, "stack-0", Phase.PLAN, world.time.now(), policy)
+
+
+def test_measured_lag_in_vault_drives_doctor_and_the_raised_delay(world: World) -> None:
+    """Samples in Vault: doctor prints quantiles and says the delay is unsafe; with
+    raise_delay a new secret's record carries worst lag + margin and readers wait for it."""
+    [(name, _)] = create_integrations(world, count=1, tenants=1)
+    for first, last in [(5.0, 0.0), (30.0, 240.0), (60.0, 1200.0)]:
+        lag.append(world.store.kv, lag.LagSample(first, last))
+    check = observed_lag(world.store, world.config)
+    assert check.status == "warn" and "p50" in check.line and "max 1200s" in check.line
+    assert "SHORTER" in check.line and "raise_delay" in check.line
+    policy = replace(world.config.timing, raise_delay=True)
+    [old] = world.store.credentials(name)
+    # A new version as a rotation stores it (the same text; only its timing matters here).
+    again = replace(world.store.secret(name, old.version), created=world.time.now())
+    stored = world.store.store_secret(name, again)
+    probes = ProbeExecutor(world.store, world.time, policy, lambda *_: True, world.platform_tenant)
+    probes.adopt(name, [stored])
+    record = world.store.probes(name)[stored.version]
+    assert record.delay == 20 * M + policy.raise_margin  # worst 1200 s + 2 min
+    for _ in range(23):
+        probes.run_due()
+        world.time.advance(M)
+    now = world.time.now()
+    records = world.store.probes(name)
+    assert rule.verified(records[stored.version], policy)
+    # Verified and past propagation_delay, yet held back until the raised delay.
+    held = choose_ready([stored], stored.created + 21 * M, policy, records)
+    assert isinstance(held, NotReady) and held.ready_at == stored.created + 22 * M
+    assert not isinstance(choose_ready([stored], now, policy, records), NotReady)
