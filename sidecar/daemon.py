@@ -199,7 +199,7 @@ class Daemon:
                 self._set_wake(name, None)
                 return True
             report = rotate(record, self.graph(), store, self.clock, self.policy)
-            if self.policy.probes:
+            if self.policy.probes and report.created:
                 self.probes().adopt(name, report.stored_after)
             self._observe(report)
             self.health.failing.discard(name)

@@ -12,12 +12,14 @@ from sidecar.daemon import Daemon
 from sidecar.doctor import observed_lag
 from sidecar.emulator.replicas import PROFILES, named_profile
 from sidecar.errors import NotReadyError, SidecarError
+from sidecar.integrations import Integrations
 from sidecar.model import Phase
 from sidecar.probes import lag, rule
 from sidecar.probes.executor import ProbeExecutor
 from sidecar.probes.rule import ProbeState
 from sidecar.ready import NotReady, choose_ready
 from sidecar.resolve import resolve_credential
+from sidecar.store import StackRecord
 from tests.test_rotation_e2e import create_integrations
 from tests.world import World, run_terraform
 
@@ -196,3 +198,30 @@ def test_measured_lag_in_vault_drives_doctor_and_the_raised_delay(world: World) 
     held = choose_ready([stored], stored.created + 21 * M, policy, records)
     assert isinstance(held, NotReady) and held.ready_at == stored.created + 22 * M
     assert not isinstance(choose_ready([stored], now, policy, records), NotReady)
+
+
+def test_a_new_integrations_first_secret_is_adopted_and_its_answer_says_why(
+    world: World,
+) -> None:
+    """``integration create`` stores the first secret without the daemon; the daemon's
+    next probe pass adopts it while young, and a refused probe past the delay keeps it
+    from runs with an answer naming the cause and a time."""
+    rt = world.runtime
+    service = Integrations(
+        rt.store, rt.graph(), rt.clock, rt.config.timing, redirect_uri="https://localhost/x"
+    )
+    tenant = world.add_tenant()
+    record = service.create("fresh", tenant.tenant_id, tenant.subscription_id)
+    world.store.save_stack(StackRecord(name="s", read="fresh", write="fresh"), cas=0)
+    policy = world.config.timing
+    probes = ProbeExecutor(world.store, world.time, policy, lambda *_: False, "platform")
+    probes.run_due()
+    [first] = world.store.credentials(record.name)
+    assert world.store.probes(record.name)[first.version].failures == policy.probe_sign_ins
+    world.time.advance(policy.propagation_delay + M)
+    probes.run_due()
+    with pytest.raises(NotReadyError) as refused:
+        resolve_credential(world.store.kv, "s", Phase.PLAN, world.time.now(), policy)
+    assert "refused at sign-in after its propagation delay" in str(refused.value)
+    assert refused.value.ready_at is not None and refused.value.ready_at > world.time.now()
+    assert "fresh" in probes.failing

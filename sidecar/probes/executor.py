@@ -67,7 +67,8 @@ class ProbeExecutor:
         self.watch: set[str] = set()
         self.failing: set[str] = set()
         self.sign_ins = 0
-        self._scanned = False
+        self.known: set[str] = set()
+        self._listed: datetime | None = None
         self._attempted: dict[tuple[str, int], datetime] = {}
         self._lock = threading.Lock()
 
@@ -99,13 +100,24 @@ class ProbeExecutor:
             self.store.save_probe(name, rule.pending(credential.version, delay))
         self._watch(name)
 
-    def scan(self) -> None:
-        """At start-up: watch every integration with an unverified record."""
+    def discover(self) -> None:
+        """Adopt the secrets of integrations not seen before (one LIST, every interval).
+
+        ``integration create`` stores a new integration's first secret without the
+        daemon; it is adopted here while still young. A name counts as seen only
+        once it has a secret, so one listed mid-creation is looked at again.
+        """
+        now = self.clock.now()
+        if self._listed is not None and now - self._listed < self.policy.probe_interval:
+            return
+        self._listed = now
         for name in self.store.integration_names():
-            records = self.store.probes(name)
-            if any(not rule.verified(r, self.policy) for r in records.values()):
-                self._watch(name)
-        self._scanned = True
+            if name in self.known:
+                continue
+            stored = self.store.credentials(name, repair=False)
+            if stored:
+                self.adopt(name, stored)
+                self.known.add(name)
 
     def _watch(self, name: str) -> None:
         with self._lock:
@@ -117,8 +129,7 @@ class ProbeExecutor:
         """Probe what is due; returns when the next probe is (None: nothing to probe)."""
         if not self.policy.probes:
             return None
-        if not self._scanned:
-            self.scan()
+        self.discover()
         wakes: list[datetime] = []
         with self._lock:
             names = sorted(self.watch)
