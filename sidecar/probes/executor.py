@@ -15,7 +15,12 @@ yet: Entra refuses a tenant without the service principal, AADSTS700016 /
 7000229) is retried in the platform's own tenant, which answers only if the
 application has a service principal there too (creating an application
 through Graph makes none). Inconclusive rounds count for nothing and back
-off to every :data:`INCONCLUSIVE_BACKOFF` intervals.
+off to every :data:`INCONCLUSIVE_BACKOFF` intervals. Sources: a multi-tenant
+application "requires a service principal in each tenant", created on
+consent (https://learn.microsoft.com/entra/architecture/service-accounts-principal);
+the application object's password credentials are not copied to a
+customer's service principal, so every tenant checks the one application
+object (https://learn.microsoft.com/answers/questions/821587/azure-ad-key-credential).
 """
 
 from __future__ import annotations
