@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from sidecar import metrics
 from sidecar.daemon import Daemon
 from sidecar.doctor import observed_lag
 from sidecar.emulator.replicas import PROFILES, named_profile
@@ -63,7 +64,13 @@ def rotate_until_a_replica_lags(world: World, daemon: Daemon, name: str) -> tupl
     raise AssertionError("every renewal landed on the stuck replica")
 
 
-def test_stuck_replica_unverified_secret_is_not_handed_out(world: World) -> None:
+def _sample(name: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name) or 0.0
+
+
+def test_stuck_replica_unverified_secret_is_not_handed_out(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     """Against the emulator's stuck-replica profile (one replica 30 min behind), default timing.
 
     At every emulated minute after a renewal, a run resolves its credential
@@ -84,6 +91,8 @@ def test_stuck_replica_unverified_secret_is_not_handed_out(world: World) -> None
     new = next(c for c in world.store.credentials(name) if c.version == version)
     record, _ = world.store.integration(name)
     assert world.store.probes(name)[version].sign_ins == 0  # adopted at creation
+    late_before = _sample("azsidecar_probe_late_failures_total")
+    measured_before = _sample("azsidecar_lag_last_failure_seconds_count")
     runs = failures = held_back = 0
     saw_failing_health = False
     while world.time.now() < new.created + timedelta(seconds=stuck_for) + 15 * M:
@@ -124,6 +133,12 @@ def test_stuck_replica_unverified_secret_is_not_handed_out(world: World) -> None
         world.time.advance(M)
         daemon.probe()
     assert daemon.probes().sign_ins == count
+    # The refusals past the delay raised the metric and a warning; the lag was observed.
+    assert _sample("azsidecar_probe_late_failures_total") > late_before
+    assert _sample("azsidecar_lag_last_failure_seconds_count") == measured_before + 1
+    assert any(
+        r.levelname == "WARNING" and "refused at sign-in" in r.getMessage() for r in caplog.records
+    )
     samples, _ = lag.load(world.store.kv)
     assert samples and samples[-1].last_failure >= policy.propagation_delay.total_seconds()
     assert name not in daemon.health.probe_failing
