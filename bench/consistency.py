@@ -17,8 +17,13 @@ built from the product's and the emulator's own parts:
 
 The strategies compared, each for every stack every emulated minute:
 
-* ``azsidecar``: the product with its default timing;
-* ``azsidecar-tuned``: the product configured for a 30-minute replica
+* ``azsidecar``: the product with its default configuration, which since
+  issue 20 includes verified readiness: the daemon probes each new secret
+  (sign-ins on fresh connections, each at a random replica, as
+  :mod:`sidecar.probes.rule` schedules them, starting at creation) and the
+  ready rule needs the probe window covered as well as the time rule;
+* ``azsidecar-time-only``: the product as before issue 20 (``probes = false``);
+* ``azsidecar-tuned``: the time-only product configured for a 30-minute replica
   (``propagation_delay`` 35m, ``intent_timeout`` 40m, ``secret_renew_before`` 2h30m);
 * ``mint-in-run``: the run adds a secret and signs in at once (what
   ``terraform init``/``plan`` does first; later sign-ins of an apply are not modelled);
@@ -47,6 +52,8 @@ from sidecar.emulator import EmulatorConfig, EmulatorServer
 from sidecar.emulator.replicas import PROFILES, LagProfile, ReplicatedStore, resolve_stuck
 from sidecar.graph import ARM_SCOPE, CertificateCredential, GraphClient
 from sidecar.model import AzureCredential, StoredCredential, credential_display_name
+from sidecar.probes import rule as probe_rule
+from sidecar.probes.rule import ProbeRecord
 from sidecar.ready import Ready, choose_ready, ready_from, usable_until
 from sidecar.rotation.planner import (
     ClearIntent,
@@ -62,15 +69,28 @@ from sidecar.timing import TimingPolicy
 
 REPLICAS = 3
 START = datetime(2026, 3, 1, tzinfo=UTC)
-PROFILE_NAMES = ("default", "heavy", "stuck-replica")
+PROFILE_NAMES = ("default", "heavy", "stuck-replica", "stuck-2h")
 TUNED = TimingPolicy(
     propagation_delay=timedelta(minutes=35),
     intent_timeout=timedelta(minutes=40),
     secret_renew_before=timedelta(hours=2, minutes=30),
+    probes=False,
 )
 PRODUCT_STRATEGIES: dict[str, TimingPolicy] = {
     "azsidecar": TimingPolicy(),
+    "azsidecar-time-only": TimingPolicy(probes=False),
     "azsidecar-tuned": TUNED,
+}
+#: The issue-20 experiment, reported and not the default: a new integration's only
+#: secret may go out 2 minutes after creation once probes verified it over a
+#: shorter window.
+EXPERIMENTS: dict[str, TimingPolicy] = {
+    "floor2m+probes(window 2m)": TimingPolicy(
+        new_integration_floor=timedelta(minutes=2), probe_window=timedelta(minutes=2)
+    ),
+    "floor2m+probes(window 5m)": TimingPolicy(
+        new_integration_floor=timedelta(minutes=2), probe_window=timedelta(minutes=5)
+    ),
 }
 MINT_STRATEGIES: dict[str, float] = {"mint-in-run": 0.0, "mint+sleep60": 60.0}
 STRATEGIES = (*PRODUCT_STRATEGIES, *MINT_STRATEGIES)
@@ -87,6 +107,14 @@ class Outcome:
     waited: int = 0  # runs that found no ready secret (the helper would wait)
     ages: Counter[int] = field(default_factory=Counter)  # minutes -> runs
     events: Counter[str] = field(default_factory=Counter)
+    #: Per secret the daemon created: the emulator's true lag (last replica to see it),
+    #: and what the probes observed (first success, last refusal), in seconds.
+    true_lag: list[float] = field(default_factory=list)
+    observed_first: list[float] = field(default_factory=list)
+    observed_last_failure: list[float] = field(default_factory=list)
+    probe_sign_ins: list[int] = field(default_factory=list)
+    #: Minutes some integration's newest secret was refused past its delay (health degraded).
+    probe_failing_minutes: int = 0
 
     @property
     def failure_rate(self) -> float:
@@ -104,7 +132,33 @@ class Outcome:
             "waited": self.waited,
             "events": dict(self.events),
             "age_minutes": _age_summary(self.ages),
+            **self.lag_dict(),
         }
+
+    def lag_dict(self) -> dict[str, Any]:
+        if not self.true_lag:
+            return {}
+        out: dict[str, Any] = {"true_lag_s": _quantiles(self.true_lag)}
+        if self.probe_sign_ins:
+            out |= {
+                "observed_first_success_s": _quantiles(self.observed_first),
+                "observed_last_failure_s": _quantiles(self.observed_last_failure),
+                "probes_per_rotation": {
+                    "mean": sum(self.probe_sign_ins) / len(self.probe_sign_ins),
+                    "max": max(self.probe_sign_ins),
+                },
+                "probe_failing_minutes": self.probe_failing_minutes,
+            }
+        return out
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def q(fraction: float) -> float:
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+    return {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": ordered[-1], "n": len(ordered)}
 
 
 def _age_summary(ages: Counter[int]) -> dict[str, Any]:
@@ -148,6 +202,10 @@ class _Integration:
         #: of the write that added it. It stays listed until removed, and only
         #: expired keys or keys Vault does not hold are ever removed.
         self.seen_from: dict[str, list[float]] = {}
+        #: Probe records by version, as (time, record) after each round, until verified.
+        self.timelines: dict[int, list[tuple[float, ProbeRecord]]] = {}
+        self.stored_ever: list[StoredCredential] = []
+        self.timelines_ever: dict[int, list[tuple[float, ProbeRecord]]] = {}
 
     def current(self) -> Listing:
         return self.azure.latest(self.name) or ()
@@ -165,12 +223,65 @@ class _Integration:
         self.write((*self.current(), credential), rng, profile, now.timestamp())
         self.seen_from[key_id] = list(self.azure.history(self.name)[-1].visible_at)
         self.stored.append(StoredCredential(self.next_version, key_id, intent, now, expires))
+        self.stored_ever.append(self.stored[-1])
+        if policy.probes:
+            self.timelines[self.next_version] = _probe_timeline(
+                self.next_version, self.seen_from[key_id], now, expires, policy, rng
+            )
+            self.timelines_ever[self.next_version] = self.timelines[self.next_version]
         self.next_version += 1
 
     def visible(self, key_id: str, replica: int, now: float) -> bool:
         """The emulator's own answer: the replica's view of the application lists the key."""
         listing = self.azure.read(self.name, replica, now) or ()
         return any(c.key_id == key_id for c in listing)
+
+    def probes_at(self, now: float) -> dict[int, ProbeRecord]:
+        """Each probed secret's record as the readers see it at ``now``."""
+        found = {}
+        for version, timeline in self.timelines.items():
+            record = timeline[0][1]
+            for at, after in timeline:
+                if at > now:
+                    break
+                record = after
+            found[version] = record
+        return found
+
+    def next_probe(self, now: float) -> float:
+        return min(
+            (at for line in self.timelines.values() for at, _ in line if at > now),
+            default=math.inf,
+        )
+
+
+def _probe_timeline(
+    version: int,
+    seen_from: list[float],
+    created: datetime,
+    expires: datetime,
+    policy: TimingPolicy,
+    rng: random.Random,
+) -> list[tuple[float, ProbeRecord]]:
+    """The daemon's probes of one secret: a round every ``probe_interval`` from creation,
+    ``probe_sign_ins`` sign-ins each on a new connection (a random replica), until verified.
+
+    A sign-in succeeds exactly when the emulator's token check would: the replica
+    serving it lists the key. The first entry is the pending record (at creation).
+    """
+    record = probe_rule.pending(version, policy.propagation_delay)
+    start = created.timestamp()
+    timeline = [(start, record)]
+    at = start
+    while not probe_rule.verified(record, policy) and at < expires.timestamp():
+        when = datetime.fromtimestamp(at, UTC)
+        for _ in range(policy.probe_sign_ins):
+            replica = rng.randrange(REPLICAS)
+            record = probe_rule.observe(record, at >= seen_from[replica], when)
+        # A reader sees the round once its record is written (whole seconds, rounded up).
+        timeline.append((float(math.ceil(at)), record))
+        at += policy.probe_interval.total_seconds()
+    return timeline
 
 
 def _daemon_event(
@@ -193,6 +304,7 @@ def _daemon_event(
                 outcome.events["remove:" + reason.split(" ")[0]] += 1
             case DestroyStored(version=version, reason=reason):
                 item.stored = [c for c in item.stored if c.version != version]
+                item.timelines.pop(version, None)
                 outcome.events["destroy:" + reason.split(";")[0]] += 1
             case CreateSecret():
                 item.create(now, policy, rng, profile)
@@ -230,6 +342,7 @@ def simulate_product(
         key_id = ""
         seen_from: list[float] = []
         born = 0.0
+        probe_failing = False
         valid_until = now  # the cached choice holds until then (or a daemon wake)
         while now < end:
             if wake_ts <= now:
@@ -242,12 +355,26 @@ def simulate_product(
                 valid_until = now  # the stored secrets may have changed
             if now >= valid_until:
                 at = datetime.fromtimestamp(now, UTC)
-                found = choose_ready(item.stored, at, policy)
+                probes = item.probes_at(now)
+                found = choose_ready(item.stored, at, policy, probes)
                 key_id = found.credential.key_id if isinstance(found, Ready) else ""
                 if key_id:
                     seen_from = item.seen_from[key_id]
                     born = found.credential.created.timestamp()  # type: ignore[union-attr]
-                valid_until = min(wake_ts, _next_boundary(item.stored, at, policy).timestamp())
+                failing = any(
+                    probe_rule.state(probes[c.version], c.created, policy)
+                    is probe_rule.ProbeState.FAILING
+                    for c in item.stored
+                    if c.version in probes
+                )
+                valid_until = min(
+                    wake_ts,
+                    _next_boundary(item.stored, at, policy).timestamp(),
+                    item.next_probe(now),
+                    now + 60.0 if failing else math.inf,
+                )
+                probe_failing = failing
+            outcome.probe_failing_minutes += probe_failing
             if not key_id:
                 outcome.waited += 1
             else:
@@ -259,6 +386,70 @@ def simulate_product(
                 outcome.failures += failed
                 outcome.ages[int((now - born) // 60)] += 1
             now += 60.0
+        _record_lags(item, outcome)
+    return outcome
+
+
+def _record_lags(item: _Integration, outcome: Outcome) -> None:
+    for credential in item.stored_ever:
+        seen = item.seen_from[credential.key_id]
+        created = credential.created.timestamp()
+        outcome.true_lag.append(max(seen) - created)
+        timeline = item.timelines_ever.get(credential.version)
+        if not timeline:
+            continue
+        record = timeline[-1][1]
+        outcome.probe_sign_ins.append(record.sign_ins)
+        if record.first_success is not None:
+            outcome.observed_first.append(record.first_success.timestamp() - created)
+        last = record.last_failure
+        outcome.observed_last_failure.append(0.0 if last is None else last.timestamp() - created)
+
+
+def simulate_new_integrations(
+    policy: TimingPolicy, profile: LagProfile, *, integrations: int, seed: int
+) -> Outcome:
+    """New integrations whose first run is waiting: from creation, a run every minute
+    for 3 hours, each taking the ready secret (if any) to a random replica.
+
+    ``waited`` counts the minutes a run waited; ``ages`` holds, per integration,
+    the minutes from creation to its first handed-out credential.
+    """
+    rng = random.Random(seed)
+    profile = resolve_stuck(profile, REPLICAS)
+    outcome = Outcome()
+    for index in range(integrations):
+        item = _Integration(f"new-{index}")
+        created = START + timedelta(seconds=rng.uniform(0, 86400))
+        item.create(created, policy, rng, profile)
+        [credential] = item.stored
+        seen = item.seen_from[credential.key_id]
+        start = created.timestamp()
+        first: float | None = None
+        for minute in range(180):
+            now = start + 60.0 * minute
+            found = choose_ready(
+                item.stored, datetime.fromtimestamp(now, UTC), policy, item.probes_at(now)
+            )
+            if not isinstance(found, Ready):
+                outcome.waited += 1
+                continue
+            if first is None:
+                first = now
+                outcome.ages[minute] += 1
+            outcome.runs += 1
+            outcome.failures += now < seen[int(rng.random() * REPLICAS)]
+        if first is None:
+            outcome.events["no-credential-in-3h"] += 1
+    return outcome
+
+
+def simulate_new_mint(
+    delay: float, profile: LagProfile, *, integrations: int, seed: int
+) -> Outcome:
+    """A new integration's runs when each mints its own secret (no wait for a credential)."""
+    outcome = simulate_mint(delay, profile, integrations=integrations, days=180 / 1440, seed=seed)
+    outcome.ages = Counter({int(delay // 60): integrations})
     return outcome
 
 
@@ -266,7 +457,7 @@ def _check(
     item: _Integration, policy: TimingPolicy, now: float, key_id: str, replica: int, failed: bool
 ) -> None:
     """Recompute a run the slow way: the ready rule and the emulator's replica view."""
-    fresh = choose_ready(item.stored, datetime.fromtimestamp(now, UTC), policy)
+    fresh = choose_ready(item.stored, datetime.fromtimestamp(now, UTC), policy, item.probes_at(now))
     assert isinstance(fresh, Ready) and fresh.credential.key_id == key_id, f"choice at {now}"
     assert failed == (not item.visible(key_id, replica, now)), f"visibility at {now}"
 
@@ -375,6 +566,58 @@ def validate_http(trials: int, delay: float, profile: str = "default", seed: int
     return outcome
 
 
+def _new_integrations_and_experiments(
+    integrations: int, days: float, seed: int, check: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """New integrations per strategy and profile; the lower-floor experiment in full."""
+    new_table: dict[str, dict[str, Any]] = {}
+    experiments: dict[str, dict[str, Any]] = {}
+    strategies = {**PRODUCT_STRATEGIES, **EXPERIMENTS}
+    for p_index, name in enumerate(PROFILE_NAMES):
+        profile = PROFILES[name]
+        for s_index, (strategy, policy) in enumerate(strategies.items()):
+            new = simulate_new_integrations(
+                policy, profile, integrations=integrations, seed=seed + 100 * p_index + 50 + s_index
+            )
+            new_table.setdefault(strategy, {})[name] = _first_credential(new)
+        for s_index, (strategy, delay) in enumerate(MINT_STRATEGIES.items()):
+            new = simulate_new_mint(
+                delay, profile, integrations=integrations, seed=seed + 100 * p_index + 70 + s_index
+            )
+            new_table.setdefault(strategy, {})[name] = _first_credential(new)
+        for s_index, (strategy, policy) in enumerate(EXPERIMENTS.items()):
+            steady = simulate_product(
+                policy,
+                profile,
+                integrations=integrations,
+                days=days,
+                seed=seed + 100 * p_index + 80 + s_index,
+                check=check,
+            )
+            experiments.setdefault(strategy, {})[name] = {
+                "rotations": steady.to_dict(),
+                "new_integrations": new_table[strategy][name],
+            }
+    for strategy in EXPERIMENTS:
+        rows = experiments[strategy].values()
+        experiments[strategy]["zero_failures_on_every_profile"] = all(
+            r["rotations"]["failures"] == 0 and r["new_integrations"]["failures"] == 0 for r in rows
+        )
+    return new_table, experiments
+
+
+def _first_credential(outcome: Outcome) -> dict[str, Any]:
+    firsts = [float(m) for m, n in outcome.ages.items() for _ in range(n)]
+    return {
+        "runs": outcome.runs,
+        "failures": outcome.failures,
+        "failure_rate": outcome.failure_rate,
+        "waited_run_minutes": outcome.waited,
+        "minutes_to_first_credential": _quantiles(firsts) if firsts else {},
+        "events": dict(outcome.events),
+    }
+
+
 def _agrees(http: Outcome, simulated: Outcome) -> dict[str, Any]:
     p = simulated.failure_rate
     sd = math.sqrt(max(p * (1 - p), 1e-9) / max(http.runs, 1))
@@ -417,6 +660,9 @@ def run(quick: bool = False, seed: int = 20260301) -> dict[str, Any]:
             )
     for (strategy, name), outcome in outcomes.items():
         table.setdefault(strategy, {})[name] = outcome.to_dict()
+    new_table, experiments = _new_integrations_and_experiments(
+        integrations, days, seed, check=quick
+    )
     validation = {
         strategy: _agrees(
             validate_http(trials, delay, "default", seed=seed + 7 + int(delay)),
@@ -438,8 +684,19 @@ def run(quick: bool = False, seed: int = 20260301) -> dict[str, Any]:
             },
             "model": "mint strategies: one sign-in per run, right after minting (or 60 s "
             "later), at a random replica; product: the ready secret at a random replica",
+            "probes": {
+                "interval": str(TimingPolicy().probe_interval),
+                "window": str(TimingPolicy().probe_window),
+                "sign_ins_per_round": TimingPolicy().probe_sign_ins,
+                "model": "rounds from creation, each sign-in at a random replica, success "
+                "iff that replica lists the key; stop when verified",
+            },
+            "new_integrations": "per profile, integrations x 1 new integration each, runs "
+            "every minute for the first 3 hours after creation",
         },
         "results": table,
+        "new_integrations": new_table,
+        "experiments": experiments,
         "validation": validation,
         "seconds": time.monotonic() - started,
     }

@@ -68,6 +68,23 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
+def _lags(result: dict[str, Any]) -> str:
+    true, seen = result["true_lag_s"], result["observed_last_failure_s"]
+    return (
+        f"true p50/p99/max {true['p50']:.0f}/{true['p99']:.0f}/{true['max']:.0f} s; "
+        f"observed (last refusal) {seen['p50']:.0f}/{seen['p99']:.0f}/{seen['max']:.0f} s"
+    )
+
+
+def _probes(result: dict[str, Any]) -> str:
+    per = result["probes_per_rotation"]
+    failing = result.get("probe_failing_minutes", 0)
+    return (
+        f"{per['mean']:.0f} sign-ins per rotation (max {per['max']}); "
+        f"health degraded {failing:,} integration-minutes"
+    )
+
+
 def _rate(result: dict[str, Any]) -> str:
     if result["failures"] == 0:
         upper = result.get("failure_rate_upper95")
@@ -165,7 +182,41 @@ def rows(results: dict[str, Any]) -> list[Row]:
         for strategy, profiles in table.items():
             for profile, result in profiles.items():
                 label = f"consistency: {strategy}"
-                out.append((label, f"failed sign-ins, {profile}", _rate(result), ""))
+                note = f"{result['waited']:,} run-minutes waited" if result.get("waited") else ""
+                out.append((label, f"failed sign-ins, {profile}", _rate(result), note))
+                if "probes_per_rotation" in result:
+                    out.append((label, f"lag, {profile}", _lags(result), _probes(result)))
+        for strategy, profiles in consistency.get("new_integrations", {}).items():
+            for profile, result in profiles.items():
+                first = result["minutes_to_first_credential"]
+                out.append(
+                    (
+                        f"new integration: {strategy}",
+                        f"first credential, {profile}",
+                        f"p50 {first.get('p50', 0):.0f} min, max {first.get('max', 0):.0f} min",
+                        f"runs failed {_rate(result)}",
+                    )
+                )
+        for strategy, rows in consistency.get("experiments", {}).items():
+            verdict = rows.get("zero_failures_on_every_profile")
+            out.append(
+                (
+                    f"experiment: {strategy}",
+                    "zero failures on every profile",
+                    "yes" if verdict else "no: not the default",
+                    "rotations and new integrations",
+                )
+            )
+            for profile, row in rows.items():
+                if isinstance(row, dict):
+                    out.append(
+                        (
+                            f"experiment: {strategy}",
+                            f"rotations, {profile}",
+                            _rate(row["rotations"]),
+                            f"new integrations {_rate(row['new_integrations'])}",
+                        )
+                    )
         for strategy, check in consistency["validation"].items():
             out.append(
                 (

@@ -27,13 +27,15 @@ from werkzeug.wrappers import Request, Response
 from sidecar import metrics
 from sidecar.certs import renewal
 from sidecar.errors import SidecarError, VaultError, VaultForbidden
-from sidecar.graph import GraphClient
+from sidecar.graph import GraphClient, probe_sign_in
 from sidecar.http_listener import BoundedHTTPServer
 from sidecar.lease import LeaderLease
 from sidecar.management import CertificateProvider
+from sidecar.probes.executor import ProbeExecutor
 from sidecar.ready import Ready, choose_ready
 from sidecar.rotation.run import TickReport, rotate
 from sidecar.runtime import Runtime
+from sidecar.sensitive import Sensitive
 from sidecar.vault_login import VaultLogin
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,9 @@ class Health:
     last_error: str = ""
     failing: set[str] = field(default_factory=set)
     certificate_stuck: str = ""
+    #: Integrations whose newest secret is refused at sign-in past its delay (the
+    #: previous secret carries the runs meanwhile).
+    probe_failing: set[str] = field(default_factory=set)
 
     def healthy(self, now: datetime, tick: timedelta) -> bool:
         if self.certificate_stuck:
@@ -80,6 +85,7 @@ class Daemon:
         self.vault_login = runtime.vault_login
         if self.vault_login is not None:
             watch_vault_login(self.vault_login)
+        self._probes: ProbeExecutor | None = None
 
     # -- one tick ----------------------------------------------------------------------
 
@@ -93,6 +99,42 @@ class Daemon:
             # not write once another has taken over: every write checks first.
             self._graph.write_guard = self.lease.confirm
         return self._graph
+
+    def probes(self) -> ProbeExecutor:
+        if self._probes is None:
+            azure = self.config.azure
+
+            def sign_in(tenant: str, client_id: str, secret: Sensitive) -> bool | None:
+                return probe_sign_in(
+                    login_url=azure.login_url,
+                    tenant_id=tenant,
+                    client_id=client_id,
+                    secret=secret,
+                    scope=azure.arm_scope,
+                    ca_bundle=azure.ca_bundle,
+                )
+
+            self._probes = ProbeExecutor(
+                self.runtime.store,
+                self.clock,
+                self.policy,
+                sign_in,
+                home_tenant=self.runtime.identity().tenant_id,
+                guard=self.lease.confirm,
+            )
+        return self._probes
+
+    def probe(self) -> datetime | None:
+        """One pass of the probe loop (leader only); when the next probe is due."""
+        if not self.policy.probes:
+            return None
+        try:
+            wake = self.probes().run_due()
+        except SidecarError as exc:
+            log.warning("probing stopped: %s", exc)
+            return None
+        self.health.probe_failing = set(self.probes().failing)
+        return wake
 
     def certificate_tick(self) -> bool:
         """Renew the management certificate if due; False if Graph cannot be used."""
@@ -162,6 +204,8 @@ class Daemon:
                 self._set_wake(name, None)
                 return True
             report = rotate(record, self.graph(), store, self.clock, self.policy)
+            if self.policy.probes and report.created:
+                self.probes().adopt(name, report.stored_after)
             self._observe(report)
             self.health.failing.discard(name)
             return True
@@ -191,7 +235,8 @@ class Daemon:
             metrics.ROTATIONS.labels(report.integration).inc()
         for _, reason in report.removed:
             metrics.REMOVALS.labels(_removal_kind(reason)).inc()
-        choice = choose_ready(report.stored_after, self.clock.now(), self.policy)
+        probes = self.runtime.store.probes(report.integration) if self.policy.probes else {}
+        choice = choose_ready(report.stored_after, self.clock.now(), self.policy, probes)
         remaining = (
             (choice.usable_until - self.clock.now()).total_seconds()
             if isinstance(choice, Ready)
@@ -247,7 +292,10 @@ class Daemon:
                         return
                 elif leader and (due := self.due(now)):
                     self.tick(only=due)
+                probe_wake = self.probe() if leader else None
                 wake = self.next_wake
+                if probe_wake is not None:
+                    wake = probe_wake if wake is None else min(wake, probe_wake)
                 earliest = next_tick if wake is None else min(next_tick, wake)
                 until_tick = max(timedelta(0), earliest - self.clock.now())
                 pause = min(renew_every, until_tick) if leader else renew_every
@@ -287,6 +335,8 @@ class Daemon:
                     "failing_integrations": sorted(self.health.failing),
                     "management_certificate_stuck": bool(self.health.certificate_stuck),
                     "vault_token": token,
+                    # Degraded, not failing: the previous secret still serves these.
+                    "probe_failing_integrations": sorted(self.health.probe_failing),
                 }
                 response = Response(
                     json.dumps(body), status=200 if healthy else 503, mimetype="application/json"

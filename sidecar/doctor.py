@@ -35,6 +35,7 @@ from sidecar.management import (
 )
 from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.orphans import find_orphans
+from sidecar.probes import lag
 from sidecar.ready import NotReady, choose_ready
 from sidecar.runtime import Runtime
 from sidecar.server_version import OPENBAO_GUARDED, VAULT_GUARDED, wildcard_guard
@@ -432,7 +433,7 @@ def integration(
     stacks = store.stacks_using(name)
     used = f" (used by {', '.join(sorted(stacks))})" if stacks else " (no stack uses it)"
     stored = store.credentials(name, repair=False)
-    choice = choose_ready(stored, now, config.timing)
+    choice = choose_ready(stored, now, config.timing, store.probes(name))
     if isinstance(choice, NotReady):
         when = f"; ready at {choice.ready_at:%Y-%m-%d %H:%M} UTC" if choice.ready_at else ""
         fresh = choice.ready_at is not None and choice.ready_at - now <= (
@@ -499,6 +500,29 @@ def integration(
 
 
 # -- the whole run ------------------------------------------------------------------------
+
+
+def observed_lag(store: Store, config: Config) -> Check:
+    """What the daemon's sign-in probes measured, and whether ``propagation_delay`` covers it."""
+    try:
+        samples, _ = lag.load(store.kv)
+    except VaultError as exc:
+        return Check("warn", f"cannot read the measured lag: {exc}")
+    if not samples:
+        return Check("ok", "lag: no probe measurements yet (the daemon records them)")
+    first = [s.first_success for s in samples]
+    last = [s.last_failure for s in samples]
+
+    def spread(values: list[float]) -> str:
+        qs = ", ".join(f"p{int(q * 100)} {lag.quantile(values, q):.0f}s" for q in (0.5, 0.9, 0.99))
+        return f"{qs}, max {max(values):.0f}s"
+
+    safe, verdict = lag.assessment(samples, config.timing)
+    line = (
+        f"lag over {len(samples)} secrets: first sign-in {spread(first)}; last refusal "
+        f"{spread(last)}; {verdict}"
+    )
+    return Check("ok" if safe else "warn", line)
 
 
 def daemon_health(url: str) -> Check:
@@ -578,6 +602,7 @@ def run_checks(
     now = runtime.clock.now()
     for name in names:
         yield from integration(runtime.store, name, now, config, signer)
+    yield observed_lag(runtime.store, config)
     if daemon_url:
         yield daemon_health(daemon_url)
 

@@ -841,3 +841,54 @@ def acquire_token_with_secret(
     )
     result: dict[str, Any] = app.acquire_token_for_client(scopes=[scope])
     return result
+
+
+# -- sign-in probes (verified readiness) --------------------------------------------------
+
+#: Refusals that mean "the replica that answered does not know this secret (yet)".
+#: AADSTS7000215 is Entra's answer to a client secret it does not hold
+#: (https://learn.microsoft.com/azure/developer/java/sdk/troubleshooting-authentication-service-principal).
+SECRET_REFUSED = frozenset({7000215})
+
+
+def probe_sign_in(
+    *,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    secret: Sensitive,
+    scope: str = ARM_SCOPE,
+    ca_bundle: str | None = None,
+) -> bool | None:
+    """One client-credentials sign-in on a new connection: True, False (refused) or None.
+
+    A new connection, because a front end keeps a keep-alive connection on
+    one directory replica: a probe must sample a replica the way a run's
+    first sign-in does. The token endpoint is not Microsoft Graph, so probes
+    never spend the Graph write quota. None (inconclusive) covers every other
+    answer: AADSTS700016 / 7000229 where the application has no service
+    principal in ``tenant_id`` (before consent), throttling, network errors;
+    such a probe says nothing about replication and is not counted. Nothing
+    about the secret reaches an exception or a log: failures are reduced to a
+    code.
+    """
+    session = make_session(ca_bundle)
+    try:
+        result = acquire_token_with_secret(
+            login_url=login_url,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            secret=secret,
+            scope=scope,
+            session=session,
+        )
+    except Exception:  # any transport failure is inconclusive; its text is dropped
+        return None
+    finally:
+        session.close()
+    if result.get("access_token"):
+        return True
+    codes = result.get("error_codes") or []
+    if any(code in SECRET_REFUSED for code in codes):
+        return False
+    return None

@@ -84,6 +84,37 @@ CERT_RENEWALS = Counter(
     registry=REGISTRY,
 )
 
+# Verified readiness (sidecar.probes): sign-ins made with new secrets, and the lag they measured.
+_LAG_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200, float("inf"))
+PROBE_SIGN_INS = Counter(
+    "azsidecar_probe_sign_ins_total",
+    "Sign-ins made with new secrets to verify them, by result (ok, refused, inconclusive).",
+    ["result"],
+    registry=REGISTRY,
+)
+PROBE_LATE_FAILURES = Counter(
+    "azsidecar_probe_late_failures_total",
+    "Probe sign-ins refused after the secret's propagation delay had passed.",
+    registry=REGISTRY,
+)
+PROBE_FAILING = Gauge(
+    "azsidecar_probe_failing_credentials",
+    "Secrets past their propagation delay whose latest probe was refused.",
+    registry=REGISTRY,
+)
+LAG_FIRST_SUCCESS = Histogram(
+    "azsidecar_lag_first_success_seconds",
+    "From a secret's creation to its first successful probe sign-in.",
+    buckets=_LAG_BUCKETS,
+    registry=REGISTRY,
+)
+LAG_LAST_FAILURE = Histogram(
+    "azsidecar_lag_last_failure_seconds",
+    "From a secret's creation to its last refused probe sign-in (0 if none was refused).",
+    buckets=_LAG_BUCKETS,
+    registry=REGISTRY,
+)
+
 
 class GraphMetrics:
     """Feeds the Graph client's per-attempt events into the metrics above."""

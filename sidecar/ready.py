@@ -2,20 +2,31 @@
 
 The daemon, the gRPC resolver and the Vault plugin all call
 :func:`choose_ready`, so a runner gets the same answer whichever way it asks.
-A secret is handed out only once every Azure AD replica knows it
-(``propagation_delay`` after creation) and only while it has more than
-``ready_safety_margin`` left, so a run never starts on a secret about to
-expire. Among those, the one with the latest expiry lasts longest.
+A secret is handed out only once every Azure AD replica knows it and only
+while it has more than ``ready_safety_margin`` left, so a run never starts
+on a secret about to expire. Among those, the one with the latest expiry
+lasts longest.
+
+"Every replica knows it" is judged two ways (see :mod:`sidecar.probes.rule`):
+by time (``propagation_delay`` after creation, or the longer delay the
+daemon recorded for it) and, for a secret the daemon probes, by sign-ins
+that all succeeded over the probe window. Both must hold. The only way to
+hand out earlier than ``propagation_delay`` is the operator's explicit
+``new_integration_floor``, for an integration's only secret, once verified.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sidecar.model import StoredCredential
+from sidecar.probes import rule
+from sidecar.probes.rule import ProbeRecord, ProbeState
 from sidecar.timing import TimingPolicy
+
+Probes = Mapping[int, ProbeRecord]
 
 
 @dataclass(frozen=True)
@@ -32,8 +43,11 @@ class NotReady:
     reason: str
 
 
-def ready_from(credential: StoredCredential, policy: TimingPolicy) -> datetime:
-    return credential.created + policy.propagation_delay
+def ready_from(
+    credential: StoredCredential, policy: TimingPolicy, probe: ProbeRecord | None = None
+) -> datetime:
+    """When the time rule lets ``credential`` out (probes may hold it back longer)."""
+    return credential.created + rule.effective_delay(probe, policy)
 
 
 def usable_until(credential: StoredCredential, policy: TimingPolicy) -> datetime:
@@ -46,20 +60,58 @@ def safe_window(credential: StoredCredential, now: datetime, policy: TimingPolic
 
 
 def choose_ready(
-    credentials: Iterable[StoredCredential], now: datetime, policy: TimingPolicy
+    credentials: Iterable[StoredCredential],
+    now: datetime,
+    policy: TimingPolicy,
+    probes: Probes | None = None,
 ) -> Ready | NotReady:
-    """Pick the secret to hand out at ``now``, or say when one will exist."""
+    """Pick the secret to hand out at ``now``, or say when one will exist and why not yet."""
+    probes = (probes or {}) if policy.probes else {}
+    listed = list(credentials)
     ready: list[StoredCredential] = []
-    upcoming: list[datetime] = []
-    for credential in credentials:
-        start, end = ready_from(credential, policy), usable_until(credential, policy)
-        if start <= now < end:
+    upcoming: list[tuple[datetime, str]] = []
+    for credential in listed:
+        probe = probes.get(credential.version)
+        start, end = (
+            _start(credential, policy, probe, alone=len(listed) == 1),
+            usable_until(credential, policy),
+        )
+        if now >= end:
+            continue
+        verdict = None if probe is None else rule.state(probe, credential.created, policy)
+        if start <= now and verdict in (None, ProbeState.VERIFIED):
             ready.append(credential)
-        elif now < start < end:
-            upcoming.append(start)
+            continue
+        if verdict is None or verdict is ProbeState.VERIFIED:
+            if start < end:
+                upcoming.append((start, "newest secret is still propagating through Azure AD"))
+        elif probe is not None:
+            expected = max(start, rule.verified_at_earliest(probe, now, policy))
+            if expected < end:
+                upcoming.append((expected, _probe_reason(verdict, probe)))
     if ready:
         best = max(ready, key=lambda c: (c.expires, c.created, c.version))
         return Ready(best, usable_until(best, policy))
     if upcoming:
-        return NotReady(min(upcoming), "newest secret is still propagating through Azure AD")
+        at, reason = min(upcoming)
+        return NotReady(at, reason)
     return NotReady(None, "no secret that is or will become ready; the daemon must create one")
+
+
+def _start(
+    credential: StoredCredential, policy: TimingPolicy, probe: ProbeRecord | None, alone: bool
+) -> datetime:
+    floor = policy.new_integration_floor
+    if alone and floor is not None and probe is not None and policy.probes:
+        return credential.created + min(floor, rule.effective_delay(probe, policy))
+    return ready_from(credential, policy, probe)
+
+
+def _probe_reason(verdict: ProbeState, probe: ProbeRecord) -> str:
+    if verdict is ProbeState.FAILING:
+        return (
+            f"newest secret is refused at sign-in after its propagation delay "
+            f"({probe.failures} of {probe.sign_ins} probes failed); the previous one stays"
+            " in use while Azure AD catches up"
+        )
+    return "newest secret is propagating: waiting for sign-in probes to succeed over the window"

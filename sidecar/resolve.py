@@ -15,9 +15,11 @@ re-attached stack takes that long to show.
 
 Why a cached index can never hand out a removed or unready secret:
 
-* Not ready: readiness is a function of a version's creation time and the
-  current time. An index at most ``index_ttl`` old can only lack versions
-  stored since, and those are not ready for ``propagation_delay``.
+* Not ready: readiness is a function of a version's creation time, its probe
+  record (:mod:`sidecar.probes.rule`) and the current time. An index at most
+  ``index_ttl`` old can only lack versions stored since, and those are not
+  ready for ``propagation_delay``; a probe record only ever moves from
+  unverified to verified, so an older copy of it is only more cautious.
 * Removed: the daemon removes one of its secrets from Azure only once it has
   expired (:mod:`sidecar.rotation.planner`), and a secret stops being handed
   out ``ready_safety_margin`` (30 minutes) before it expires. The index cache
@@ -40,6 +42,7 @@ from typing import Any
 
 from sidecar.errors import NotFoundError, NotReadyError, VaultNotFound
 from sidecar.model import Phase, parse_index
+from sidecar.probes import rule as probe_rule
 from sidecar.ready import NotReady, choose_ready
 from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord
@@ -195,7 +198,7 @@ def _resolve(
         if latest is None:
             raise NotReadyError(f"integration {name!r} has no secret yet", None)
         index = parse_index(latest.custom_metadata)
-        choice = choose_ready(index, now, policy)
+        choice = choose_ready(index, now, policy, probe_rule.parse(latest.custom_metadata))
         if isinstance(choice, NotReady):
             raise NotReadyError(
                 f"no ready credential for integration {name!r}: {choice.reason}", choice.ready_at

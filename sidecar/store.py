@@ -25,6 +25,8 @@ from sidecar import fieldcheck
 from sidecar.crashpoints import crash_point
 from sidecar.errors import VaultError, VaultNotFound
 from sidecar.model import Intent, IntentKind, StoredCredential, index_entry, parse_index
+from sidecar.probes import rule as probe_rule
+from sidecar.probes.rule import ProbeRecord
 from sidecar.sensitive import Sensitive
 from sidecar.vault import VaultKV, check_segment
 
@@ -233,10 +235,48 @@ class Store:
             self._write_index(path, meta.custom_metadata, indexed.values())
         return sorted(indexed.values(), key=lambda c: c.version)
 
-    def _write_index(self, path: str, current: dict[str, str], entries: Any) -> None:
-        others = {k: v for k, v in current.items() if not _is_index_key(k)}
+    def _write_index(
+        self,
+        path: str,
+        current: dict[str, str],
+        entries: Any,
+        probe: ProbeRecord | None = None,
+    ) -> None:
         index = dict(index_entry(c) for c in entries)
+        # A probe record lives exactly as long as its version's index entry.
+        others = {
+            k: v
+            for k, v in current.items()
+            if not _is_index_key(k)
+            and not (probe_rule.is_probe_key(k) and f"v{k[1:]}" not in index)
+        }
+        if probe is not None:
+            key, value = probe_rule.encode(probe)
+            others[key] = value
         self.kv.set_custom_metadata(path, {**others, **index})
+
+    def probes(self, name: str) -> dict[int, ProbeRecord]:
+        """The probe records of an integration's live secrets, by version."""
+        check_segment(name, "integration name")
+        try:
+            meta = self.kv.read_metadata(f"credentials/{name}")
+        except VaultNotFound:
+            return {}
+        return probe_rule.parse(meta.custom_metadata)
+
+    def save_probe(self, name: str, record: ProbeRecord) -> bool:
+        """Store a probe record; False (nothing written) if its version is no longer live."""
+        check_segment(name, "integration name")
+        path = f"credentials/{name}"
+        try:
+            meta = self.kv.read_metadata(path)
+        except VaultNotFound:
+            return False
+        entries = parse_index(meta.custom_metadata)
+        if record.version not in {c.version for c in entries}:
+            return False
+        self._write_index(path, meta.custom_metadata, entries, record)
+        return True
 
     def store_secret(self, name: str, secret: SecretVersion) -> StoredCredential:
         """Write a new version (check-and-set on the current one), then index it."""

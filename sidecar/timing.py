@@ -62,9 +62,28 @@ class TimingPolicy:
     lease_ttl: timedelta = timedelta(seconds=90)
     intent_timeout: timedelta = timedelta(minutes=15)
     missing_grace: timedelta = timedelta(hours=1)
+    #: Verified readiness (:mod:`sidecar.probes`): sign in with each new secret every
+    #: ``probe_interval``, ``probe_sign_ins`` times on fresh connections, until the
+    #: successes since the last failure span ``probe_window``.
+    probes: bool = True
+    probe_interval: timedelta = timedelta(minutes=1)
+    probe_window: timedelta = timedelta(minutes=10)
+    probe_sign_ins: int = 4
+    #: Lengthen a new secret's delay to the worst lag observed lately plus
+    #: ``raise_margin``, at most ``max_effective_delay`` (off by default).
+    raise_delay: bool = False
+    raise_margin: timedelta = timedelta(minutes=2)
+    #: Explicit opt-in to hand out a new integration's first secret before
+    #: ``propagation_delay`` (still only once verified by probes); None = never.
+    new_integration_floor: timedelta | None = None
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def max_effective_delay(self) -> timedelta:
+        """The longest delay a renewal still fits in (``rotation_slack`` spent on it)."""
+        return self.secret_renew_before - (self.ready_safety_margin + self.tick)
 
     @property
     def rotation_slack(self) -> timedelta:
@@ -77,10 +96,35 @@ class TimingPolicy:
         """Raise :class:`ConfigError` naming the first field that cannot work."""
         for field in fields(self):
             value = getattr(self, field.name)
+            if field.name in _NOT_DURATIONS or (value is None and field.name in _OPTIONAL):
+                continue
             if not isinstance(value, timedelta):
                 raise ConfigError(field.name, f"must be a duration, got {type(value).__name__}")
             if value <= timedelta(0):
                 raise ConfigError(field.name, f"must be positive, got {value}")
+        for flag in ("probes", "raise_delay"):
+            _require(isinstance(getattr(self, flag), bool), flag, "must be true or false")
+        _require(
+            isinstance(self.probe_sign_ins, int) and 1 <= self.probe_sign_ins <= 20,
+            "probe_sign_ins",
+            f"must be a whole number from 1 to 20, got {self.probe_sign_ins}",
+        )
+        _require(
+            self.probe_window >= self.probe_interval,
+            "probe_window",
+            f"must be at least probe_interval ({self.probe_interval}), got {self.probe_window}",
+        )
+        floor = self.new_integration_floor
+        _require(
+            floor is None or floor <= self.propagation_delay,
+            "new_integration_floor",
+            f"must not exceed propagation_delay ({self.propagation_delay}), got {floor}",
+        )
+        _require(
+            floor is None or self.probes,
+            "new_integration_floor",
+            "needs probes = true: only probes may justify handing a secret out early",
+        )
         _require(
             self.secret_renew_before < self.secret_lifetime,
             "secret_renew_before",
@@ -124,6 +168,10 @@ class TimingPolicy:
             f"must be longer than cert_switch_delay + tick "
             f"({self.cert_switch_delay + self.tick}), got {self.cert_renew_before}",
         )
+
+
+_NOT_DURATIONS = frozenset({"probes", "raise_delay", "probe_sign_ins"})
+_OPTIONAL = frozenset({"new_integration_floor"})
 
 
 def _require(condition: bool, key: str, message: str) -> None:

@@ -136,6 +136,7 @@ def test_graph_storm_for_24_hours_keeps_every_integration_ready(
             next_tick = world.time.now() + wait
         elif due := daemon.due(now):
             ok = daemon.tick(only=due)
+        daemon.probe()  # and, while it leads, probes new secrets (verified readiness)
         if ok is not None:
             ticks += 1
             failed_ticks += 0 if ok else 1

@@ -87,6 +87,7 @@ def test_72_hours_of_runs_never_fail_to_authenticate(world: World) -> None:
             next_tick = world.time.now() + policy.tick
         elif due := daemon.due(now):
             uncertain_ticks += _tick_or_uncertain(daemon.tick(only=due), daemon)
+        daemon.probe()  # and, while it leads, probes new secrets (verified readiness)
         for i, (name, tenant) in enumerate(integrations):
             stored = world.store.credentials(name)
             record, _ = world.store.integration(name)

@@ -99,6 +99,19 @@ def test_secrets_stay_out_of_logs_metrics_errors_argv_and_environments(
                 break
             time.sleep(0.2)
         assert all(len(world.store.credentials(n)) == 2 for n in names), log_path.read_text()
+        # The new secrets are probed (sign-ins with them on fresh connections): their
+        # results, metrics and log lines are swept too.
+        metrics_text = ""
+        while time.monotonic() < deadline:
+            metrics_text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            if _probe_sign_ins(metrics_text) >= 2:
+                break
+            time.sleep(0.2)
+        assert _probe_sign_ins(metrics_text) >= 2, log_path.read_text()
+        texts.append(metrics_text)
+        for name in names:
+            texts.append(repr(world.store.kv.read_metadata(f"credentials/{name}").custom_metadata))
+            texts.append(repr(world.store.probes(name)))
         texts += [text for _, text in proc_texts()]
         texts.append(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
         texts.append(requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text)
@@ -128,3 +141,12 @@ def test_secrets_stay_out_of_logs_metrics_errors_argv_and_environments(
     leaks = [s[:6] + "..." for s in secrets if s in everything]
     assert leaks == [], f"secret material found: {leaks}"
     assert '"level": "info"' in everything, "the daemon's JSON log was inspected"
+
+
+def _probe_sign_ins(metrics_text: str) -> float:
+    """Probe sign-ins the daemon made that gave an answer (ok or refused)."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith("azsidecar_probe_sign_ins_total{") and "inconclusive" not in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -99,7 +99,7 @@ def show(name: str, as_json: bool, config_path: str | None) -> None:
     record = _record(rt, name)
     now = rt.clock.now()
     stored = rt.store.credentials(name)
-    choice = choose_ready(stored, now, rt.config.timing)
+    choice = choose_ready(stored, now, rt.config.timing, rt.store.probes(name))
     ready_version = choice.credential.version if isinstance(choice, Ready) else None
     secrets = [
         {

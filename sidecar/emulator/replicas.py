@@ -85,6 +85,9 @@ PROFILES: dict[str, LagProfile] = {
     "default": LagProfile(name="default"),
     "heavy": LagProfile(name="heavy", fast_fraction=0.5, fast_max=90.0, tail_max=540.0),
     "stuck-replica": LagProfile(name="stuck-replica", stuck={-1: 1800.0}),
+    # Longer than any delay secret_renew_before leaves room for: the previous
+    # secret must carry the runs (verified readiness, issue 20).
+    "stuck-2h": LagProfile(name="stuck-2h", stuck={-1: 7200.0}),
 }
 
 

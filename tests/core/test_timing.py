@@ -28,7 +28,15 @@ def test_default_slack_absorbs_one_crash_retried_at_intent_timeout() -> None:
     assert p.rotation_slack + p.tick >= p.intent_timeout
 
 
-@pytest.mark.parametrize("name", [f.name for f in fields(TimingPolicy)])
+# Every duration; the probe switches and counts are checked below.
+DURATIONS = [
+    f.name
+    for f in fields(TimingPolicy)
+    if isinstance(f.default, timedelta) or f.name == "new_integration_floor"
+]
+
+
+@pytest.mark.parametrize("name", DURATIONS)
 @pytest.mark.parametrize("value", [timedelta(0), -M], ids=["zero", "negative"])
 def test_every_duration_must_be_positive(name: str, value: timedelta) -> None:
     with pytest.raises(ConfigError, match="must be positive") as err:
@@ -126,3 +134,21 @@ def test_tight_but_possible_policies_are_accepted(changes: dict[str, timedelta])
 def test_replace_revalidates() -> None:
     with pytest.raises(ConfigError):
         replace(TimingPolicy(), tick=3 * H)
+
+
+def test_probe_settings_are_checked() -> None:
+    with pytest.raises(ConfigError) as err:
+        TimingPolicy(probe_sign_ins=0)
+    assert err.value.key == "probe_sign_ins"
+    with pytest.raises(ConfigError) as err:
+        TimingPolicy(probe_window=timedelta(seconds=30), probe_interval=M)
+    assert err.value.key == "probe_window"
+    # Handing out before propagation_delay is only ever an explicit choice, backed by probes.
+    with pytest.raises(ConfigError) as err:
+        TimingPolicy(new_integration_floor=2 * M, probes=False)
+    assert err.value.key == "new_integration_floor"
+    with pytest.raises(ConfigError) as err:
+        TimingPolicy(new_integration_floor=11 * M)
+    assert err.value.key == "new_integration_floor"
+    assert TimingPolicy().new_integration_floor is None
+    assert TimingPolicy().probes and not TimingPolicy().raise_delay
