@@ -362,7 +362,7 @@ def simulate_product(
                     seen_from = item.seen_from[key_id]
                     born = found.credential.created.timestamp()  # type: ignore[union-attr]
                 failing = any(
-                    probe_rule.state(probes[c.version], c.created, policy)
+                    probe_rule.state(probes[c.version], c.created, policy, at)
                     is probe_rule.ProbeState.FAILING
                     for c in item.stored
                     if c.version in probes

@@ -72,17 +72,17 @@ def choose_ready(
     upcoming: list[tuple[datetime, str]] = []
     for credential in listed:
         probe = probes.get(credential.version)
+        verdict = None if probe is None else rule.state(probe, credential.created, policy, now)
         start, end = (
-            _start(credential, policy, probe, alone=len(listed) == 1),
+            _start(credential, policy, probe, verdict, alone=len(listed) == 1),
             usable_until(credential, policy),
         )
         if now >= end:
             continue
-        verdict = None if probe is None else rule.state(probe, credential.created, policy)
-        if start <= now and verdict in (None, ProbeState.VERIFIED):
+        if start <= now and verdict in _TIME_RULE_DECIDES:
             ready.append(credential)
             continue
-        if verdict is None or verdict is ProbeState.VERIFIED:
+        if verdict in _TIME_RULE_DECIDES:
             if start < end:
                 upcoming.append((start, "newest secret is still propagating through Azure AD"))
         elif probe is not None:
@@ -98,11 +98,21 @@ def choose_ready(
     return NotReady(None, "no secret that is or will become ready; the daemon must create one")
 
 
+#: Verdicts under which the time rule alone decides (no record, verified, or no evidence).
+_TIME_RULE_DECIDES = (None, ProbeState.VERIFIED, ProbeState.UNVERIFIABLE)
+
+
 def _start(
-    credential: StoredCredential, policy: TimingPolicy, probe: ProbeRecord | None, alone: bool
+    credential: StoredCredential,
+    policy: TimingPolicy,
+    probe: ProbeRecord | None,
+    verdict: ProbeState | None,
+    alone: bool,
 ) -> datetime:
+    """When the time rule lets ``credential`` out; the floor only where probes can verify."""
     floor = policy.new_integration_floor
-    if alone and floor is not None and probe is not None and policy.probes:
+    evidence = verdict in (ProbeState.VERIFIED, ProbeState.PROPAGATING)
+    if alone and floor is not None and probe is not None and policy.probes and evidence:
         return credential.created + min(floor, rule.effective_delay(probe, policy))
     return ready_from(credential, policy, probe)
 

@@ -122,7 +122,8 @@ def test_stuck_replica_unverified_secret_is_not_handed_out(
     )
     assert held_back >= 15 and runs >= 40 and failures == 0
     assert saw_failing_health
-    assert probe.failures > 0 and rule.state(probe, new.created, policy) is ProbeState.VERIFIED
+    verdict = rule.state(probe, new.created, policy, world.time.now())
+    assert probe.failures > 0 and verdict is ProbeState.VERIFIED
     assert probe.last_failure is not None
     assert probe.last_failure - new.created >= policy.propagation_delay
     final = resolve_credential(world.store.kv, "stack-0", Phase.APPLY, world.time.now(), policy)

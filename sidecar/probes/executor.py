@@ -176,7 +176,7 @@ class ProbeExecutor:
                 due = max(due, tried + INCONCLUSIVE_BACKOFF * self.policy.probe_interval)
             if due <= self.clock.now():
                 probe = self._round(record, credential, probe)
-            state = rule.state(probe, credential.created, self.policy)
+            state = rule.state(probe, credential.created, self.policy, self.clock.now())
             failing |= state is ProbeState.FAILING
             following = rule.next_probe_at(probe, self.policy)
             tried = self._attempted.get((name, version))

@@ -9,11 +9,21 @@ only when it is verified *and* the time rule holds; a credential without a
 record (created before probes existed, or with probes off) obeys the time
 rule alone.
 
+Probes hold a credential back only on evidence: a refusal after its delay,
+or a run of successes still shorter than the window. Where they learn
+nothing (no sign-in answered yes or no by the time the time rule would
+release the credential: no consent where the daemon can sign in, an
+application it cannot reach; or none for a whole window since: the daemon
+stopped, lost its lease, or is throttled) the credential is *unverifiable*
+and the time rule decides alone, as before probes existed. So probes can
+only make the product more careful than the time rule, never stop it.
+
 The record lives in the credential key's ``custom_metadata`` beside the
 index entry (``p<version>``), so the one read every reader already makes
 brings it, and the ready rule stays a function of that state, the policy and
-``now``. Once verified a record no longer changes (probing stops), so a
-reader's cached index can only be more cautious than the daemon's.
+``now``. Once verified a record no longer changes (probing stops). A
+reader's cached index (seconds old) can lag the daemon's newest probe, but
+staleness only counts after a whole ``probe_window`` without one.
 
 Why random replicas and a window, not one success: a sign-in succeeds when
 the replica that serves it knows the secret, and Entra, like the emulator,
@@ -41,6 +51,13 @@ class ProbeState(StrEnum):
     VERIFIED = "verified"
     PROPAGATING = "propagating"  # no sign-in failed after the delay; waiting for the window
     FAILING = "probe failing"  # a sign-in failed after the credential should have replicated
+    #: Probes gave no evidence: no sign-in answered yes or no by the time the time
+    #: rule releases the credential (no consent anywhere the daemon can sign in, an
+    #: application that cannot be reached), or none for a whole probe window since
+    #: (probing stopped: daemon down, lease lost, throttled). The time rule decides
+    #: alone, as it did before probes; only evidence (a refusal, a streak still too
+    #: short) holds a credential back beyond it.
+    UNVERIFIABLE = "unverifiable"
 
 
 @dataclass(frozen=True)
@@ -105,12 +122,18 @@ def verified(record: ProbeRecord, policy: TimingPolicy) -> bool:
     return record.last_probe - record.streak_since >= policy.probe_window
 
 
-def state(record: ProbeRecord, created: datetime, policy: TimingPolicy) -> ProbeState:
+def state(
+    record: ProbeRecord, created: datetime, policy: TimingPolicy, now: datetime
+) -> ProbeState:
     if verified(record, policy):
         return ProbeState.VERIFIED
     late = created + effective_delay(record, policy)
     if record.last_failure is not None and record.last_failure >= late:
         return ProbeState.FAILING
+    if record.last_probe is None:
+        return ProbeState.UNVERIFIABLE if now >= late else ProbeState.PROPAGATING
+    if now - record.last_probe > policy.probe_window:
+        return ProbeState.UNVERIFIABLE
     return ProbeState.PROPAGATING
 
 
@@ -150,7 +173,8 @@ def encode(record: ProbeRecord) -> tuple[str, str]:
 
 def parse(custom_metadata: Mapping[str, str] | None) -> dict[int, ProbeRecord]:
     """The probe records by version; an entry that does not parse counts as never
-    verified, so damage can only hold a credential back, never hand it out early."""
+    verified and as no evidence, so damage never hands a credential out early (not
+    even under ``new_integration_floor``): the time rule decides."""
     found: dict[int, ProbeRecord] = {}
     for key, value in (custom_metadata or {}).items():
         match = _KEY.fullmatch(key)

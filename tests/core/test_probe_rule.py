@@ -24,10 +24,12 @@ def cred(version: int, age: timedelta, left: timedelta = 24 * H) -> StoredCreden
     return StoredCredential(version, f"key-{version}", f"intent-{version}", NOW - age, NOW + left)
 
 
-def probed(version: int, age: timedelta, results: str, every: timedelta = M) -> ProbeRecord:
-    """The record after probes at ``age - k*every`` ... ``now``: ``+`` success, ``-`` refusal."""
+def probed(
+    version: int, age: timedelta, results: str, every: timedelta = M, until: datetime = NOW
+) -> ProbeRecord:
+    """The record after probes every ``every`` up to ``until``: ``+`` success, ``-`` refusal."""
     record = rule.pending(version, POLICY.propagation_delay)
-    start = NOW - every * (len(results) - 1)
+    start = until - every * (len(results) - 1)
     for index, mark in enumerate(results):
         record = rule.observe(record, mark == "+", start + every * index)
     return record
@@ -46,7 +48,33 @@ class Case:
 CASES = {
     "no-record-time-rule-alone": Case((cred(1, 10 * M),), (), 1),
     "pending-record-no-probe-yet-holds-back": Case(
-        (cred(1, 11 * M),), (rule.pending(1, 10 * M),), None, NOW + 11 * M, "propagating"
+        (cred(1, 9 * M),), (rule.pending(1, 10 * M),), None, NOW + 11 * M, "propagating"
+    ),
+    "no-sign-in-answered-by-the-delay-time-rule-decides": Case(
+        (cred(1, 10 * M),), (rule.pending(1, 10 * M),), 1
+    ),
+    "probing-stopped-for-a-window-time-rule-decides": Case(
+        (cred(1, 25 * M),), (probed(1, 25 * M, "+++", until=NOW - 11 * M),), 1
+    ),
+    "probing-paused-less-than-a-window-still-holds": Case(
+        (cred(1, 25 * M),),
+        (probed(1, 25 * M, "+++", until=NOW - 9 * M),),
+        None,
+        NOW,  # the probe due now could complete the window
+        "propagating",
+    ),
+    "stale-refusal-still-holds": Case(
+        (cred(1, 22 * H, 2 * H), cred(2, 3 * H)),
+        (probed(2, 3 * H, "+-", until=NOW - 2 * H),),
+        1,
+    ),
+    "floor-opt-in-never-for-an-unverifiable-secret": Case(
+        (cred(1, 5 * M),),
+        (probed(1, 5 * M, "+", until=NOW - 4 * M),),  # probing stopped 4 min ago
+        None,
+        NOW + 5 * M,
+        "propagating",
+        policy=TimingPolicy(new_integration_floor=2 * M, probe_window=3 * M),
     ),
     "ten-minutes-of-successes-and-old-enough-is-ready": Case(
         (cred(1, 11 * M),), (probed(1, 11 * M, "+" * 11),), 1
@@ -123,6 +151,13 @@ def test_choose_ready_with_probes(case: Case) -> None:
 
 STATES = {
     "never-probed": (rule.pending(1, 10 * M), 5 * M, ProbeState.PROPAGATING),
+    "never-answered-by-the-delay": (rule.pending(1, 10 * M), 10 * M, ProbeState.UNVERIFIABLE),
+    "probing-stopped": (
+        probed(1, 30 * M, "++", until=NOW - 11 * M),
+        30 * M,
+        ProbeState.UNVERIFIABLE,
+    ),
+    "failing-and-stale": (probed(1, 30 * M, "-", until=NOW - 15 * M), 30 * M, ProbeState.FAILING),
     "failing-late": (probed(1, 12 * M, "-"), 12 * M, ProbeState.FAILING),
     "failing-early": (probed(1, 9 * M, "-"), 9 * M, ProbeState.PROPAGATING),
     "verified": (probed(1, 10 * M, "+" * 11), 10 * M, ProbeState.VERIFIED),
@@ -133,7 +168,7 @@ STATES = {
 @pytest.mark.parametrize("case", STATES.values(), ids=STATES.keys())
 def test_probe_state(case: tuple[ProbeRecord, timedelta, ProbeState]) -> None:
     record, age, expected = case
-    assert rule.state(record, NOW - age, POLICY) is expected
+    assert rule.state(record, NOW - age, POLICY, NOW) is expected
 
 
 def test_probing_stops_once_verified_and_is_due_every_interval_before() -> None:
@@ -154,11 +189,14 @@ def test_record_round_trips_through_custom_metadata() -> None:
 
 @pytest.mark.parametrize("value", ["", "garbage", "1|2|3", "-5||||||0|0|1|x", "a|b|c|d|e|f|g|h"])
 def test_unparseable_record_is_never_verified(value: str) -> None:
+    """Damage is no evidence: never verified, so never early; the time rule decides."""
     parsed = rule.parse({"p3": value})
     assert set(parsed) == {3}
     assert not rule.verified(parsed[3], POLICY)
-    outcome = choose_ready([cred(3, 2 * H)], NOW, POLICY, parsed)
-    assert isinstance(outcome, NotReady)
+    assert isinstance(choose_ready([cred(3, 9 * M)], NOW, POLICY, parsed), NotReady)
+    early = TimingPolicy(new_integration_floor=2 * M)
+    assert isinstance(choose_ready([cred(3, 9 * M)], NOW, early, parsed), NotReady)
+    assert isinstance(choose_ready([cred(3, 2 * H)], NOW, POLICY, parsed), Ready)
 
 
 def test_raised_delay_covers_worst_lag_within_renew_before() -> None:
