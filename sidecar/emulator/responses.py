@@ -1,4 +1,14 @@
-"""Error bodies exactly as Entra ID, Microsoft Graph and ARM send them."""
+"""Error bodies exactly as Entra ID, Microsoft Graph and ARM send them.
+
+Graph's routes raise their errors instead of returning them::
+
+    GraphError          status, code, message, headers
+    ├── BadRequest      400 Request_BadRequest
+    ├── NotFound        404 Request_ResourceNotFound
+    └── Forbidden       403 Authorization_RequestDenied
+
+and ``graph.routes.GraphRoutes.serve`` answers one with :func:`graph_error`.
+"""
 
 from __future__ import annotations
 
