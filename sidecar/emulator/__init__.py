@@ -6,8 +6,9 @@ Public surface: ``EmulatorServer``, ``EmulatorConfig``, ``EmulatorState`` (``ser
 
 from sidecar.emulator.clock import Clock
 from sidecar.emulator.replicas import PROFILES, LagProfile
+from sidecar.emulator.seeding import MANAGEMENT_ROLE, AdminError, SeededApp
 from sidecar.emulator.server import EmulatorConfig, EmulatorServer
-from sidecar.emulator.state import MANAGEMENT_ROLE, AdminError, EmulatorState, SeededApp
+from sidecar.emulator.state import EmulatorState
 from sidecar.emulator.throttle import ThrottleConfig
 from sidecar.emulator.tls import ClientCertificate, generate_client_certificate
 

@@ -16,7 +16,8 @@ from sidecar.emulator.faults import FaultRule
 from sidecar.emulator.records import SINGLE_TENANT
 from sidecar.emulator.replicas import LagProfile, named_profile
 from sidecar.emulator.responses import json_response
-from sidecar.emulator.state import MANAGEMENT_ROLE, AdminError, EmulatorState
+from sidecar.emulator.seeding import MANAGEMENT_ROLE, AdminError
+from sidecar.emulator.state import EmulatorState
 from sidecar.emulator.throttle import ThrottleConfig
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})

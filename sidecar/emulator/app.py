@@ -22,7 +22,7 @@ from sidecar.emulator import gateway
 from sidecar.emulator.admin_api import create_admin_blueprint
 from sidecar.emulator.arm_api import create_arm_blueprint
 from sidecar.emulator.faults import Fault
-from sidecar.emulator.graph_api import create_graph_blueprint
+from sidecar.emulator.graph import create_graph_blueprint
 from sidecar.emulator.login_api import create_login_blueprint
 from sidecar.emulator.responses import (
     RequestInfo,

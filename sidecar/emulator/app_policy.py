@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Response
-
-from sidecar.emulator.responses import graph_error
+from sidecar.emulator.responses import GraphError
 
 LIFETIME_CODE = "CredentialInvalidLifetimeAsPerAppPolicy"
 
@@ -29,17 +27,16 @@ class AppManagementPolicy:
 
     max_password_lifetime: float | None = None
 
-    def check_password(self, start: float, end: float, now: float) -> Response | None:
-        """The 400 answer for a password credential the policy refuses, else None."""
+    def check_password(self, start: float, end: float) -> None:
+        """Raise the 400 answer for a password credential the policy refuses."""
         cap = self.max_password_lifetime
         if cap is None or end - start <= cap:
-            return None
-        return graph_error(
+            return
+        raise GraphError(
             400,
             LIFETIME_CODE,
             "Credential lifetime exceeds the max value allowed as per assigned policy"
             f" (maxLifetime {iso_duration(cap)}).",
-            now,
         )
 
 

@@ -22,6 +22,11 @@ MULTI_TENANT = "AzureADMultipleOrgs"
 SINGLE_TENANT = "AzureADMyOrg"
 
 
+def sp_key(tenant_id: str, app_id: str) -> str:
+    """The directory's key for the service principal of ``app_id`` in ``tenant_id``."""
+    return f"{tenant_id}/{app_id}"
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 

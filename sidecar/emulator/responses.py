@@ -1,4 +1,14 @@
-"""Error bodies exactly as Entra ID, Microsoft Graph and ARM send them."""
+"""Error bodies exactly as Entra ID, Microsoft Graph and ARM send them.
+
+Graph's routes raise their errors instead of returning them::
+
+    GraphError          status, code, message, headers
+    ├── BadRequest      400 Request_BadRequest
+    ├── NotFound        404 Request_ResourceNotFound
+    └── Forbidden       403 Authorization_RequestDenied
+
+and ``graph.routes.GraphRoutes.serve`` answers one with :func:`graph_error`.
+"""
 
 from __future__ import annotations
 
@@ -90,27 +100,54 @@ def graph_error(
     return json_response(body, status, headers)
 
 
-def not_found(resource: str, now: float) -> Response:
-    return graph_error(
-        404,
-        "Request_ResourceNotFound",
-        f"Resource '{resource}' does not exist or one of its queried reference-property "
-        "objects are not present.",
-        now,
-    )
+class GraphError(Exception):
+    """A Graph error answer, raised by a route and turned into :func:`graph_error` once.
+
+    ``headers`` ride along on the answer (``WWW-Authenticate`` on a 401,
+    ``Retry-After`` on a 429).
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+    def response(self, now: float) -> Response:
+        return graph_error(self.status, self.code, self.message, now, self.headers)
 
 
-def bad_request(message: str, now: float) -> Response:
-    return graph_error(400, "Request_BadRequest", message, now)
+class BadRequest(GraphError):
+    """400 ``Request_BadRequest``: a payload or query Graph refuses."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, "Request_BadRequest", message)
 
 
-def forbidden(now: float) -> Response:
-    return graph_error(
-        403,
-        "Authorization_RequestDenied",
-        "Insufficient privileges to complete the operation.",
-        now,
-    )
+class NotFound(GraphError):
+    """404 ``Request_ResourceNotFound`` for a resource id, in Graph's words."""
+
+    def __init__(self, resource: str) -> None:
+        super().__init__(
+            404,
+            "Request_ResourceNotFound",
+            f"Resource '{resource}' does not exist or one of its queried reference-property "
+            "objects are not present.",
+        )
+
+
+class Forbidden(GraphError):
+    """403 ``Authorization_RequestDenied``: the caller's roles do not allow it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        )
 
 
 def arm_error(
