@@ -29,7 +29,6 @@ from sidecar.crashpoints import crash_point
 from sidecar.errors import GraphError
 from sidecar.graph import GraphClient
 from sidecar.management import (
-    CERTIFICATE_PATH,
     CertificateVersion,
     ManagementIdentity,
     generate_key_pair,
@@ -116,7 +115,7 @@ def renew(
 
 
 def destroy_certificate(store: Store, version: int) -> None:
-    store.kv.destroy_versions(CERTIFICATE_PATH, [version])
+    store.destroy_certificate(version)
 
 
 def tick(

@@ -74,7 +74,8 @@ def observe(
     an application created a day ago is on every replica, so its 404 means it is
     gone, and waiting minutes for it would stall the whole tick.
     """
-    stored = tuple(store.credentials(record.name))
+    # The daemon's tick is where a credential index a crash left stale is repaired.
+    stored = tuple(store.repair_credentials(record.name))
     intents, _ = store.intents(record.name)
     secret_intents = tuple(i for i in intents if i.kind == IntentKind.SECRET)
     azure: tuple[AzureCredential, ...] | None
