@@ -57,7 +57,6 @@ class CertificateReport:
     destroyed: list[int] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
     stuck: str = ""
-    active_version: int | None = None
 
 
 def observe(
@@ -160,7 +159,6 @@ def apply(
 ) -> None:
     by_version = {c.version: c for c in certificates}
     active = by_version[decision.active.version]
-    report.active_version = active.version
     for action in decision.actions:
         match action:
             case RemoveKey(key_id=key_id, reason=reason):

@@ -60,7 +60,6 @@ class TickReport:
     removed: list[tuple[str, str]] = field(default_factory=list)
     destroyed: list[int] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
-    listing_available: bool = True
     next_at: datetime | None = None
     stored_after: tuple[StoredCredential, ...] = ()  # the live secrets once the tick is done
 
@@ -276,7 +275,7 @@ def rotate(
 ) -> TickReport:
     """One integration's tick: observe, plan, apply."""
     state = observe(record, graph, store, clock.now())
-    report = TickReport(integration=record.name, listing_available=state.azure is not None)
+    report = TickReport(integration=record.name)
     actions = plan(state, policy, clock.now())
     apply_actions(record, actions, graph, store, clock, policy, report)
     # When the plan could next change on Vault's state alone (a renewal coming
