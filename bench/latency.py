@@ -64,7 +64,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.cli.policies import DEFAULT_DIR, render_all
 from sidecar.devstack.openbao import OpenBaoDevServer, find_bao, free_port
-from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
+from sidecar.model import DEFAULT_CREDS_MOUNT, ConsentState, Phase
 from sidecar.plugin.install import install_wrapper, registration_commands
 from sidecar.resolve import resolve_credential
 from sidecar.resolver.auth import Access, VaultAuthorizer, creds_path
@@ -425,7 +425,7 @@ class LatencyStack:
             app_object_id="6f3e2d1c-4b5a-4069-8f78-8e9d0c1b2a3f",
             client_id=BENCH_CLIENT,
             display_name="azsidecar bench",
-            consent="granted",
+            consent=ConsentState.GRANTED,
             created=now - timedelta(days=1),
         )
         store.save_integration(record, cas=0)

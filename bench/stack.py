@@ -40,7 +40,7 @@ from sidecar.management import (
     save_identity,
     store_certificate,
 )
-from sidecar.model import credential_display_name
+from sidecar.model import ConsentState, credential_display_name
 from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, Store
 from sidecar.vault import VaultKV, connect
@@ -383,7 +383,7 @@ class BenchStack:
                     app_object_id=seeded.object_id,
                     client_id=seeded.app_id,
                     display_name=f"azsidecar-{seeded.name}",
-                    consent="granted",
+                    consent=ConsentState.GRANTED,
                     created=seeded.created,
                 )
                 store.save_integration(record, cas=0)

@@ -31,6 +31,7 @@ from sidecar.graph import GraphClient, probe_sign_in
 from sidecar.http_listener import BoundedHTTPServer
 from sidecar.lease import LeaderLease
 from sidecar.management import CertificateProvider
+from sidecar.model import IntegrationStatus
 from sidecar.probes.executor import ProbeExecutor
 from sidecar.ready import Ready, choose_ready
 from sidecar.rotation.run import TickReport, rotate
@@ -71,7 +72,7 @@ class Daemon:
         self.clock = runtime.clock
         self.policy = runtime.config.timing
         self.holder = holder or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.lease = LeaderLease(runtime.store.kv, self.holder, self.clock, self.policy.lease_ttl)
+        self.lease = LeaderLease(runtime.store, self.holder, self.clock, self.policy.lease_ttl)
         self.health = Health()
         self._graph: GraphClient | None = None
         self._certificates: CertificateProvider | None = None
@@ -194,7 +195,7 @@ class Daemon:
         store = self.runtime.store
         try:
             record, _ = store.integration(name)
-            if record.status != "ready":
+            if record.status != IntegrationStatus.READY:
                 log.warning(
                     "integration %s is incomplete (%s): finish it with `azsidecar integration"
                     " create` again or remove it with `integration delete`",

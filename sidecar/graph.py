@@ -592,18 +592,6 @@ class GraphClient:
         )
         return _parse_application(response.json())
 
-    def find_application(self, app_id: str) -> Application | None:
-        """``GET /applications(appId='..')``; None if Graph does not know it."""
-        try:
-            response = self.request(
-                "GET", f"/applications(appId='{quote(app_id, safe='')}')", "find_application"
-            )
-        except GraphError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return _parse_application(response.json())
-
     def list_applications(
         self, display_name: str | None = None, *, prefix: str | None = None, fresh: bool = False
     ) -> list[Application]:
@@ -645,15 +633,6 @@ class GraphClient:
                 return False
             raise
         return True
-
-    def update_application(self, object_id: str, changes: dict[str, Any]) -> None:
-        """``PATCH /applications/{id}``."""
-        self.request(
-            "PATCH",
-            f"/applications/{quote(object_id, safe='')}",
-            "update_application",
-            json=changes,
-        )
 
     # -- client secrets ----------------------------------------------------------------
 
@@ -802,19 +781,6 @@ class GraphClient:
                 return False
             raise
         return True
-
-    # -- service principals ----------------------------------------------------------
-
-    def find_service_principal(self, app_id: str) -> dict[str, Any] | None:
-        """``GET /servicePrincipals?$filter=appId eq '..'``."""
-        response = self.request(
-            "GET",
-            "/servicePrincipals",
-            "find_service_principal",
-            params={"$filter": f"appId eq '{app_id}'"},
-        )
-        values = response.json().get("value", [])
-        return dict(values[0]) if values else None
 
 
 def acquire_token_with_secret(

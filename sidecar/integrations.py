@@ -22,8 +22,9 @@ from urllib.parse import urlencode
 from sidecar.clock import Clock
 from sidecar.errors import GraphError, InputError
 from sidecar.graph import Application, GraphClient
+from sidecar.model import ConsentState, IntegrationRecord, IntegrationStatus
 from sidecar.rotation.run import create_secret
-from sidecar.store import IntegrationRecord, Store
+from sidecar.store import Store
 from sidecar.timing import TimingPolicy
 
 log = logging.getLogger(__name__)
@@ -136,14 +137,14 @@ class Integrations:
                 app_object_id="",
                 client_id="",
                 display_name=f"{self.app_name_prefix}-{name}-{secrets.token_hex(4)}",
-                consent="pending",
+                consent=ConsentState.PENDING,
                 created=self.clock.now(),
-                status="creating",
+                status=IntegrationStatus.CREATING,
             )
             version = self.store.save_integration(record, cas=0)
         else:
             record, version = found
-            if record.status == "ready":
+            if record.status == IntegrationStatus.READY:
                 raise InputError(
                     f"integration {name!r} already exists; pick another name or delete it first"
                 )
@@ -160,9 +161,10 @@ class Integrations:
             record = replace(record, app_object_id=app.object_id, client_id=app.app_id)
             version = self.store.save_integration(record, cas=version)
             self._remove_duplicates(record)
-        if not self.store.credentials(name):
+        # A write command: a first secret a crash left unindexed is indexed, not doubled.
+        if not self.store.repair_credentials(name):
             self._first_secret(record)
-        record = replace(record, status="ready")
+        record = replace(record, status=IntegrationStatus.READY)
         self.store.save_integration(record, cas=version)
         return record
 
@@ -210,6 +212,6 @@ class Integrations:
         removed_app = None
         if object_id and self.graph.delete_application(object_id):
             removed_app = record.display_name
-        paths = [f"credentials/{name}", f"state/intents/{name}", f"integrations/{name}"]
+        paths = self.store.integration_paths(name)
         self.store.delete_integration(name)
         return Removed(application=removed_app, secrets=len(stored), vault_paths=paths)

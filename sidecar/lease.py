@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sidecar.clock import Clock
 from sidecar.errors import LeaseLost, VaultConflict, VaultNotFound
-from sidecar.store import from_epoch, to_epoch
-from sidecar.vault import VaultKV
+from sidecar.model import LeaseRecord
+from sidecar.store import Store
 
 log = logging.getLogger(__name__)
 
-LEASE_PATH = "state/leader"
+#: What a released lease holds: no holder, expired since 1970.
+_RELEASED = LeaseRecord(holder="", expires=datetime.fromtimestamp(0, UTC))
 
 
 class LeaderLease:
-    def __init__(self, kv: VaultKV, holder: str, clock: Clock, ttl: timedelta) -> None:
-        self.kv = kv
+    def __init__(self, store: Store, holder: str, clock: Clock, ttl: timedelta) -> None:
+        self.store = store
         self.holder = holder
         self.clock = clock
         self.ttl = ttl
@@ -43,22 +44,12 @@ class LeaderLease:
 
     def _acquire(self) -> bool:
         now = self.clock.now()
-        try:
-            found = self.kv.read(LEASE_PATH)
-            holder = str(found.data.get("holder", ""))
-            expires = from_epoch(found.data.get("expires", 0))
-            version = found.version
-        except VaultNotFound:
-            holder, expires, version = "", now, self._current_version()
-        if holder and holder != self.holder and expires > now:
+        current, version = self.store.leader_lease()
+        if current and current.holder and current.holder != self.holder and current.expires > now:
             self._set(False)
             return False
         try:
-            self.kv.write(
-                LEASE_PATH,
-                {"holder": self.holder, "expires": to_epoch(now + self.ttl)},
-                cas=version,
-            )
+            self.store.save_leader_lease(LeaseRecord(self.holder, now + self.ttl), cas=version)
         except VaultConflict:
             self._set(False)
             return False
@@ -85,20 +76,14 @@ class LeaderLease:
                 f"{self.holder} no longer holds the leader lease; another daemon rotates now"
             )
 
-    def _current_version(self) -> int:
-        try:
-            return self.kv.read_metadata(LEASE_PATH).current_version
-        except VaultNotFound:
-            return 0
-
     def release(self) -> None:
         """Give the lease up at shutdown so a replica can take over at once."""
         if not self.held:
             return
         try:
-            found = self.kv.read(LEASE_PATH)
-            if found.data.get("holder") == self.holder:
-                self.kv.write(LEASE_PATH, {"holder": "", "expires": 0}, cas=found.version)
+            current, version = self.store.leader_lease()
+            if current is not None and current.holder == self.holder:
+                self.store.save_leader_lease(_RELEASED, cas=version)
         except (VaultConflict, VaultNotFound):
             pass
         self.renewed_at = None

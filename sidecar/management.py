@@ -1,10 +1,9 @@
 """The management application's identity and certificates, as kept in Vault.
 
-::
-
-    management/identity      tenant id, application object id, client id
-    management/certificate   one KV version per certificate (PEM, key, thumbprint,
-                             keyId, validity, upload time)
+The identity (tenant id, application object id, client id) and one KV version
+per certificate (PEM, key, thumbprint, keyId, validity, upload time); where
+they are kept is :class:`sidecar.store.Store`'s business, the certificate's
+codec is :class:`CertificateVersion`.
 
 The private key lives only in Vault; this module makes key pairs in memory.
 """
@@ -26,24 +25,29 @@ from sidecar.certs.planner import choose_active as planner_choose_active
 from sidecar.clock import Clock
 from sidecar.errors import SidecarError, VaultNotFound
 from sidecar.graph import CertificateCredential
-from sidecar.model import StoredCertificate
+from sidecar.model import ManagementIdentity, StoredCertificate, from_epoch, to_epoch
 from sidecar.sensitive import Sensitive
-from sidecar.store import Store, from_epoch, to_epoch
+from sidecar.store import Store
 from sidecar.timing import TimingPolicy
 
-IDENTITY_PATH = "management/identity"
-CERTIFICATE_PATH = "management/certificate"
+__all__ = [
+    "CertificateProvider",
+    "CertificateVersion",
+    "KeyPair",
+    "ManagementIdentity",
+    "ManagementNotInitialised",
+    "choose_active",
+    "generate_key_pair",
+    "key_pair_from",
+    "load_certificates",
+    "load_identity",
+    "save_identity",
+    "store_certificate",
+]
 
 
 class ManagementNotInitialised(SidecarError):
     """No management identity or certificate in Vault yet."""
-
-
-@dataclass(frozen=True)
-class ManagementIdentity:
-    tenant_id: str
-    app_object_id: str
-    client_id: str
 
 
 @dataclass(frozen=True)
@@ -155,48 +159,20 @@ def key_pair_from(cert: x509.Certificate, key: Any) -> KeyPair:
 
 def load_identity(store: Store) -> ManagementIdentity:
     try:
-        data = store.kv.read(IDENTITY_PATH).data
+        return store.management_identity()
     except VaultNotFound as exc:
         raise ManagementNotInitialised(
             "no management identity in Vault: run `azsidecar management init`"
         ) from exc
-    return ManagementIdentity(
-        tenant_id=str(data["tenant_id"]),
-        app_object_id=str(data["app_object_id"]),
-        client_id=str(data["client_id"]),
-    )
 
 
 def save_identity(store: Store, identity: ManagementIdentity) -> None:
-    try:
-        current = store.kv.read_metadata(IDENTITY_PATH).current_version
-    except VaultNotFound:
-        current = 0
-    store.kv.write(
-        IDENTITY_PATH,
-        {
-            "tenant_id": identity.tenant_id,
-            "app_object_id": identity.app_object_id,
-            "client_id": identity.client_id,
-        },
-        cas=current,
-    )
+    store.save_management_identity(identity)
 
 
 def load_certificates(store: Store) -> list[CertificateVersion]:
     """Every live stored certificate, oldest first."""
-    try:
-        meta = store.kv.read_metadata(CERTIFICATE_PATH)
-    except VaultNotFound:
-        return []
-    found = []
-    for version in meta.live_versions():
-        try:
-            data = store.kv.read(CERTIFICATE_PATH, version).data
-        except VaultNotFound:
-            continue
-        found.append(CertificateVersion.from_data(version, data))
-    return found
+    return [CertificateVersion.from_data(v, data) for v, data in store.certificate_data()]
 
 
 def store_certificate(
@@ -207,10 +183,6 @@ def store_certificate(
     intent_id: str = "",
 ) -> CertificateVersion:
     """Write a certificate as a new version (check-and-set)."""
-    try:
-        current = store.kv.read_metadata(CERTIFICATE_PATH).current_version
-    except VaultNotFound:
-        current = 0
     draft = CertificateVersion(
         version=0,
         cert_pem=pair.cert_pem,
@@ -222,7 +194,7 @@ def store_certificate(
         not_after=pair.not_after,
         uploaded_at=uploaded_at,
     )
-    version = store.kv.write(CERTIFICATE_PATH, draft.to_data(), cas=current)
+    version = store.add_certificate_data(draft.to_data())
     return CertificateVersion.from_data(version, draft.to_data())
 
 

@@ -1,5 +1,8 @@
 """Plain data shared by the planners, the Vault and Graph adapters and the resolver.
 
+The records kept in KV are here, with their codecs (``to_data`` / ``from_data``,
+the on-disk format); *where* they are kept is :mod:`sidecar.store`'s business.
+
 Also two encodings that several parts must agree on byte for byte: the
 display name that ties an Azure credential to the intent that created it,
 and the compact index of live secrets kept in the KV key's
@@ -11,11 +14,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
+from sidecar import fieldcheck
 from sidecar.errors import SidecarError
+from sidecar.sensitive import Sensitive
 
 #: Where the plugin is mounted and the path (``<mount>/creds/<stack>/<phase>``) that
 #: authorises runners, plugin and resolver alike. Not ``azure``: HashiCorp's own Azure
@@ -28,11 +34,20 @@ class Phase(StrEnum):
     PLAN = "plan"
     APPLY = "apply"
 
+    @property
+    def role(self) -> str:
+        """The stack field that names the phase's integration: ``read`` or ``write``."""
+        return "read" if self is Phase.PLAN else "write"
+
 
 class ConsentState(StrEnum):
     PENDING = "pending"
     GRANTED = "granted"
-    REVOKED = "revoked"
+
+
+class IntegrationStatus(StrEnum):
+    CREATING = "creating"  # Graph work is unfinished
+    READY = "ready"
 
 
 class IntentKind(StrEnum):
@@ -40,9 +55,20 @@ class IntentKind(StrEnum):
     CERTIFICATE = "certificate"
 
 
+def to_epoch(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def from_epoch(value: object) -> datetime:
+    return datetime.fromtimestamp(float(str(value)), tz=UTC)
+
+
 @dataclass(frozen=True)
-class Integration:
-    """An Azure AD application the platform created for one user's tenant."""
+class IntegrationRecord:
+    """``integrations/<name>``: an Azure AD application made for one user's tenant.
+
+    Everything but secrets.
+    """
 
     name: str
     tenant_id: str
@@ -52,11 +78,54 @@ class Integration:
     display_name: str
     consent: ConsentState
     created: datetime
+    status: IntegrationStatus = IntegrationStatus.READY
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "tenant_id": self.tenant_id,
+            "subscription_id": self.subscription_id,
+            "app_object_id": self.app_object_id,
+            "client_id": self.client_id,
+            "display_name": self.display_name,
+            "consent": str(self.consent),
+            "created": to_epoch(self.created),
+            "status": str(self.status),
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> IntegrationRecord:
+        """Every field is checked: records reach runners' shells (see :mod:`sidecar.fieldcheck`)."""
+        name = fieldcheck.name(data.get("name"), "integration record", "name")
+        where = f"integrations/{name}"
+        try:
+            created = from_epoch(data["created"])
+        except (KeyError, ValueError, OverflowError, OSError):
+            raise fieldcheck.InvalidRecord(f"{where}: field created is not a time") from None
+        consent = fieldcheck.one_of(data.get("consent"), tuple(ConsentState), where, "consent")
+        status = fieldcheck.one_of(
+            data.get("status", "ready"), tuple(IntegrationStatus), where, "status"
+        )
+        return cls(
+            name=name,
+            tenant_id=fieldcheck.guid(data.get("tenant_id"), where, "tenant_id"),
+            subscription_id=fieldcheck.optional_guid(
+                data.get("subscription_id"), where, "subscription_id"
+            ),
+            app_object_id=fieldcheck.guid_or_empty(
+                data.get("app_object_id"), where, "app_object_id"
+            ),
+            client_id=fieldcheck.guid_or_empty(data.get("client_id"), where, "client_id"),
+            display_name=fieldcheck.printable(data.get("display_name"), where, "display_name"),
+            consent=ConsentState(consent),
+            created=created,
+            status=IntegrationStatus(status),
+        )
 
 
 @dataclass(frozen=True)
-class Stack:
-    """Which integration each phase of a stack's runs uses."""
+class StackRecord:
+    """``stacks/<stack>``: which integration serves each phase of a stack's runs."""
 
     name: str
     read: str | None = None
@@ -64,7 +133,97 @@ class Stack:
     subscription_id: str | None = None
 
     def integration_for(self, phase: Phase) -> str | None:
+        """The one place that says which integration a phase uses."""
         return self.read if phase is Phase.PLAN else self.write
+
+    def with_integration(self, phase: Phase, integration: str | None) -> StackRecord:
+        """A copy with the phase's integration replaced (``None`` detaches it)."""
+        if phase is Phase.PLAN:
+            return replace(self, read=integration)
+        return replace(self, write=integration)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "read": self.read,
+            "write": self.write,
+            "subscription_id": self.subscription_id,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> StackRecord:
+        """Checked on every read: an operator may write the record through the KV API."""
+        name = fieldcheck.name(data.get("name"), "stack record", "name")
+        where = f"stacks/{name}"
+        return cls(
+            name=name,
+            read=fieldcheck.optional_name(data.get("read"), where, "read"),
+            write=fieldcheck.optional_name(data.get("write"), where, "write"),
+            subscription_id=fieldcheck.optional_guid(
+                data.get("subscription_id"), where, "subscription_id"
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class SecretVersion:
+    """The data of one ``credentials/<name>`` version."""
+
+    client_id: str
+    secret: Sensitive
+    key_id: str
+    tenant_id: str
+    intent_id: str
+    created: datetime
+    expires: datetime
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.secret.reveal(),
+            "key_id": self.key_id,
+            "tenant_id": self.tenant_id,
+            "intent_id": self.intent_id,
+            "created": to_epoch(self.created),
+            "expires": to_epoch(self.expires),
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> SecretVersion:
+        where = "a credentials version"
+        try:
+            created, expires = from_epoch(data["created"]), from_epoch(data["expires"])
+        except (KeyError, ValueError, OverflowError, OSError):
+            raise fieldcheck.InvalidRecord(f"{where}: created/expires are not times") from None
+        intent_id = data.get("intent_id", "")
+        return cls(
+            client_id=fieldcheck.guid(data.get("client_id"), where, "client_id"),
+            secret=Sensitive(
+                fieldcheck.secret_text(data.get("client_secret"), where, "client_secret")
+            ),
+            key_id=fieldcheck.token(data.get("key_id"), where, "key_id"),
+            tenant_id=fieldcheck.guid(data.get("tenant_id"), where, "tenant_id"),
+            intent_id=fieldcheck.token(intent_id, where, "intent_id") if intent_id else "",
+            created=created,
+            expires=expires,
+        )
+
+
+@dataclass(frozen=True)
+class ManagementIdentity:
+    """``management/identity``: the application the daemon signs in as."""
+
+    tenant_id: str
+    app_object_id: str
+    client_id: str
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """``state/leader``: who leads the daemon replicas, until when (an empty holder: nobody)."""
+
+    holder: str
+    expires: datetime
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sidecar.errors import NotFoundError, NotReadyError, VaultNotFound
-from sidecar.model import Phase, parse_index
+from sidecar.model import IntegrationRecord, Phase, SecretVersion, StackRecord, parse_index
 from sidecar.probes import rule as probe_rule
 from sidecar.ready import NotReady, choose_ready
 from sidecar.sensitive import Sensitive
-from sidecar.store import IntegrationRecord, SecretVersion, StackRecord
+from sidecar.store import RecordFolder, Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import KVVersion, VaultKV, check_segment
 
@@ -81,25 +81,25 @@ class ReadCache:
         self.index_ttl = index_ttl
         self.max_versions = max_versions
         self._lock = threading.Lock()
-        self._records: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._records: dict[tuple[RecordFolder, str], tuple[float, dict[str, Any]]] = {}
         self._latest: dict[str, tuple[datetime, KVVersion | None]] = {}
         self._versions: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
 
-    def record(self, kv: VaultKV | None, path: str) -> dict[str, Any]:
+    def record(self, store: Store | None, folder: RecordFolder, name: str) -> dict[str, Any]:
         now = time.monotonic()
         with self._lock:
-            hit = self._records.get(path)
+            hit = self._records.get((folder, name))
             if hit is not None and now - hit[0] < self.records_ttl:
                 return hit[1]
-        if kv is None:
+        if store is None:
             raise _CacheMiss
-        data = kv.read(path).data
+        data = store.record_data(folder, name)
         with self._lock:
-            self._records[path] = (now, data)
+            self._records[(folder, name)] = (now, data)
         return data
 
     def latest(
-        self, kv: VaultKV | None, name: str, policy: TimingPolicy, now: datetime, fresh: bool
+        self, store: Store | None, name: str, policy: TimingPolicy, now: datetime, fresh: bool
     ) -> KVVersion | None:
         """The newest version and its index, from the cache while that is safe (see above).
 
@@ -113,9 +113,9 @@ class ReadCache:
                 hit = self._latest.get(name)
             if hit is not None and timedelta(0) <= now - hit[0] < ttl:
                 return hit[1]
-        if kv is None:
+        if store is None:
             raise _CacheMiss
-        latest = _latest(kv, name)
+        latest = store.latest_secret(name)
         if ttl > timedelta(0):
             with self._lock:
                 self._latest[name] = (now, latest)
@@ -153,7 +153,7 @@ def resolve_credential(
     cache: ReadCache | None = None,
 ) -> ResolvedCredential:
     """The ready credential, or NotFoundError / NotReadyError saying what is missing."""
-    return _resolve(kv, stack, phase, now, policy, cache or _no_cache())
+    return _resolve(Store(kv), stack, phase, now, policy, cache or _no_cache())
 
 
 def resolve_from_cache(
@@ -171,7 +171,7 @@ def resolve_from_cache(
 
 
 def _resolve(
-    kv: VaultKV | None,
+    store: Store | None,
     stack: str,
     phase: Phase,
     now: datetime,
@@ -180,21 +180,21 @@ def _resolve(
 ) -> ResolvedCredential:
     check_segment(stack, "stack name")
     try:
-        stack_record = StackRecord.from_data(cache.record(kv, f"stacks/{stack}"))
+        stack_record = StackRecord.from_data(cache.record(store, "stacks", stack))
     except VaultNotFound as exc:
         raise NotFoundError(
             f"no stack named {stack!r}: attach one with `azsidecar stack attach`"
         ) from exc
-    name = stack_record.write if phase is Phase.APPLY else stack_record.read
+    name = stack_record.integration_for(phase)
     if not name:
         raise NotFoundError(f"stack {stack!r} has no integration attached for phase {phase}")
     check_segment(name, "integration name")
     try:
-        record = IntegrationRecord.from_data(cache.record(kv, f"integrations/{name}"))
+        record = IntegrationRecord.from_data(cache.record(store, "integrations", name))
     except VaultNotFound as exc:
         raise NotFoundError(f"integration {name!r} of stack {stack!r} does not exist") from exc
     for attempt in range(_ATTEMPTS):
-        latest = cache.latest(kv, name, policy, now, fresh=attempt > 0)
+        latest = cache.latest(store, name, policy, now, fresh=attempt > 0)
         if latest is None:
             raise NotReadyError(f"integration {name!r} has no secret yet", None)
         index = parse_index(latest.custom_metadata)
@@ -207,10 +207,10 @@ def _resolve(
         cache.remember(name, latest.version, latest.data)
         data = cache.version(name, chosen.version)
         if data is None:
-            if kv is None:
+            if store is None:
                 raise _CacheMiss
             try:
-                data = kv.read(f"credentials/{name}", chosen.version).data
+                data = store.secret_data(name, chosen.version)
             except VaultNotFound:
                 continue  # destroyed since the index was read: read it again
             cache.remember(name, chosen.version, data)
@@ -227,34 +227,3 @@ def _resolve(
             safe_until=choice.usable_until,
         )
     raise NotReadyError(f"the secrets of {name!r} changed while reading; retry", now)
-
-
-def _latest(kv: VaultKV, name: str) -> KVVersion | None:
-    """The newest version with the key-level index, in one read.
-
-    If the newest version is deleted or destroyed, the index comes from the
-    metadata instead (a second round trip, only in that rare case).
-    """
-    path = f"credentials/{name}"
-    try:
-        return kv.read(path)
-    except VaultNotFound:
-        pass
-    try:
-        meta = kv.read_metadata(path)
-    except VaultNotFound:
-        return None
-    live = meta.live_versions()
-    if not live:
-        return None
-    try:
-        data = kv.read(path, live[-1]).data
-    except VaultNotFound:
-        return None
-    return KVVersion(
-        path=path,
-        version=live[-1],
-        data=data,
-        created_time=None,
-        custom_metadata=meta.custom_metadata,
-    )

@@ -11,22 +11,12 @@ from dataclasses import replace
 
 from sidecar.errors import InputError, NotFoundError, VaultConflict, VaultNotFound
 from sidecar.integrations import validate_guid
-from sidecar.model import Phase
+from sidecar.model import Phase, StackRecord
 from sidecar.plugin.names import check_name
-from sidecar.store import StackRecord, Store
+from sidecar.store import Store
 
 _ATTEMPTS = 5
 ANY = "*"  # detach whatever integration the phase uses
-
-
-def _current(store: Store, name: str) -> tuple[StackRecord | None, int]:
-    try:
-        return store.stack(name)
-    except VaultNotFound:
-        try:
-            return None, store.kv.read_metadata(f"stacks/{name}").current_version
-        except VaultNotFound:
-            return None, 0
 
 
 def attach(
@@ -51,7 +41,7 @@ def attach(
                 " or check `azsidecar integration list`"
             )
     for _ in range(_ATTEMPTS):
-        record, version = _current(store, stack)
+        record, version = store.find_stack(stack)
         updated = record or StackRecord(name=stack, read=None, write=None)
         updated = replace(
             updated,
@@ -77,33 +67,29 @@ def detach(
     """
     check_name(stack, "stack")
     for _ in range(_ATTEMPTS):
-        record, version = _current(store, stack)
+        record, version = store.find_stack(stack)
         if record is None:
             raise NotFoundError(f"no stack named {stack!r}; see `azsidecar stack list`")
         wanted = {Phase.PLAN: read, Phase.APPLY: write}
         if read is None and write is None:
-            wanted = {Phase.PLAN: record.read and ANY, Phase.APPLY: record.write and ANY}
+            wanted = {p: record.integration_for(p) and ANY for p in Phase}
         updated = record
         for phase, name in wanted.items():
             if name is None:
                 continue
-            current = record.read if phase is Phase.PLAN else record.write
-            role = "read" if phase is Phase.PLAN else "write"
+            current = record.integration_for(phase)
             if current is None:
-                raise InputError(f"stack {stack} has no {role} integration attached")
+                raise InputError(f"stack {stack} has no {phase.role} integration attached")
             if name not in (ANY, current):
                 raise InputError(
-                    f"stack {stack} does not use {name!r} as its {role} integration"
+                    f"stack {stack} does not use {name!r} as its {phase.role} integration"
                     f" (it uses {current!r})"
                 )
-            if phase is Phase.PLAN:
-                updated = replace(updated, read=None)
-            else:
-                updated = replace(updated, write=None)
+            updated = updated.with_integration(phase, None)
         try:
             if updated.read is None and updated.write is None:
                 # KV v2 has no check-and-set delete; a concurrent attach may be lost.
-                store.kv.delete_all(f"stacks/{stack}")
+                store.delete_stack(stack)
                 return None
             store.save_stack(updated, cas=version)
         except VaultConflict:

@@ -1,166 +1,78 @@
-"""The product's data model in Vault KV v2 (see DESIGN.md, "Vault data model").
+"""The product's data in Vault KV v2 (see DESIGN.md, "Vault data model").
 
-Every path is relative to the configured prefix::
+The one owner of every KV path; no other module names one or calls
+:class:`sidecar.vault.VaultKV` to read or write the product's data. Every
+path is relative to the configured prefix::
 
     integrations/<name>      the integration record
     credentials/<name>       one KV version per client secret; key-level
                              custom_metadata indexes the live versions
     stacks/<stack>           read / write attachments
     state/intents/<name>     write-ahead records of rotations in flight
-    management/...           the management identity, certificates and their intents
+    management/identity      the management application's identity
+    management/certificate   one KV version per management certificate
+    management/intents       write-ahead records of certificate renewals
     state/leader             the daemon's leader lease
 
-Every write uses check-and-set. Nothing here talks to hvac directly: it goes
-through :class:`sidecar.vault.VaultKV`.
+The records and their on-disk codecs are in :mod:`sidecar.model`. Every write
+uses check-and-set. Reads never write: a stale credential index is repaired
+only by :meth:`Store.repair_credentials`, which the daemon calls in its tick.
+Nothing here talks to hvac directly: it goes through :class:`sidecar.vault.VaultKV`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from sidecar import fieldcheck
 from sidecar.crashpoints import crash_point
 from sidecar.errors import VaultError, VaultNotFound
-from sidecar.model import Intent, IntentKind, StoredCredential, index_entry, parse_index
+from sidecar.model import (
+    IntegrationRecord,
+    Intent,
+    IntentKind,
+    LeaseRecord,
+    ManagementIdentity,
+    SecretVersion,
+    StackRecord,
+    StoredCredential,
+    from_epoch,
+    index_entry,
+    parse_index,
+    to_epoch,
+)
 from sidecar.probes import rule as probe_rule
 from sidecar.probes.rule import ProbeRecord
-from sidecar.sensitive import Sensitive
-from sidecar.vault import VaultKV, check_segment
+from sidecar.vault import KVVersion, VaultKV, check_segment
+
+__all__ = [
+    "IntegrationRecord",
+    "RecordFolder",
+    "SecretVersion",
+    "StackRecord",
+    "Store",
+    "from_epoch",
+    "to_epoch",
+]
 
 log = logging.getLogger(__name__)
 
 CERTIFICATE_INTENTS = "management/intents"
+IDENTITY_PATH = "management/identity"
+CERTIFICATE_PATH = "management/certificate"
+LEASE_PATH = "state/leader"
+
+#: The folders of named records that readers list and read as they are.
+RecordFolder = Literal["integrations", "stacks"]
+_NOUN: dict[RecordFolder, str] = {"integrations": "integration name", "stacks": "stack name"}
 
 
-def to_epoch(value: datetime) -> int:
-    return int(value.timestamp())
+def _credentials_path(name: str) -> str:
+    return f"credentials/{name}"
 
 
-def from_epoch(value: object) -> datetime:
-    return datetime.fromtimestamp(float(str(value)), tz=UTC)
-
-
-@dataclass(frozen=True)
-class IntegrationRecord:
-    """``integrations/<name>``: everything but secrets."""
-
-    name: str
-    tenant_id: str
-    subscription_id: str | None
-    app_object_id: str
-    client_id: str
-    display_name: str
-    consent: str  # "pending" | "granted"
-    created: datetime
-    status: str = "ready"  # "creating" while Graph work is unfinished, then "ready"
-
-    def to_data(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["created"] = to_epoch(self.created)
-        return data
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> IntegrationRecord:
-        """Every field is checked: records reach runners' shells (see :mod:`sidecar.fieldcheck`)."""
-        name = fieldcheck.name(data.get("name"), "integration record", "name")
-        where = f"integrations/{name}"
-        try:
-            created = from_epoch(data["created"])
-        except (KeyError, ValueError, OverflowError, OSError):
-            raise fieldcheck.InvalidRecord(f"{where}: field created is not a time") from None
-        return cls(
-            name=name,
-            tenant_id=fieldcheck.guid(data.get("tenant_id"), where, "tenant_id"),
-            subscription_id=fieldcheck.optional_guid(
-                data.get("subscription_id"), where, "subscription_id"
-            ),
-            app_object_id=fieldcheck.guid_or_empty(
-                data.get("app_object_id"), where, "app_object_id"
-            ),
-            client_id=fieldcheck.guid_or_empty(data.get("client_id"), where, "client_id"),
-            display_name=fieldcheck.printable(data.get("display_name"), where, "display_name"),
-            consent=fieldcheck.one_of(
-                data.get("consent"), ("pending", "granted"), where, "consent"
-            ),
-            created=created,
-            status=fieldcheck.one_of(
-                data.get("status", "ready"), ("creating", "ready"), where, "status"
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class StackRecord:
-    """``stacks/<stack>``: which integration serves each phase."""
-
-    name: str
-    read: str | None
-    write: str | None
-    subscription_id: str | None = None
-
-    def to_data(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> StackRecord:
-        """Checked on every read: an operator may write the record through the KV API."""
-        name = fieldcheck.name(data.get("name"), "stack record", "name")
-        where = f"stacks/{name}"
-        return cls(
-            name=name,
-            read=fieldcheck.optional_name(data.get("read"), where, "read"),
-            write=fieldcheck.optional_name(data.get("write"), where, "write"),
-            subscription_id=fieldcheck.optional_guid(
-                data.get("subscription_id"), where, "subscription_id"
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class SecretVersion:
-    """The data of one ``credentials/<name>`` version."""
-
-    client_id: str
-    secret: Sensitive
-    key_id: str
-    tenant_id: str
-    intent_id: str
-    created: datetime
-    expires: datetime
-
-    def to_data(self) -> dict[str, Any]:
-        return {
-            "client_id": self.client_id,
-            "client_secret": self.secret.reveal(),
-            "key_id": self.key_id,
-            "tenant_id": self.tenant_id,
-            "intent_id": self.intent_id,
-            "created": to_epoch(self.created),
-            "expires": to_epoch(self.expires),
-        }
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> SecretVersion:
-        where = "a credentials version"
-        try:
-            created, expires = from_epoch(data["created"]), from_epoch(data["expires"])
-        except (KeyError, ValueError, OverflowError, OSError):
-            raise fieldcheck.InvalidRecord(f"{where}: created/expires are not times") from None
-        intent_id = data.get("intent_id", "")
-        return cls(
-            client_id=fieldcheck.guid(data.get("client_id"), where, "client_id"),
-            secret=Sensitive(
-                fieldcheck.secret_text(data.get("client_secret"), where, "client_secret")
-            ),
-            key_id=fieldcheck.token(data.get("key_id"), where, "key_id"),
-            tenant_id=fieldcheck.guid(data.get("tenant_id"), where, "tenant_id"),
-            intent_id=fieldcheck.token(intent_id, where, "intent_id") if intent_id else "",
-            created=created,
-            expires=expires,
-        )
+def _intents_path(name: str) -> str:
+    return f"state/intents/{name}"
 
 
 class Store:
@@ -189,31 +101,99 @@ class Store:
     def integration_names(self) -> list[str]:
         return [n for n in self.kv.list("integrations") if not n.endswith("/")]
 
+    @staticmethod
+    def integration_paths(name: str) -> list[str]:
+        """Every path that holds something of the integration, as removed on delete."""
+        return [_credentials_path(name), _intents_path(name), f"integrations/{name}"]
+
     def delete_integration(self, name: str) -> None:
         check_segment(name, "integration name")
-        for path in (f"credentials/{name}", f"state/intents/{name}", f"integrations/{name}"):
+        for path in self.integration_paths(name):
             self.kv.delete_all(path)
+
+    # -- records as readers see them -----------------------------------------------
+
+    def keys(self, folder: RecordFolder) -> list[str]:
+        """The names in a record folder, as KV lists them."""
+        return self.kv.list(folder)
+
+    def record_data(self, folder: RecordFolder, name: str) -> dict[str, Any]:
+        """A stack or integration record as stored, unchecked: readers cache it as is
+        and check it (``from_data``) every time they use it."""
+        check_segment(name, _NOUN[folder])
+        return self.kv.read(f"{folder}/{name}").data
+
+    def latest_secret(self, name: str) -> KVVersion | None:
+        """The newest live secret version with the key-level index, in one read.
+
+        If the newest version is deleted or destroyed, the index comes from the
+        metadata instead (a second round trip, only in that rare case).
+        """
+        check_segment(name, "integration name")
+        path = _credentials_path(name)
+        try:
+            return self.kv.read(path)
+        except VaultNotFound:
+            pass
+        try:
+            meta = self.kv.read_metadata(path)
+        except VaultNotFound:
+            return None
+        live = meta.live_versions()
+        if not live:
+            return None
+        try:
+            data = self.kv.read(path, live[-1]).data
+        except VaultNotFound:
+            return None
+        return KVVersion(
+            path=path,
+            version=live[-1],
+            data=data,
+            created_time=None,
+            custom_metadata=meta.custom_metadata,
+        )
+
+    def secret_data(self, name: str, version: int) -> dict[str, Any]:
+        """One secret version as stored, unchecked (see :meth:`record_data`)."""
+        check_segment(name, "integration name")
+        return self.kv.read(_credentials_path(name), version).data
 
     # -- credentials ---------------------------------------------------------------
 
-    def credentials(self, name: str, *, repair: bool = True) -> list[StoredCredential]:
-        """The live secrets of an integration, from the index; repairs a stale index.
+    def credentials(self, name: str, *, repair: bool = False) -> list[StoredCredential]:
+        """The live secrets of an integration, from the index. Never writes.
+
+        A version the index does not name (a crash between writing it and
+        indexing it) is not listed until :meth:`repair_credentials` indexes it.
+        ``repair=True`` is that repair, for callers that say so explicitly.
+        """
+        if repair:
+            return self.repair_credentials(name)
+        check_segment(name, "integration name")
+        try:
+            meta = self.kv.read_metadata(_credentials_path(name))
+        except VaultNotFound:
+            return []
+        live = set(meta.live_versions())
+        return [c for c in parse_index(meta.custom_metadata) if c.version in live]
+
+    def repair_credentials(self, name: str) -> list[StoredCredential]:
+        """Bring the index in line with the live versions and return them; the daemon's tick.
 
         A crash between writing a version and updating the index leaves a live
-        version the index does not name; it is read once and indexed here.
+        version the index does not name; it is read once and indexed here, and
+        entries of versions no longer live are dropped. Writes only if the
+        index was stale.
         """
         check_segment(name, "integration name")
-        path = f"credentials/{name}"
+        path = _credentials_path(name)
         try:
             meta = self.kv.read_metadata(path)
         except VaultNotFound:
             return []
         indexed = {c.version: c for c in parse_index(meta.custom_metadata)}
         live = set(meta.live_versions())
-        if not repair:
-            return sorted(
-                (c for c in indexed.values() if c.version in live), key=lambda c: c.version
-            )
         missing = sorted(live - set(indexed))
         stale = set(indexed) - live
         for version in missing:
@@ -281,7 +261,7 @@ class Store:
     def store_secret(self, name: str, secret: SecretVersion) -> StoredCredential:
         """Write a new version (check-and-set on the current one), then index it."""
         check_segment(name, "integration name")
-        path = f"credentials/{name}"
+        path = _credentials_path(name)
         try:
             meta = self.kv.read_metadata(path)
             current, custom = meta.current_version, meta.custom_metadata
@@ -301,12 +281,11 @@ class Store:
         return stored
 
     def secret(self, name: str, version: int) -> SecretVersion:
-        check_segment(name, "integration name")
-        return SecretVersion.from_data(self.kv.read(f"credentials/{name}", version).data)
+        return SecretVersion.from_data(self.secret_data(name, version))
 
     def destroy_secret(self, name: str, version: int) -> None:
         """Destroy a version's data and drop it from the index."""
-        path = f"credentials/{name}"
+        path = _credentials_path(name)
         self.kv.destroy_versions(path, [version])
         meta = self.kv.read_metadata(path)
         entries = [c for c in parse_index(meta.custom_metadata) if c.version != version]
@@ -317,15 +296,15 @@ class Store:
     def intents(self, name: str) -> tuple[list[Intent], int]:
         """Pending intents of an integration and the KV version for check-and-set."""
         check_segment(name, "integration name")
-        return self._intents_at(f"state/intents/{name}")
+        return self._intents_at(_intents_path(name))
 
     def add_intent(self, name: str, intent: Intent) -> None:
         check_segment(name, "integration name")
-        self._add_intent_at(f"state/intents/{name}", intent)
+        self._add_intent_at(_intents_path(name), intent)
 
     def clear_intent(self, name: str, intent_id: str) -> None:
         check_segment(name, "integration name")
-        self._clear_intent_at(f"state/intents/{name}", intent_id)
+        self._clear_intent_at(_intents_path(name), intent_id)
 
     def certificate_intents(self) -> list[Intent]:
         """Pending intents of management-certificate renewals."""
@@ -341,10 +320,7 @@ class Store:
         try:
             found = self.kv.read(path)
         except VaultNotFound:
-            try:
-                return [], self.kv.read_metadata(path).current_version
-            except VaultNotFound:
-                return [], 0
+            return [], self._current_version(path)
         items = found.data.get("intents", {})
         intents = [
             Intent(
@@ -374,6 +350,13 @@ class Store:
         if len(remaining) != len(intents):
             self._write_intents_at(path, remaining, cas=version)
 
+    def _current_version(self, path: str) -> int:
+        """The key's current version for check-and-set (0 if it never existed)."""
+        try:
+            return self.kv.read_metadata(path).current_version
+        except VaultNotFound:
+            return 0
+
     # -- stacks --------------------------------------------------------------------
 
     def stack(self, name: str) -> tuple[StackRecord, int]:
@@ -381,9 +364,21 @@ class Store:
         found = self.kv.read(f"stacks/{name}")
         return StackRecord.from_data(found.data), found.version
 
+    def find_stack(self, name: str) -> tuple[StackRecord | None, int]:
+        """The stack and its version, or ``None`` and the version to create it with."""
+        try:
+            return self.stack(name)
+        except VaultNotFound:
+            return None, self._current_version(f"stacks/{name}")
+
     def save_stack(self, record: StackRecord, cas: int) -> int:
         check_segment(record.name, "stack name")
         return self.kv.write(f"stacks/{record.name}", record.to_data(), cas=cas)
+
+    def delete_stack(self, name: str) -> None:
+        """Remove a stack with all its versions (KV v2 has no check-and-set delete)."""
+        check_segment(name, "stack name")
+        self.kv.delete_all(f"stacks/{name}")
 
     def stack_names(self) -> list[str]:
         return [n for n in self.kv.list("stacks") if not n.endswith("/")]
@@ -399,11 +394,70 @@ class Store:
                 users.append(name)
         return users
 
+    # -- the management application ----------------------------------------------------
+
+    def management_identity(self) -> ManagementIdentity:
+        """Raises VaultNotFound before ``azsidecar management init``."""
+        data = self.kv.read(IDENTITY_PATH).data
+        return ManagementIdentity(
+            tenant_id=str(data["tenant_id"]),
+            app_object_id=str(data["app_object_id"]),
+            client_id=str(data["client_id"]),
+        )
+
+    def save_management_identity(self, identity: ManagementIdentity) -> None:
+        self.kv.write(
+            IDENTITY_PATH,
+            {
+                "tenant_id": identity.tenant_id,
+                "app_object_id": identity.app_object_id,
+                "client_id": identity.client_id,
+            },
+            cas=self._current_version(IDENTITY_PATH),
+        )
+
+    def certificate_data(self) -> list[tuple[int, dict[str, Any]]]:
+        """Every live management-certificate version as stored, oldest first.
+
+        The codec, with the private key, is :class:`sidecar.management.CertificateVersion`.
+        """
+        try:
+            meta = self.kv.read_metadata(CERTIFICATE_PATH)
+        except VaultNotFound:
+            return []
+        found = []
+        for version in meta.live_versions():
+            try:
+                found.append((version, self.kv.read(CERTIFICATE_PATH, version).data))
+            except VaultNotFound:
+                continue
+        return found
+
+    def add_certificate_data(self, data: dict[str, Any]) -> int:
+        """Write a certificate as a new version (check-and-set); returns the version."""
+        return self.kv.write(CERTIFICATE_PATH, data, cas=self._current_version(CERTIFICATE_PATH))
+
+    def destroy_certificate(self, version: int) -> None:
+        self.kv.destroy_versions(CERTIFICATE_PATH, [version])
+
+    # -- the leader lease --------------------------------------------------------------
+
+    def leader_lease(self) -> tuple[LeaseRecord | None, int]:
+        """The lease as stored (``None`` if there is none) and its version for check-and-set."""
+        try:
+            found = self.kv.read(LEASE_PATH)
+        except VaultNotFound:
+            return None, self._current_version(LEASE_PATH)
+        record = LeaseRecord(
+            holder=str(found.data.get("holder", "")),
+            expires=from_epoch(found.data.get("expires", 0)),
+        )
+        return record, found.version
+
+    def save_leader_lease(self, record: LeaseRecord, cas: int) -> int:
+        data = {"holder": record.holder, "expires": to_epoch(record.expires)}
+        return self.kv.write(LEASE_PATH, data, cas=cas)
+
 
 def _is_index_key(key: str) -> bool:
     return key.startswith("v") and key[1:].isdigit()
-
-
-def mark(record: IntegrationRecord, **changes: Any) -> IntegrationRecord:
-    """A copy of the record with fields changed."""
-    return replace(record, **changes)

@@ -29,8 +29,8 @@ def add_password_posts(world: World) -> list[int]:
 def test_confirm_renews_late_and_refuses_once_taken_over(world: World) -> None:
     kv = world.store.kv
     ttl = timedelta(seconds=90)
-    a = LeaderLease(kv, "a", world.time, ttl)
-    b = LeaderLease(kv, "b", world.time, ttl)
+    a = LeaderLease(world.store, "a", world.time, ttl)
+    b = LeaderLease(world.store, "b", world.time, ttl)
     assert a.acquire()
     version = kv.read_metadata("state/leader").current_version
     a.confirm()  # fresh: no Vault call
@@ -95,7 +95,7 @@ def test_a_stalled_leader_does_not_rotate_after_a_takeover(world: World) -> None
 
 def test_concurrent_confirms_of_one_holder_never_refuse_each_other(world: World) -> None:
     """A pass's worker threads all confirm at once; only one of them renews."""
-    lease = LeaderLease(world.store.kv, "a", world.time, timedelta(seconds=90))
+    lease = LeaderLease(world.store, "a", world.time, timedelta(seconds=90))
     assert lease.acquire()
     version = world.store.kv.read_metadata("state/leader").current_version
     world.time.advance(timedelta(seconds=45))

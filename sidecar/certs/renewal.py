@@ -29,7 +29,6 @@ from sidecar.crashpoints import crash_point
 from sidecar.errors import GraphError
 from sidecar.graph import GraphClient
 from sidecar.management import (
-    CERTIFICATE_PATH,
     CertificateVersion,
     ManagementIdentity,
     generate_key_pair,
@@ -58,7 +57,6 @@ class CertificateReport:
     destroyed: list[int] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
     stuck: str = ""
-    active_version: int | None = None
 
 
 def observe(
@@ -116,7 +114,7 @@ def renew(
 
 
 def destroy_certificate(store: Store, version: int) -> None:
-    store.kv.destroy_versions(CERTIFICATE_PATH, [version])
+    store.destroy_certificate(version)
 
 
 def tick(
@@ -161,7 +159,6 @@ def apply(
 ) -> None:
     by_version = {c.version: c for c in certificates}
     active = by_version[decision.active.version]
-    report.active_version = active.version
     for action in decision.actions:
         match action:
             case RemoveKey(key_id=key_id, reason=reason):

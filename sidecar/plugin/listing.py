@@ -21,6 +21,7 @@ from sidecar.plugin.framework import (
     list_response,
 )
 from sidecar.plugin.names import check_name, public_fields
+from sidecar.store import RecordFolder, Store
 
 if TYPE_CHECKING:
     from sidecar.plugin.backend import AzureBackend
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ListingHelp:
-    folder: str  # the KV folder and the path prefix, e.g. "stacks"
+    folder: RecordFolder  # the KV folder and the path prefix, e.g. "stacks"
     noun: str  # for messages, e.g. "stack"
     list_synopsis: str
     list_description: str
@@ -40,16 +41,16 @@ def listing_paths(backend: AzureBackend, text: ListingHelp) -> list[Path]:
     folder = text.folder
 
     async def list_names(request: Request, data: FieldData) -> Response | None:
-        keys = await backend.with_kv(lambda kv: kv.list(folder))
+        keys = await backend.with_kv(lambda kv: Store(kv).keys(folder))
         return list_response(keys)
 
     async def read_one(request: Request, data: FieldData) -> Response | None:
         name = check_name(data.get("name"), text.noun)
         try:
-            version = await backend.with_kv(lambda kv: kv.read(f"{folder}/{name}"))
+            stored = await backend.with_kv(lambda kv: Store(kv).record_data(folder, name))
         except VaultNotFound:
             return None
-        return Response(data={"name": name, **public_fields(version.data)})
+        return Response(data={"name": name, **public_fields(stored)})
 
     return [
         Path(

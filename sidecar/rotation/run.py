@@ -60,7 +60,6 @@ class TickReport:
     removed: list[tuple[str, str]] = field(default_factory=list)
     destroyed: list[int] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
-    listing_available: bool = True
     next_at: datetime | None = None
     stored_after: tuple[StoredCredential, ...] = ()  # the live secrets once the tick is done
 
@@ -74,7 +73,8 @@ def observe(
     an application created a day ago is on every replica, so its 404 means it is
     gone, and waiting minutes for it would stall the whole tick.
     """
-    stored = tuple(store.credentials(record.name))
+    # The daemon's tick is where a credential index a crash left stale is repaired.
+    stored = tuple(store.repair_credentials(record.name))
     intents, _ = store.intents(record.name)
     secret_intents = tuple(i for i in intents if i.kind == IntentKind.SECRET)
     azure: tuple[AzureCredential, ...] | None
@@ -275,7 +275,7 @@ def rotate(
 ) -> TickReport:
     """One integration's tick: observe, plan, apply."""
     state = observe(record, graph, store, clock.now())
-    report = TickReport(integration=record.name, listing_available=state.azure is not None)
+    report = TickReport(integration=record.name)
     actions = plan(state, policy, clock.now())
     apply_actions(record, actions, graph, store, clock, policy, report)
     # When the plan could next change on Vault's state alone (a renewal coming

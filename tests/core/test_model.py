@@ -8,12 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.errors import SidecarError
+from sidecar.errors import InvalidRecord, SidecarError
 from sidecar.model import (
     INDEX_CAP,
+    ConsentState,
     CredentialIndexError,
+    IntegrationRecord,
+    IntegrationStatus,
     Phase,
-    Stack,
+    StackRecord,
     StoredCredential,
     credential_display_name,
     index_entry,
@@ -33,16 +36,82 @@ def cred(version: int = 3) -> StoredCredential:
 @pytest.mark.parametrize(
     ("stack", "phase", "integration"),
     [
-        (Stack("s", read="r", write="w"), Phase.PLAN, "r"),
-        (Stack("s", read="r", write="w"), Phase.APPLY, "w"),
-        (Stack("s", read="both", write="both"), Phase.APPLY, "both"),
-        (Stack("s", read="r"), Phase.APPLY, None),
-        (Stack("s"), Phase.PLAN, None),
+        (StackRecord("s", read="r", write="w"), Phase.PLAN, "r"),
+        (StackRecord("s", read="r", write="w"), Phase.APPLY, "w"),
+        (StackRecord("s", read="both", write="both"), Phase.APPLY, "both"),
+        (StackRecord("s", read="r"), Phase.APPLY, None),
+        (StackRecord("s"), Phase.PLAN, None),
     ],
     ids=["plan-reads", "apply-writes", "one-for-both", "no-write-attached", "nothing-attached"],
 )
-def test_stack_phase_selects_integration(stack: Stack, phase: Phase, integration: str) -> None:
+def test_stack_phase_selects_integration(
+    stack: StackRecord, phase: Phase, integration: str
+) -> None:
     assert stack.integration_for(phase) == integration
+
+
+def test_stack_phase_replaces_only_its_integration() -> None:
+    stack = StackRecord("s", read="r", write="w", subscription_id=None)
+    assert stack.with_integration(Phase.PLAN, None) == StackRecord("s", None, "w")
+    assert stack.with_integration(Phase.APPLY, "x") == StackRecord("s", "r", "x")
+    assert [p.role for p in Phase] == ["read", "write"]
+
+
+GUID = "11111111-2222-3333-4444-555555555555"
+
+
+def test_records_keep_their_on_disk_format() -> None:
+    """The KV format is what older daemons and operators' tools read: field for field."""
+    record = IntegrationRecord(
+        name="web",
+        tenant_id=GUID,
+        subscription_id=None,
+        app_object_id=GUID,
+        client_id=GUID,
+        display_name="azsidecar-web-1234",
+        consent=ConsentState.PENDING,
+        created=T,
+        status=IntegrationStatus.CREATING,
+    )
+    data = record.to_data()
+    assert data == {
+        "name": "web",
+        "tenant_id": GUID,
+        "subscription_id": None,
+        "app_object_id": GUID,
+        "client_id": GUID,
+        "display_name": "azsidecar-web-1234",
+        "consent": "pending",
+        "created": int(T.timestamp()),
+        "status": "creating",
+    }
+    assert list(data) == list(record.__dataclass_fields__)
+    assert all(type(v) in (str, int, type(None)) for v in data.values())
+    parsed = IntegrationRecord.from_data(data)
+    assert parsed == record
+    assert parsed.consent is ConsentState.PENDING
+    assert parsed.status is IntegrationStatus.CREATING
+    legacy = {k: v for k, v in data.items() if k != "status"}
+    assert IntegrationRecord.from_data(legacy).status is IntegrationStatus.READY
+    stack = StackRecord("s", "r", None, GUID)
+    assert stack.to_data() == {"name": "s", "read": "r", "write": None, "subscription_id": GUID}
+    assert StackRecord.from_data(stack.to_data()) == stack
+
+
+@pytest.mark.parametrize(("field", "value"), [("consent", "revoked"), ("status", "gone")])
+def test_records_refuse_values_outside_their_enum(field: str, value: str) -> None:
+    data = {
+        "name": "web",
+        "tenant_id": GUID,
+        "app_object_id": "",
+        "client_id": "",
+        "display_name": "d",
+        "consent": "granted",
+        "created": 0,
+        field: value,
+    }
+    with pytest.raises(InvalidRecord, match=field):
+        IntegrationRecord.from_data(data)
 
 
 def test_phase_values_are_the_path_segments() -> None:
