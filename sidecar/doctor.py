@@ -505,7 +505,7 @@ def integration(
 def observed_lag(store: Store, config: Config) -> Check:
     """What the daemon's sign-in probes measured, and whether ``propagation_delay`` covers it."""
     try:
-        samples, _ = lag.load(store.kv)
+        samples, _ = store.lag_samples()
     except VaultError as exc:
         return Check("warn", f"cannot read the measured lag: {exc}")
     if not samples:

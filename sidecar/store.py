@@ -41,6 +41,7 @@ from sidecar.model import (
     parse_index,
     to_epoch,
 )
+from sidecar.probes import lag as probe_lag
 from sidecar.probes import rule as probe_rule
 from sidecar.probes.rule import ProbeRecord
 from sidecar.vault import KVVersion, VaultKV, check_segment
@@ -61,6 +62,7 @@ CERTIFICATE_INTENTS = "management/intents"
 IDENTITY_PATH = "management/identity"
 CERTIFICATE_PATH = "management/certificate"
 LEASE_PATH = "state/leader"
+LAG_PATH = "state/lag"
 
 #: The folders of named records that readers list and read as they are.
 RecordFolder = Literal["integrations", "stacks"]
@@ -243,6 +245,30 @@ class Store:
         except VaultNotFound:
             return {}
         return probe_rule.parse(meta.custom_metadata)
+
+    def lag_samples(self) -> tuple[list[probe_lag.LagSample], int]:
+        """The probes' lag samples and the KV version they were read at (0: none yet)."""
+        try:
+            found = self.kv.read(LAG_PATH)
+        except VaultNotFound:
+            try:
+                return [], self.kv.read_metadata(LAG_PATH).current_version
+            except VaultNotFound:
+                return [], 0
+        raw = found.data.get("samples", [])
+        samples = [
+            probe_lag.LagSample(float(item[0]), float(item[1]))
+            for item in raw
+            if isinstance(item, list) and len(item) == 2
+        ]
+        return samples, found.version
+
+    def append_lag_sample(self, new: probe_lag.LagSample) -> None:
+        """Add one sample, keeping the newest :data:`sidecar.probes.lag.KEEP` (check-and-set)."""
+        samples, version = self.lag_samples()
+        kept = [*samples, new][-probe_lag.KEEP :]
+        data = {"samples": [[s.first_success, s.last_failure] for s in kept]}
+        self.kv.write(LAG_PATH, data, cas=version)
 
     def save_probe(self, name: str, record: ProbeRecord) -> bool:
         """Store a probe record; False (nothing written) if its version is no longer live."""

@@ -140,7 +140,7 @@ def test_stuck_replica_unverified_secret_is_not_handed_out(
     assert any(
         r.levelname == "WARNING" and "refused at sign-in" in r.getMessage() for r in caplog.records
     )
-    samples, _ = lag.load(world.store.kv)
+    samples, _ = world.store.lag_samples()
     assert samples and samples[-1].last_failure >= policy.propagation_delay.total_seconds()
     assert name not in daemon.health.probe_failing
 
@@ -191,7 +191,7 @@ def test_measured_lag_in_vault_drives_doctor_and_the_raised_delay(world: World) 
     raise_delay a new secret's record carries worst lag + margin and readers wait for it."""
     [(name, _)] = create_integrations(world, count=1, tenants=1)
     for first, last in [(5.0, 0.0), (30.0, 240.0), (60.0, 1200.0)]:
-        lag.append(world.store.kv, lag.LagSample(first, last))
+        world.store.append_lag_sample(lag.LagSample(first, last))
     check = observed_lag(world.store, world.config)
     assert check.status == "warn" and "p50" in check.line and "max 1200s" in check.line
     assert "SHORTER" in check.line and "raise_delay" in check.line

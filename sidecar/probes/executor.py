@@ -98,7 +98,7 @@ class ProbeExecutor:
             if any(not rule.verified(r, self.policy) for r in records.values()):
                 self._watch(name)
             return
-        samples, _ = lag.load(self.store.kv)
+        samples, _ = self.store.lag_samples()
         delay = lag.raised_delay(samples, self.policy)
         for credential in young:
             self._guard()
@@ -253,7 +253,7 @@ class ProbeExecutor:
             probe.sign_ins,
         )
         try:
-            lag.append(self.store.kv, sample)
+            self.store.append_lag_sample(sample)
         except SidecarError as exc:
             log.warning("could not record the measured lag: %s", exc)
 

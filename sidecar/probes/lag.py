@@ -4,9 +4,9 @@ Each verified credential leaves one sample: seconds from creation to its
 first successful probe and to its last refused one (0 if none was refused).
 The last refusal is the better estimate of the directory's lag: a sign-in
 refused at ``t`` proves some replica lacked the secret ``t`` after creation.
-Samples live at ``state/lag`` (the newest :data:`KEEP`), written by the
-leader only, so ``azsidecar doctor`` and a restarted daemon see the same
-history. The decisions here are pure.
+Samples live in Vault through :class:`sidecar.store.Store` (the newest
+:data:`KEEP`), written by the leader only, so ``azsidecar doctor`` and a
+restarted daemon see the same history. Everything here is pure.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sidecar.errors import VaultNotFound
 from sidecar.probes.rule import ProbeRecord
 from sidecar.timing import TimingPolicy
-from sidecar.vault import VaultKV
 
-PATH = "state/lag"
+#: How many samples :meth:`sidecar.store.Store.append_lag_sample` keeps (the newest).
 KEEP = 500
 
 
@@ -76,26 +74,3 @@ def assessment(samples: Sequence[LagSample], policy: TimingPolicy) -> tuple[bool
         f"timing.propagation_delay or set timing.raise_delay = true (at most "
         f"{policy.max_effective_delay} with secret_renew_before {policy.secret_renew_before})"
     )
-
-
-def load(kv: VaultKV) -> tuple[list[LagSample], int]:
-    try:
-        found = kv.read(PATH)
-    except VaultNotFound:
-        try:
-            return [], kv.read_metadata(PATH).current_version
-        except VaultNotFound:
-            return [], 0
-    raw = found.data.get("samples", [])
-    samples = [
-        LagSample(float(item[0]), float(item[1]))
-        for item in raw
-        if isinstance(item, list) and len(item) == 2
-    ]
-    return samples, found.version
-
-
-def append(kv: VaultKV, new: LagSample) -> None:
-    samples, version = load(kv)
-    kept = [*samples, new][-KEEP:]
-    kv.write(PATH, {"samples": [[s.first_success, s.last_failure] for s in kept]}, cas=version)
