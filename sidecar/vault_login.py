@@ -30,9 +30,9 @@ from typing import Any, Literal, Protocol
 
 import hvac
 
+from sidecar import vault
 from sidecar.config import VaultConfig
 from sidecar.errors import VaultError, VaultForbidden, VaultLoginError, VaultUnavailable
-from sidecar.vault import translate_errors
 from sidecar.vault_token import Decision, Step, TokenView, decide, was_capped
 
 log = logging.getLogger(__name__)
@@ -151,9 +151,8 @@ class TokenStatus:
 
 
 def new_client(spec: LoginSpec) -> hvac.Client:
-    verify: bool | str = spec.ca_cert if spec.ca_cert else True
-    return hvac.Client(
-        url=spec.addr, verify=verify, timeout=int(spec.timeout), namespace=spec.namespace
+    return vault.new_client(
+        spec.addr, ca_cert=spec.ca_cert, namespace=spec.namespace, timeout=spec.timeout
     )
 
 
@@ -324,8 +323,7 @@ class VaultLogin:
         started = self.now()
         increment = f"{int(asked.total_seconds())}s" if asked > timedelta(0) else None
         try:
-            with translate_errors("auth/token/renew-self"):
-                body = self.client.auth.token.renew_self(increment=increment)
+            body = vault.renew_self(self.client, increment)
         except VaultUnavailable:
             raise
         except VaultError as exc:
@@ -368,22 +366,13 @@ class VaultLogin:
                 if not spec.role_id:
                     raise VaultLoginError(f"AppRole login needs {spec.key('role_id')}")
                 path = f"auth/{spec.approle_mount}/login"
-                with translate_errors(path):
-                    body = self.client.auth.approle.login(
-                        role_id=spec.role_id,
-                        secret_id=secret_id,
-                        use_token=False,
-                        mount_point=spec.approle_mount,
-                    )
+                body = vault.approle_login(self.client, spec.role_id, secret_id, spec.approle_mount)
             else:
                 assertion = self._jwt()
                 if not spec.jwt_role:
                     raise VaultLoginError(f"JWT login needs {spec.key('jwt_role')}")
                 path = f"auth/{spec.jwt_mount}/login"
-                with translate_errors(path):
-                    body = self.client.auth.jwt.jwt_login(
-                        role=spec.jwt_role, jwt=assertion, use_token=False, path=spec.jwt_mount
-                    )
+                body = vault.jwt_login(self.client, spec.jwt_role, assertion, spec.jwt_mount)
         except VaultUnavailable:
             self._emit("login_failed")
             raise
@@ -444,8 +433,7 @@ class VaultLogin:
 
     def _look_up(self) -> None:
         started = self.now()
-        with translate_errors("auth/token/lookup-self"):
-            body = self.client.auth.token.lookup_self()
+        body = vault.lookup_self(self.client)
         data = body.get("data") or {}
         self._creation_ttl = timedelta(seconds=int(data.get("creation_ttl") or 0))
         self.view = TokenView(
