@@ -817,6 +817,42 @@ class GraphClient:
         return dict(values[0]) if values else None
 
 
+def sign_in_with_secret(
+    session: requests.Session,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    secret: str,
+    scope: str = ARM_SCOPE,
+) -> tuple[int, list[int], str]:
+    """Client-credentials sign-in with a secret: (HTTP status, AADSTS codes, description).
+
+    Answers without MSAL, so a refusal's codes are seen as the endpoint sent
+    them. GraphError (the transport's message) when the endpoint is not reached.
+    """
+    try:
+        response = session.post(
+            f"{login_url.rstrip('/')}/{tenant_id}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+                "scope": scope,
+            },
+            timeout=30,
+        )
+    except requests.RequestException as exc:
+        raise GraphError(str(exc)) from exc
+    if response.status_code == 200:
+        return 200, [], ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    codes = [int(c) for c in body.get("error_codes") or [] if isinstance(c, int)]
+    return response.status_code, codes, str(body.get("error_description", ""))[:160]
+
+
 def acquire_token_with_secret(
     *,
     login_url: str,
