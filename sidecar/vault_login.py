@@ -511,20 +511,85 @@ def with_keys(spec: LoginSpec, **keys: str) -> LoginSpec:
     return replace(spec, keys={**spec.keys, **keys})
 
 
-def spec_from_config(vault: VaultConfig) -> LoginSpec:
-    """The daemon's / resolver's login, from the ``[vault]`` section."""
+@dataclass(frozen=True, repr=False)
+class LoginChoice:
+    """A caller's choices over the ``[vault]`` login; ``None`` keeps the configuration.
+
+    ``method=None`` is the configured ``vault.auth`` (the daemon, the resolver);
+    ``"auto"`` picks by what is given (the runner helper's default, see
+    :func:`choose_method`). ``role_id_file`` only steers ``"auto"``: its content,
+    read by the caller, is ``role_id``.
+    """
+
+    method: Method | Literal["auto"] | None = None
+    token: str | None = None
+    token_file: str | None = None
+    jwt_file: str | None = None
+    jwt_role: str | None = None
+    jwt_mount: str | None = None
+    role_id: str | None = None
+    role_id_file: str | None = None
+    secret_id_file: str | None = None
+
+    def __repr__(self) -> str:
+        return f"LoginChoice(method={self.method!r})"
+
+
+def choose_method(vault: VaultConfig, choice: LoginChoice) -> Method:
+    """The login method: chosen, configured, or (``"auto"``) the first credential given."""
+    if choice.method is None:
+        return vault.auth
+    if choice.method != "auto":
+        return choice.method
+    if choice.jwt_file:
+        return "jwt"
+    if choice.role_id_file or choice.secret_id_file:
+        return "approle"
+    if choice.token_file or choice.token or vault.token or vault.token_file:
+        return "token"
+    if vault.auth != "token":
+        return vault.auth
+    if vault.role_id:
+        return "approle"
+    return "token"
+
+
+def login_spec(
+    vault: VaultConfig,
+    choice: LoginChoice | None = None,
+    *,
+    keys: dict[str, str] | None = None,
+) -> LoginSpec:
+    """How to log in, from the ``[vault]`` section and a caller's choices.
+
+    The one place every Vault client's login is resolved: the daemon and the
+    resolver (:func:`sidecar.runtime.make_login`) give no choice, the runner
+    helper (:mod:`sidecar.runner.auth`) gives its command line. ``keys`` name
+    the settings in error messages (the TOML keys by default).
+    """
+    choice = choice or LoginChoice()
+    method = choose_method(vault, choice)
+    token = None if choice.token_file else (choice.token or vault.token)
+    token_file = choice.token_file or (None if token else vault.token_file)
+    secret_id_file = choice.secret_id_file or (None if vault.secret_id else vault.secret_id_file)
     return LoginSpec(
         addr=vault.addr,
-        method=vault.auth,
-        token=vault.token,
-        token_file=None if vault.token else vault.token_file,
-        role_id=vault.role_id,
-        secret_id=vault.secret_id,
-        secret_id_file=None if vault.secret_id else vault.secret_id_file,
-        jwt_mount=vault.jwt_mount,
-        jwt_role=vault.jwt_role,
-        jwt_file=vault.jwt_file,
+        method=method,
+        token=token,
+        token_file=token_file,
+        role_id=choice.role_id or vault.role_id,
+        secret_id=None if secret_id_file else vault.secret_id,
+        secret_id_file=secret_id_file,
+        jwt_mount=choice.jwt_mount or vault.jwt_mount,
+        jwt_role=choice.jwt_role or vault.jwt_role,
+        jwt_file=choice.jwt_file or vault.jwt_file,
         ca_cert=vault.ca_cert,
         namespace=vault.namespace,
         timeout=vault.timeout,
+        keys=dict(keys or {}),
     )
+
+
+def spec_from_config(vault: VaultConfig) -> LoginSpec:
+    """The daemon's / resolver's login, from the ``[vault]`` section alone."""
+    return login_spec(vault)
