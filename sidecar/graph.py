@@ -249,6 +249,45 @@ def _thumbprint_from_identifier(value: object) -> str:
         return value.upper()
 
 
+class CredentialGraph(Protocol):
+    """What the rotation and certificate executors need from Graph: one application's credentials.
+
+    :class:`GraphClient` is the real one; ``tests/fakes.py`` holds an
+    in-process one, so executors can be tested against either.
+    """
+
+    #: Seconds after a creation during which a 404 is taken for replication lag.
+    not_found_window: float
+
+    def get_application(
+        self, object_id: str, *, just_created: bool = False, fresh: bool = False
+    ) -> Application:
+        """The application with its credentials; GraphError (404) when Graph does not know it."""
+        ...
+
+    def add_password(self, object_id: str, display_name: str, end: datetime) -> NewPassword:
+        """A new client secret; its text exists only in the answer."""
+        ...
+
+    def remove_password(self, object_id: str, key_id: str) -> bool:
+        """False if the application no longer had it."""
+        ...
+
+    def add_key(
+        self,
+        object_id: str,
+        cert_der: bytes,
+        display_name: str,
+        signer: CertificateCredential,
+    ) -> KeyCredential:
+        """A new certificate credential, proven by ``signer`` (a key the application has)."""
+        ...
+
+    def remove_key(self, object_id: str, key_id: str, signer: CertificateCredential) -> bool:
+        """False if the application no longer had it."""
+        ...
+
+
 class GraphClient:
     """Microsoft Graph v1.0 as the management application."""
 
