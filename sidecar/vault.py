@@ -171,6 +171,11 @@ def connect(
     return client
 
 
+def new_session() -> requests.Session:
+    """A connection pool for :func:`connect` to reuse across clients (one per thread)."""
+    return requests.Session()
+
+
 def new_client(
     addr: str, *, ca_cert: str | None = None, namespace: str | None = None, timeout: float = 10.0
 ) -> hvac.Client:
