@@ -1,9 +1,10 @@
 """The only module that talks to Vault / OpenBao.
 
-A narrow, typed adapter over hvac for what the product needs from KV v2 and a
-few system endpoints. Every hvac or transport failure is translated here, once,
-into the package's error tree (:mod:`sidecar.errors`), carrying the Vault path
-and status but never a payload.
+A narrow, typed adapter over hvac for what the product needs from KV v2, the
+token logins and their upkeep (:mod:`sidecar.vault_login` decides when), and
+the few system endpoints the resolver and ``azsidecar doctor`` read. Every hvac
+or transport failure is translated here, once, into the package's error tree
+(:mod:`sidecar.errors`), carrying the Vault path and status but never a payload.
 
 KV paths given to :class:`VaultKV` are relative to the product's prefix, so
 ``kv.read("integrations/web")`` reads ``<mount>/data/<prefix>/integrations/web``.

@@ -22,7 +22,7 @@ def test_the_daemon_logs_in_as_configured() -> None:
         "/run/sid",
     )
     assert spec.keys == {} and spec.key("secret_id_file") == "vault.secret_id_file"
-    assert spec_from_config(vault).__dict__ == spec.__dict__
+    assert spec_from_config(vault) == spec
 
 
 def test_a_token_given_directly_wins_over_the_token_file() -> None:
