@@ -8,6 +8,8 @@ import pytest
 
 from sidecar.config import Config, VaultConfig
 from sidecar.errors import InputError, VaultForbidden
+from sidecar.plugin.backend import login_spec as plugin_login_spec
+from sidecar.plugin.path_config import PluginConfig
 from sidecar.runner.auth import RunnerLogin, runner_login
 from sidecar.vault_login import LoginChoice, choose_method, login_spec, spec_from_config
 
@@ -83,3 +85,20 @@ def test_the_runner_says_what_is_missing_before_trying(tmp_path: Path) -> None:
         runner_login(Config(), RunnerLogin(method="jwt"))
     with pytest.raises(InputError, match="cannot read the token file"):
         runner_login(Config(), RunnerLogin(token_file=str(tmp_path / "absent")))
+
+
+def test_the_plugin_logs_in_from_its_mount_config_by_the_same_rule() -> None:
+    config = PluginConfig(
+        vault_addr="https://vault:8200", approle_role_id="r", approle_secret_id_file="/run/sid"
+    )
+    spec = plugin_login_spec(config, "/tmp/ca.pem")
+    assert (spec.method, spec.role_id, spec.secret_id, spec.secret_id_file, spec.ca_cert) == (
+        "approle",
+        "r",
+        None,
+        "/run/sid",
+        "/tmp/ca.pem",
+    )
+    assert spec.key("secret_id_file") == "<mount>/config approle_secret_id_file"
+    token = plugin_login_spec(PluginConfig(vault_addr="a", token="t", token_file="/f"), None)
+    assert (token.method, token.token, token.token_file) == ("token", "t", None)
