@@ -17,7 +17,6 @@ import threading
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +27,7 @@ from sidecar import metrics
 from sidecar.certs import renewal
 from sidecar.errors import SidecarError, VaultError, VaultForbidden
 from sidecar.graph import GraphClient, probe_sign_in
+from sidecar.health import RETRY_AFTER_FAILURE, Health, healthz, token_health
 from sidecar.http_listener import BoundedHTTPServer
 from sidecar.lease import LeaderLease
 from sidecar.management import CertificateProvider
@@ -40,29 +40,6 @@ from sidecar.sensitive import Sensitive
 from sidecar.vault_login import VaultLogin
 
 log = logging.getLogger(__name__)
-
-RETRY_AFTER_FAILURE = timedelta(minutes=5)
-
-
-@dataclass
-class Health:
-    """What ``/healthz`` reports."""
-
-    leader: bool = False
-    last_tick: datetime | None = None
-    last_error: str = ""
-    failing: set[str] = field(default_factory=set)
-    certificate_stuck: str = ""
-    #: Integrations whose newest secret is refused at sign-in past its delay (the
-    #: previous secret carries the runs meanwhile).
-    probe_failing: set[str] = field(default_factory=set)
-
-    def healthy(self, now: datetime, tick: timedelta) -> bool:
-        if self.certificate_stuck:
-            return False
-        if not self.leader:
-            return not self.last_error
-        return self.last_tick is not None and now - self.last_tick <= tick * 2 + RETRY_AFTER_FAILURE
 
 
 class Daemon:
@@ -323,25 +300,10 @@ class Daemon:
         def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             request = Request(environ)
             if request.path == "/healthz":
-                healthy = self.health.healthy(self.clock.now(), self.policy.tick)
-                token = self._token_health()
-                healthy = healthy and not (token or {}).get("problem")
-                body = {
-                    "status": "ok" if healthy else "failing",
-                    "leader": self.health.leader,
-                    "last_tick": self.health.last_tick.isoformat()
-                    if self.health.last_tick
-                    else None,
-                    "last_error": self.health.last_error.split(":", 1)[0],
-                    "failing_integrations": sorted(self.health.failing),
-                    "management_certificate_stuck": bool(self.health.certificate_stuck),
-                    "vault_token": token,
-                    # Degraded, not failing: the previous secret still serves these.
-                    "probe_failing_integrations": sorted(self.health.probe_failing),
-                }
-                response = Response(
-                    json.dumps(body), status=200 if healthy else 503, mimetype="application/json"
+                status, body = healthz(
+                    self.health, self.clock.now(), self.policy.tick, self._token_health()
                 )
+                response = Response(json.dumps(body), status=status, mimetype="application/json")
                 return response(environ, start_response)
             result: Iterable[bytes] = prometheus(environ, start_response)
             return result
@@ -350,11 +312,7 @@ class Daemon:
         return self._http
 
     def _token_health(self) -> dict[str, Any] | None:
-        """The Vault token's state for /healthz (real time, like the token)."""
-        if self.vault_login is None:
-            return None
-        status = self.vault_login.status()
-        return status.as_dict(status.checked_at)
+        return token_health(self.vault_login)
 
     def close(self) -> None:
         if self._http is not None:

@@ -249,6 +249,45 @@ def _thumbprint_from_identifier(value: object) -> str:
         return value.upper()
 
 
+class CredentialGraph(Protocol):
+    """What the rotation and certificate executors need from Graph: one application's credentials.
+
+    :class:`GraphClient` is the real one; ``tests/fakes.py`` holds an
+    in-process one, so executors can be tested against either.
+    """
+
+    #: Seconds after a creation during which a 404 is taken for replication lag.
+    not_found_window: float
+
+    def get_application(
+        self, object_id: str, *, just_created: bool = False, fresh: bool = False
+    ) -> Application:
+        """The application with its credentials; GraphError (404) when Graph does not know it."""
+        ...
+
+    def add_password(self, object_id: str, display_name: str, end: datetime) -> NewPassword:
+        """A new client secret; its text exists only in the answer."""
+        ...
+
+    def remove_password(self, object_id: str, key_id: str) -> bool:
+        """False if the application no longer had it."""
+        ...
+
+    def add_key(
+        self,
+        object_id: str,
+        cert_der: bytes,
+        display_name: str,
+        signer: CertificateCredential,
+    ) -> KeyCredential:
+        """A new certificate credential, proven by ``signer`` (a key the application has)."""
+        ...
+
+    def remove_key(self, object_id: str, key_id: str, signer: CertificateCredential) -> bool:
+        """False if the application no longer had it."""
+        ...
+
+
 class GraphClient:
     """Microsoft Graph v1.0 as the management application."""
 
@@ -781,6 +820,42 @@ class GraphClient:
                 return False
             raise
         return True
+
+
+def sign_in_with_secret(
+    session: requests.Session,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    secret: str,
+    scope: str = ARM_SCOPE,
+) -> tuple[int, list[int], str]:
+    """Client-credentials sign-in with a secret: (HTTP status, AADSTS codes, description).
+
+    Answers without MSAL, so a refusal's codes are seen as the endpoint sent
+    them. GraphError (the transport's message) when the endpoint is not reached.
+    """
+    try:
+        response = session.post(
+            f"{login_url.rstrip('/')}/{tenant_id}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+                "scope": scope,
+            },
+            timeout=30,
+        )
+    except requests.RequestException as exc:
+        raise GraphError(str(exc)) from exc
+    if response.status_code == 200:
+        return 200, [], ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    codes = [int(c) for c in body.get("error_codes") or [] if isinstance(c, int)]
+    return response.status_code, codes, str(body.get("error_description", ""))[:160]
 
 
 def acquire_token_with_secret(

@@ -13,7 +13,7 @@ from sidecar.graph import GraphClient, GraphObserver
 from sidecar.management import CertificateProvider, ManagementIdentity, load_identity
 from sidecar.store import Store
 from sidecar.vault import VaultKV
-from sidecar.vault_login import VaultLogin, spec_from_config
+from sidecar.vault_login import VaultLogin, login_spec
 
 
 def make_clock(config: Config) -> Clock:
@@ -28,7 +28,7 @@ def make_clock(config: Config) -> Clock:
 
 def make_login(config: Config) -> VaultLogin:
     """Log in to Vault as the configuration says; the token's upkeep is started by the caller."""
-    login = VaultLogin(spec_from_config(config.vault), observer=metrics.VaultTokenMetrics())
+    login = VaultLogin(login_spec(config.vault), observer=metrics.VaultTokenMetrics())
     login.login()
     return login
 

@@ -1,9 +1,10 @@
 """The only module that talks to Vault / OpenBao.
 
-A narrow, typed adapter over hvac for what the product needs from KV v2 and a
-few system endpoints. Every hvac or transport failure is translated here, once,
-into the package's error tree (:mod:`sidecar.errors`), carrying the Vault path
-and status but never a payload.
+A narrow, typed adapter over hvac for what the product needs from KV v2, the
+token logins and their upkeep (:mod:`sidecar.vault_login` decides when), and
+the few system endpoints the resolver and ``azsidecar doctor`` read. Every hvac
+or transport failure is translated here, once, into the package's error tree
+(:mod:`sidecar.errors`), carrying the Vault path and status but never a payload.
 
 KV paths given to :class:`VaultKV` are relative to the product's prefix, so
 ``kv.read("integrations/web")`` reads ``<mount>/data/<prefix>/integrations/web``.
@@ -169,6 +170,83 @@ def connect(
     else:
         raise VaultForbidden("no Vault credentials given: set a token, AppRole or JWT")
     return client
+
+
+def new_session() -> requests.Session:
+    """A connection pool for :func:`connect` to reuse across clients (one per thread)."""
+    return requests.Session()
+
+
+def new_client(
+    addr: str, *, ca_cert: str | None = None, namespace: str | None = None, timeout: float = 10.0
+) -> hvac.Client:
+    """An hvac client with no token yet (a login sets it)."""
+    verify: bool | str = ca_cert if ca_cert else True
+    return hvac.Client(url=addr, verify=verify, timeout=int(timeout), namespace=namespace)
+
+
+def _get(client: hvac.Client, path: str, **params: Any) -> dict[str, Any]:
+    """``GET /v1/<path>``: the answer's body, errors translated."""
+    with translate_errors(path):
+        body: Any = client.adapter.get(f"/v1/{path}", params=params or None)
+    return dict(body) if isinstance(body, dict) else dict(body.json())
+
+
+def server_health(client: hvac.Client, **params: Any) -> dict[str, Any]:
+    """``GET sys/health`` (no token needed); ``params`` choose the status codes."""
+    return _get(client, "sys/health", **params)
+
+
+def token_self(client: hvac.Client) -> dict[str, Any]:
+    """``GET auth/token/lookup-self``: the whole answer (policies, ttl, ...)."""
+    return _get(client, "auth/token/lookup-self")
+
+
+def mount_entry(client: hvac.Client, mount: str) -> dict[str, Any]:
+    """``GET sys/internal/ui/mounts/<mount>``: the mount as this token may see it."""
+    return _get(client, f"sys/internal/ui/mounts/{mount}")
+
+
+def plugin_catalog(client: hvac.Client) -> dict[str, Any]:
+    """``GET sys/plugins/catalog``."""
+    return _get(client, "sys/plugins/catalog")
+
+
+def read_path(client: hvac.Client, path: str) -> dict[str, Any]:
+    """``GET /v1/<path>`` of any engine (a plugin's ``config``)."""
+    return _get(client, path)
+
+
+def renew_self(client: hvac.Client, increment: str | None) -> dict[str, Any]:
+    """``POST auth/token/renew-self``."""
+    with translate_errors("auth/token/renew-self"):
+        body: dict[str, Any] = client.auth.token.renew_self(increment=increment)
+    return body
+
+
+def lookup_self(client: hvac.Client) -> dict[str, Any]:
+    """``GET auth/token/lookup-self`` through hvac's token API (the login's upkeep)."""
+    with translate_errors("auth/token/lookup-self"):
+        body: dict[str, Any] = client.auth.token.lookup_self()
+    return body
+
+
+def approle_login(client: hvac.Client, role_id: str, secret_id: str, mount: str) -> dict[str, Any]:
+    """``POST auth/<mount>/login`` (AppRole); the answer, the token not yet used."""
+    with translate_errors(f"auth/{mount}/login"):
+        body: dict[str, Any] = client.auth.approle.login(
+            role_id=role_id, secret_id=secret_id, use_token=False, mount_point=mount
+        )
+    return body
+
+
+def jwt_login(client: hvac.Client, role: str, assertion: str, mount: str) -> dict[str, Any]:
+    """``POST auth/<mount>/login`` (JWT); the answer, the token not yet used."""
+    with translate_errors(f"auth/{mount}/login"):
+        body: dict[str, Any] = client.auth.jwt.jwt_login(
+            role=role, jwt=assertion, use_token=False, path=mount
+        )
+    return body
 
 
 def capabilities_self(client: hvac.Client, path: str) -> set[str]:

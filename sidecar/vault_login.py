@@ -30,9 +30,9 @@ from typing import Any, Literal, Protocol
 
 import hvac
 
+from sidecar import vault
 from sidecar.config import VaultConfig
 from sidecar.errors import VaultError, VaultForbidden, VaultLoginError, VaultUnavailable
-from sidecar.vault import translate_errors
 from sidecar.vault_token import Decision, Step, TokenView, decide, was_capped
 
 log = logging.getLogger(__name__)
@@ -151,9 +151,8 @@ class TokenStatus:
 
 
 def new_client(spec: LoginSpec) -> hvac.Client:
-    verify: bool | str = spec.ca_cert if spec.ca_cert else True
-    return hvac.Client(
-        url=spec.addr, verify=verify, timeout=int(spec.timeout), namespace=spec.namespace
+    return vault.new_client(
+        spec.addr, ca_cert=spec.ca_cert, namespace=spec.namespace, timeout=spec.timeout
     )
 
 
@@ -324,8 +323,7 @@ class VaultLogin:
         started = self.now()
         increment = f"{int(asked.total_seconds())}s" if asked > timedelta(0) else None
         try:
-            with translate_errors("auth/token/renew-self"):
-                body = self.client.auth.token.renew_self(increment=increment)
+            body = vault.renew_self(self.client, increment)
         except VaultUnavailable:
             raise
         except VaultError as exc:
@@ -368,22 +366,13 @@ class VaultLogin:
                 if not spec.role_id:
                     raise VaultLoginError(f"AppRole login needs {spec.key('role_id')}")
                 path = f"auth/{spec.approle_mount}/login"
-                with translate_errors(path):
-                    body = self.client.auth.approle.login(
-                        role_id=spec.role_id,
-                        secret_id=secret_id,
-                        use_token=False,
-                        mount_point=spec.approle_mount,
-                    )
+                body = vault.approle_login(self.client, spec.role_id, secret_id, spec.approle_mount)
             else:
                 assertion = self._jwt()
                 if not spec.jwt_role:
                     raise VaultLoginError(f"JWT login needs {spec.key('jwt_role')}")
                 path = f"auth/{spec.jwt_mount}/login"
-                with translate_errors(path):
-                    body = self.client.auth.jwt.jwt_login(
-                        role=spec.jwt_role, jwt=assertion, use_token=False, path=spec.jwt_mount
-                    )
+                body = vault.jwt_login(self.client, spec.jwt_role, assertion, spec.jwt_mount)
         except VaultUnavailable:
             self._emit("login_failed")
             raise
@@ -444,8 +433,7 @@ class VaultLogin:
 
     def _look_up(self) -> None:
         started = self.now()
-        with translate_errors("auth/token/lookup-self"):
-            body = self.client.auth.token.lookup_self()
+        body = vault.lookup_self(self.client)
         data = body.get("data") or {}
         self._creation_ttl = timedelta(seconds=int(data.get("creation_ttl") or 0))
         self.view = TokenView(
@@ -523,20 +511,85 @@ def with_keys(spec: LoginSpec, **keys: str) -> LoginSpec:
     return replace(spec, keys={**spec.keys, **keys})
 
 
-def spec_from_config(vault: VaultConfig) -> LoginSpec:
-    """The daemon's / resolver's login, from the ``[vault]`` section."""
+@dataclass(frozen=True, repr=False)
+class LoginChoice:
+    """A caller's choices over the ``[vault]`` login; ``None`` keeps the configuration.
+
+    ``method=None`` is the configured ``vault.auth`` (the daemon, the resolver);
+    ``"auto"`` picks by what is given (the runner helper's default, see
+    :func:`choose_method`). ``role_id_file`` only steers ``"auto"``: its content,
+    read by the caller, is ``role_id``.
+    """
+
+    method: Method | Literal["auto"] | None = None
+    token: str | None = None
+    token_file: str | None = None
+    jwt_file: str | None = None
+    jwt_role: str | None = None
+    jwt_mount: str | None = None
+    role_id: str | None = None
+    role_id_file: str | None = None
+    secret_id_file: str | None = None
+
+    def __repr__(self) -> str:
+        return f"LoginChoice(method={self.method!r})"
+
+
+def choose_method(vault: VaultConfig, choice: LoginChoice) -> Method:
+    """The login method: chosen, configured, or (``"auto"``) the first credential given."""
+    if choice.method is None:
+        return vault.auth
+    if choice.method != "auto":
+        return choice.method
+    if choice.jwt_file:
+        return "jwt"
+    if choice.role_id_file or choice.secret_id_file:
+        return "approle"
+    if choice.token_file or choice.token or vault.token or vault.token_file:
+        return "token"
+    if vault.auth != "token":
+        return vault.auth
+    if vault.role_id:
+        return "approle"
+    return "token"
+
+
+def login_spec(
+    vault: VaultConfig,
+    choice: LoginChoice | None = None,
+    *,
+    keys: dict[str, str] | None = None,
+) -> LoginSpec:
+    """How to log in, from the ``[vault]`` section and a caller's choices.
+
+    The one place every Vault client's login is resolved: the daemon and the
+    resolver (:func:`sidecar.runtime.make_login`) give no choice, the runner
+    helper (:mod:`sidecar.runner.auth`) gives its command line. ``keys`` name
+    the settings in error messages (the TOML keys by default).
+    """
+    choice = choice or LoginChoice()
+    method = choose_method(vault, choice)
+    token = None if choice.token_file else (choice.token or vault.token)
+    token_file = choice.token_file or (None if token else vault.token_file)
+    secret_id_file = choice.secret_id_file or (None if vault.secret_id else vault.secret_id_file)
     return LoginSpec(
         addr=vault.addr,
-        method=vault.auth,
-        token=vault.token,
-        token_file=None if vault.token else vault.token_file,
-        role_id=vault.role_id,
-        secret_id=vault.secret_id,
-        secret_id_file=None if vault.secret_id else vault.secret_id_file,
-        jwt_mount=vault.jwt_mount,
-        jwt_role=vault.jwt_role,
-        jwt_file=vault.jwt_file,
+        method=method,
+        token=token,
+        token_file=token_file,
+        role_id=choice.role_id or vault.role_id,
+        secret_id=None if secret_id_file else vault.secret_id,
+        secret_id_file=secret_id_file,
+        jwt_mount=choice.jwt_mount or vault.jwt_mount,
+        jwt_role=choice.jwt_role or vault.jwt_role,
+        jwt_file=choice.jwt_file or vault.jwt_file,
         ca_cert=vault.ca_cert,
         namespace=vault.namespace,
         timeout=vault.timeout,
+        keys=dict(keys or {}),
     )
+
+
+def spec_from_config(vault: VaultConfig) -> LoginSpec:
+    """The daemon's / resolver's login, from the ``[vault]`` section alone."""
+    return login_spec(vault)

@@ -27,7 +27,7 @@ from sidecar.certs.planner import (
 from sidecar.clock import Clock
 from sidecar.crashpoints import crash_point
 from sidecar.errors import GraphError
-from sidecar.graph import GraphClient
+from sidecar.graph import CredentialGraph
 from sidecar.management import (
     CertificateVersion,
     ManagementIdentity,
@@ -60,7 +60,7 @@ class CertificateReport:
 
 
 def observe(
-    store: Store, graph: GraphClient, identity: ManagementIdentity
+    store: Store, graph: CredentialGraph, identity: ManagementIdentity
 ) -> tuple[CertificateState, list[CertificateVersion]]:
     certificates = load_certificates(store)
     azure: tuple[AzureKey, ...] | None
@@ -88,7 +88,7 @@ def observe(
 
 def renew(
     store: Store,
-    graph: GraphClient,
+    graph: CredentialGraph,
     identity: ManagementIdentity,
     signer: CertificateVersion,
     clock: Clock,
@@ -119,7 +119,7 @@ def destroy_certificate(store: Store, version: int) -> None:
 
 def tick(
     store: Store,
-    graph: GraphClient,
+    graph: CredentialGraph,
     identity: ManagementIdentity,
     clock: Clock,
     policy: TimingPolicy,
@@ -151,7 +151,7 @@ def apply(
     decision: CertificatePlan,
     certificates: list[CertificateVersion],
     store: Store,
-    graph: GraphClient,
+    graph: CredentialGraph,
     identity: ManagementIdentity,
     clock: Clock,
     policy: TimingPolicy,

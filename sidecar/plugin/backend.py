@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from sidecar.clock import AcceleratedClock
+from sidecar.config import VaultConfig
 from sidecar.errors import InputError, VaultError, VaultForbidden
 from sidecar.plugin.framework import Backend
 from sidecar.plugin.path_config import STORAGE_KEY, PluginConfig, path_config
@@ -32,6 +33,7 @@ from sidecar.resolve import ReadCache
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV, token_lookup_accessor
 from sidecar.vault_login import LoginSpec, VaultLogin
+from sidecar.vault_login import login_spec as vault_login_spec
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -46,20 +48,27 @@ this engine picks the ready one for a stack and phase: read creds/<stack>/<phase
 
 
 def login_spec(config: PluginConfig, ca_path: str | None) -> LoginSpec:
-    """The plugin's login from ``<mount>/config``; errors name its fields."""
+    """The plugin's login from ``<mount>/config``; errors name its fields.
+
+    Resolved as every Vault client's login is (:func:`sidecar.vault_login.login_spec`),
+    from the ``[vault]`` settings the plugin's configuration amounts to.
+    """
     method = config.auth_method
-    return LoginSpec(
+    vault = VaultConfig(
         addr=config.vault_addr,
-        method="token" if method == "token" else "jwt" if method == "jwt" else "approle",
+        auth="token" if method == "token" else "jwt" if method == "jwt" else "approle",
         token=config.token or None,
-        token_file=None if config.token else config.token_file or None,
+        token_file=config.token_file or None,
         role_id=config.approle_role_id or None,
         secret_id=config.approle_secret_id or None,
-        secret_id_file=None if config.approle_secret_id else config.approle_secret_id_file or None,
+        secret_id_file=config.approle_secret_id_file or None,
         jwt_mount=config.jwt_mount or "jwt",
         jwt_role=config.jwt_role or None,
         jwt_file=config.jwt_file or None,
         ca_cert=ca_path,
+    )
+    return vault_login_spec(
+        vault,
         keys={
             "token_file": "<mount>/config token_file",
             "role_id": "<mount>/config approle_role_id",

@@ -22,13 +22,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from enum import Enum
-
-import requests
+from typing import TYPE_CHECKING
 
 from sidecar.errors import VaultForbidden
 from sidecar.login_scope import scope_refusal
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
-from sidecar.vault import capabilities_self, connect, token_lookup_self
+from sidecar.vault import capabilities_self, connect, new_session, token_lookup_self
+
+if TYPE_CHECKING:
+    from requests import Session
 
 #: Bounds of the two memories (entries, oldest dropped first).
 REMEMBERED_LOGINS = 4096
@@ -94,11 +96,11 @@ class VaultAuthorizer:
         self._refused = _Bounded(REMEMBERED_REFUSALS)
         self._local = threading.local()
 
-    def _session(self) -> requests.Session:
+    def _session(self) -> Session:
         """One kept-alive connection per resolver thread (tokens travel per request)."""
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = new_session()
             self._local.session = session
         return session
 

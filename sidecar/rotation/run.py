@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from sidecar.clock import Clock
 from sidecar.crashpoints import crash_point
 from sidecar.errors import GraphError, GraphWriteUncertain, SidecarError, VaultUnavailable
-from sidecar.graph import GraphClient
+from sidecar.graph import CredentialGraph
 from sidecar.model import (
     AzureCredential,
     Intent,
@@ -65,7 +65,7 @@ class TickReport:
 
 
 def observe(
-    record: IntegrationRecord, graph: GraphClient, store: Store, now: datetime
+    record: IntegrationRecord, graph: CredentialGraph, store: Store, now: datetime
 ) -> IntegrationState:
     """Gather the planner's inputs: Vault's index and intents, Graph's listing.
 
@@ -99,7 +99,7 @@ def observe(
 
 def create_secret(
     record: IntegrationRecord,
-    graph: GraphClient,
+    graph: CredentialGraph,
     store: Store,
     clock: Clock,
     policy: TimingPolicy,
@@ -180,7 +180,7 @@ def create_secret(
     return stored
 
 
-def _take_back(record: IntegrationRecord, display_name: str, graph: GraphClient) -> None:
+def _take_back(record: IntegrationRecord, display_name: str, graph: CredentialGraph) -> None:
     """Remove the credential an uncertain ``addPassword`` made, if a replica lists it now."""
     try:
         app = graph.get_application(record.app_object_id, fresh=True)
@@ -199,7 +199,7 @@ def _still_listed(
     record: IntegrationRecord,
     key_id: str,
     version: int,
-    graph: GraphClient,
+    graph: CredentialGraph,
     store: Store,
     clock: Clock,
 ) -> bool:
@@ -228,7 +228,7 @@ def _still_listed(
 def apply_actions(
     record: IntegrationRecord,
     actions: list[Action],
-    graph: GraphClient,
+    graph: CredentialGraph,
     store: Store,
     clock: Clock,
     policy: TimingPolicy,
@@ -268,7 +268,7 @@ def apply_actions(
 
 def rotate(
     record: IntegrationRecord,
-    graph: GraphClient,
+    graph: CredentialGraph,
     store: Store,
     clock: Clock,
     policy: TimingPolicy,

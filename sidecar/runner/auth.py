@@ -11,15 +11,15 @@ works too).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import hvac
 
 from sidecar.config import Config
 from sidecar.errors import InputError, VaultForbidden
-from sidecar.vault_login import LoginSpec, VaultLogin
+from sidecar.vault_login import LoginChoice, VaultLogin, choose_method, login_spec
 
 Method = Literal["auto", "token", "jwt", "approle"]
 
@@ -47,41 +47,34 @@ def _read(path: str, what: str) -> str:
     return value
 
 
-def _method(login: RunnerLogin, config: Config) -> Method:
-    if login.method != "auto":
-        return login.method
-    if login.jwt_file:
-        return "jwt"
-    if login.role_id_file or login.secret_id_file:
-        return "approle"
-    if login.token_file or config.vault_token():
-        return "token"
-    if config.vault.auth != "token":
-        return config.vault.auth
-    if config.vault.role_id:
-        return "approle"
-    return "token"
+#: The runner's settings are named as its options in error messages.
+KEYS = {
+    "token_file": "--token-file",
+    "jwt_file": "--jwt-file",
+    "jwt_role": "--role",
+    "secret_id_file": "--secret-id-file",
+    "secret_id": "AZSIDECAR_VAULT_SECRET_ID",
+    "role_id": "--role-id-file",
+}
 
 
 def runner_login(config: Config, login: RunnerLogin) -> VaultLogin:
-    """The runner's login, not yet performed; files are named as its options."""
-    vault = config.vault
-    method = _method(login, config)
-    keys = {
-        "token_file": "--token-file",
-        "jwt_file": "--jwt-file",
-        "jwt_role": "--role",
-        "secret_id_file": "--secret-id-file",
-        "secret_id": "AZSIDECAR_VAULT_SECRET_ID",
-        "role_id": "--role-id-file",
-    }
-    common: dict[str, Any] = {
-        "addr": vault.addr,
-        "ca_cert": vault.ca_cert,
-        "namespace": vault.namespace,
-        "timeout": vault.timeout,
-        "keys": keys,
-    }
+    """The runner's login, not yet performed; files are named as its options.
+
+    Resolved by :func:`sidecar.vault_login.login_spec`, as every Vault client's
+    login is; here only what the runner must say before trying: which file or
+    setting is missing or unreadable.
+    """
+    choice = LoginChoice(
+        method=login.method,
+        token_file=login.token_file,
+        jwt_file=login.jwt_file,
+        jwt_role=login.jwt_role,
+        jwt_mount=login.jwt_mount,
+        role_id_file=login.role_id_file,
+        secret_id_file=login.secret_id_file,
+    )
+    method = choose_method(config.vault, choice)
     if method == "token":
         token = None if login.token_file else config.vault_token()
         if not (login.token_file or token):
@@ -90,38 +83,22 @@ def runner_login(config: Config, login: RunnerLogin) -> VaultLogin:
             )
         if login.token_file:
             _read(login.token_file, "token")
-        spec = LoginSpec(method="token", token=token, token_file=login.token_file, **common)
-    elif method == "jwt":
-        jwt_file = login.jwt_file or vault.jwt_file
-        role = login.jwt_role or vault.jwt_role
-        if not (jwt_file and role):
+        choice = replace(choice, token=token)
+    elif method == "approle" and login.role_id_file:
+        choice = replace(choice, role_id=_read(login.role_id_file, "role id"))
+    spec = login_spec(config.vault, replace(choice, method=method), keys=KEYS)
+    if method == "jwt":
+        if not (spec.jwt_file and spec.jwt_role):
             raise InputError("JWT login needs --jwt-file and --role")
-        _read(jwt_file, "JWT")
-        spec = LoginSpec(
-            method="jwt",
-            jwt_mount=login.jwt_mount or vault.jwt_mount,
-            jwt_role=role,
-            jwt_file=jwt_file,
-            **common,
-        )
-    else:
-        role_id = _read(login.role_id_file, "role id") if login.role_id_file else vault.role_id
-        secret_id_file = login.secret_id_file or (None if vault.secret_id else vault.secret_id_file)
-        secret_id = None if secret_id_file else vault.secret_id
-        if secret_id_file:
-            _read(secret_id_file, "secret id")
-        if not (role_id and (secret_id or secret_id_file)):
+        _read(spec.jwt_file, "JWT")
+    elif method == "approle":
+        if spec.secret_id_file:
+            _read(spec.secret_id_file, "secret id")
+        if not (spec.role_id and (spec.secret_id or spec.secret_id_file)):
             raise InputError(
                 "AppRole login needs a role id (AZSIDECAR_VAULT_ROLE_ID or --role-id-file)"
                 " and a secret id (AZSIDECAR_VAULT_SECRET_ID or --secret-id-file)"
             )
-        spec = LoginSpec(
-            method="approle",
-            role_id=role_id,
-            secret_id=secret_id,
-            secret_id_file=secret_id_file,
-            **common,
-        )
     return VaultLogin(spec, name="runner")
 
 
