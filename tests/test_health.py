@@ -36,6 +36,7 @@ def test_the_body_names_only_the_kind_of_error() -> None:
         last_error="GraphError: tenant 1234 said no",
         failing={"b", "a"},
         certificate_stuck="",
+        probe_failing={"c"},
     )
     status, body = healthz(health, NOW, TICK, None)
     assert status == 200
@@ -47,4 +48,5 @@ def test_the_body_names_only_the_kind_of_error() -> None:
         "failing_integrations": ["a", "b"],
         "management_certificate_stuck": False,
         "vault_token": None,
+        "probe_failing_integrations": ["c"],  # degraded, not failing
     }
