@@ -28,6 +28,7 @@ from sidecar.clock import Clock
 from sidecar.crashpoints import crash_point
 from sidecar.errors import GraphError
 from sidecar.graph import GraphClient
+from sidecar.lifecycle.actions import ClearIntent, DestroyStored
 from sidecar.management import (
     CERTIFICATE_PATH,
     CertificateVersion,
@@ -37,7 +38,6 @@ from sidecar.management import (
     store_certificate,
 )
 from sidecar.model import AzureKey, Intent, IntentKind, credential_display_name
-from sidecar.rotation.planner import ClearIntent, DestroyStored
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
 
