@@ -29,9 +29,10 @@ class DestroyStored:
     """Destroy KV version ``version`` (the credential ``key_id``).
 
     With ``confirm_reads`` above zero the destroy is conditional: the executor
-    first reads the listing again that many times, each on a fresh connection,
-    and lets :func:`sidecar.lifecycle.reconcile.confirm_destroy` decide on what
-    it read.
+    reads the listing again, on fresh connections, as long as
+    :func:`sidecar.lifecycle.reconcile.confirm_destroy` asks (at most that
+    many times), and does what it decides. An executor of a kind that sets
+    :attr:`~sidecar.lifecycle.kind.Kind.confirm_reads` must do so.
     """
 
     version: int
