@@ -28,6 +28,7 @@ from sidecar.clock import Clock
 from sidecar.crashpoints import crash_point
 from sidecar.errors import GraphError
 from sidecar.graph import CredentialGraph
+from sidecar.lifecycle.actions import ClearIntent, DestroyStored
 from sidecar.management import (
     CertificateVersion,
     ManagementIdentity,
@@ -36,7 +37,6 @@ from sidecar.management import (
     store_certificate,
 )
 from sidecar.model import AzureKey, Intent, IntentKind, credential_display_name
-from sidecar.rotation.planner import ClearIntent, DestroyStored
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
 

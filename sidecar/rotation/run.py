@@ -25,6 +25,7 @@ from sidecar.clock import Clock
 from sidecar.crashpoints import crash_point
 from sidecar.errors import GraphError, GraphWriteUncertain, SidecarError, VaultUnavailable
 from sidecar.graph import CredentialGraph
+from sidecar.lifecycle.reconcile import Verdict, confirm_destroy
 from sidecar.model import (
     AzureCredential,
     Intent,
@@ -192,37 +193,31 @@ def _take_back(record: IntegrationRecord, display_name: str, graph: CredentialGr
         log.info("could not look for the unanswered secret of %s yet: %s", record.name, exc)
 
 
-CONFIRMING_READS = 2
-
-
-def _still_listed(
+def _confirm_destroy(
     record: IntegrationRecord,
-    key_id: str,
-    version: int,
+    action: DestroyStored,
     graph: CredentialGraph,
     store: Store,
     clock: Clock,
-) -> bool:
-    """Before destroying an unexpired secret that a listing lacked, look again.
+) -> Verdict:
+    """Read what :func:`confirm_destroy` asks for, until it decides.
 
     Each confirming read goes out on a fresh connection, because a front end
     keeps a keep-alive connection on one directory replica: re-reading on the
-    pooled connection would ask the same lagging replica twice. Any replica
-    that lists the secret proves the first listing was stale. The reads are a
-    cheap second guard; the first is time: the planner only proposes the
-    destroy after ``missing_grace`` (an hour, far beyond replication lag).
+    pooled connection would ask the same lagging replica twice.
     """
-    stored = {c.version: c for c in store.credentials(record.name)}.get(version)
-    if stored is None or stored.expires <= clock.now():
-        return False
-    for _ in range(CONFIRMING_READS):
+    stored = {c.version: c for c in store.credentials(record.name)}.get(action.version)
+    expires = None if stored is None else stored.expires
+    now = clock.now()
+    reads: list[frozenset[str] | None] = []
+    while (verdict := confirm_destroy(action, expires, now, reads)) is Verdict.READ_AGAIN:
         try:
             app = graph.get_application(record.app_object_id, fresh=True)
         except GraphError:
-            return True  # cannot confirm: keep it
-        if any(p.key_id == key_id for p in app.passwords):
-            return True
-    return False
+            reads.append(None)
+            continue
+        reads.append(frozenset(p.key_id for p in app.passwords))
+    return verdict
 
 
 def apply_actions(
@@ -240,8 +235,10 @@ def apply_actions(
                 graph.remove_password(record.app_object_id, key_id)
                 report.removed.append((key_id, reason))
                 log.info("removed a client secret of %s from Azure: %s", record.name, reason)
-            case DestroyStored(version=version, key_id=key_id, reason=reason):
-                if _still_listed(record, key_id, version, graph, store, clock):
+            case DestroyStored(version=version, reason=reason, confirm_reads=confirm_reads):
+                if confirm_reads and (
+                    _confirm_destroy(record, action, graph, store, clock) is Verdict.KEEP
+                ):
                     log.warning(
                         "version %d of %s is listed again by Graph; not destroying it",
                         version,

@@ -23,8 +23,8 @@ from sidecar.certs.planner import (
     choose_active,
     plan,
 )
+from sidecar.lifecycle.actions import ClearIntent, DestroyStored
 from sidecar.model import AzureKey, Intent, IntentKind, StoredCertificate, credential_display_name
-from sidecar.rotation.planner import ClearIntent, DestroyStored
 from sidecar.timing import TimingPolicy
 
 POLICY = TimingPolicy()  # 30 d lifetime, renew 7 d before, switch 10 min after upload

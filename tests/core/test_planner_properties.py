@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sidecar.lifecycle.actions import ClearIntent, Create, DestroyStored, RemoveFromAzure
 from sidecar.model import AzureCredential, Intent, StoredCredential, credential_display_name
 from sidecar.ready import Ready, choose_ready
 from sidecar.rotation.planner import IntegrationState, plan, replan_at
@@ -136,10 +137,10 @@ def test_plan_is_deterministic_and_ordered(state: IntegrationState) -> None:
         tuple(shuffled.sample(state.intents, len(state.intents))),
     )
     assert plan(again, TimingPolicy(), NOW) == actions
-    kinds = [type(a).__name__ for a in actions]
-    order = ["RemoveAzureCredential", "DestroyStored", "ClearIntent", "CreateSecret"]
+    kinds = [type(a) for a in actions]
+    order: list[type[object]] = [RemoveFromAzure, DestroyStored, ClearIntent, Create]
     assert kinds == sorted(kinds, key=order.index)
-    assert kinds.count("CreateSecret") <= 1
+    assert kinds.count(Create) <= 1
     assert all(getattr(a, "key_id", None) != "foreign" for a in actions)
 
 
