@@ -32,11 +32,11 @@ valid certificate at all the daemon cannot reach Graph, and the outcome is :clas
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sidecar.model import AzureKey, Intent, StoredCertificate, intent_of
+from sidecar.ready import choose_active, newness
 from sidecar.rotation.planner import ClearIntent, DestroyStored
 from sidecar.timing import TimingPolicy
 
@@ -81,19 +81,6 @@ class Stuck:
     reason: str
 
 
-def _newness(c: StoredCertificate) -> tuple[datetime, int]:
-    return c.uploaded_at, c.version
-
-
-def choose_active(
-    stored: Iterable[StoredCertificate], now: datetime, policy: TimingPolicy
-) -> StoredCertificate | None:
-    """The newest valid certificate replicated long enough; else the newest valid one."""
-    valid = [c for c in stored if c.not_before <= now < c.not_after]
-    switched = [c for c in valid if c.uploaded_at + policy.cert_switch_delay <= now]
-    return max(switched or valid, key=_newness, default=None)
-
-
 @dataclass
 class _Draft:
     removals: dict[str, str] = field(default_factory=dict)
@@ -113,7 +100,7 @@ def plan(state: CertificateState, policy: TimingPolicy, now: datetime) -> Certif
             continue
         if c.not_after <= now:
             why = f"certificate v{c.version} expired at {c.not_after.isoformat()}"
-        elif switched and _newness(c) < _newness(active):
+        elif switched and newness(c) < newness(active):
             why = f"certificate v{c.version} superseded by v{active.version}"
         else:
             continue
@@ -195,7 +182,7 @@ def _renewal(
     state: CertificateState, policy: TimingPolicy, now: datetime, draft: _Draft
 ) -> RenewCertificate | None:
     live = [c for c in state.stored if c.version not in draft.destroys and now < c.not_after]
-    newest = max(live, key=_newness)
+    newest = max(live, key=newness)
     if now < newest.not_after - policy.cert_renew_before:
         return None
     open_intents = [i for i in state.intents if i.intent_id not in draft.clears]

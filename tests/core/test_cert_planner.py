@@ -20,10 +20,10 @@ from sidecar.certs.planner import (
     RemoveKey,
     RenewCertificate,
     Stuck,
-    choose_active,
     plan,
 )
 from sidecar.model import AzureKey, Intent, IntentKind, StoredCertificate, credential_display_name
+from sidecar.ready import choose_active
 from sidecar.rotation.planner import ClearIntent, DestroyStored
 from sidecar.timing import TimingPolicy
 
