@@ -58,6 +58,7 @@ LAYERS: dict[str, str] = {
     "sidecar.login_scope": CORE,
     "sidecar.clouds": CORE,
     "sidecar.server_version": CORE,
+    "sidecar.vault_token": CORE,  # when to renew or log in again
     "sidecar.rotation.planner": CORE,
     "sidecar.certs.planner": CORE,
     # In-process plumbing that talks to no external system.
@@ -69,7 +70,6 @@ LAYERS: dict[str, str] = {
     "sidecar.http_listener": SUPPORT,
     # One module per external system.
     "sidecar.vault": ADAPTERS,
-    "sidecar.vault_token": ADAPTERS,
     "sidecar.vault_login": ADAPTERS,
     "sidecar.graph": ADAPTERS,
     # The owner of every KV path.
