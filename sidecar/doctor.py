@@ -119,7 +119,7 @@ def template_wildcard_guard(client: hvac.Client) -> Check:
     )
 
 
-# What the daemon does on each product path (policies/sidecar.hcl).
+# What the daemon does on each product path (sidecar/policies/sidecar.hcl).
 def daemon_paths(kv_mount: str, prefix: str) -> dict[str, set[str]]:
     base = f"{kv_mount}/{{}}/{prefix}"
     return {
