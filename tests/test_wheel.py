@@ -24,7 +24,7 @@ import pytest
 
 from sidecar.cli.main import main
 from sidecar.devstack.openbao import OpenBaoDevServer, find_bao
-from sidecar.policies import NAMES, render_all
+from sidecar.policies import NAMES, render_all, runner_role
 from sidecar.vault import connect
 
 # About 15 s (build, venv, install, one OpenBao): not marked slow.
@@ -52,6 +52,7 @@ for path in paths(main, [], click.Context(main, info_name="azsidecar")):
 json.dump({
     "sidecar": sidecar.__file__,
     "templates": str(sidecar.policies.SHIPPED),
+    "runner_role": sidecar.policies.runner_role(),
     "helps": helps,
 }, sys.stdout)
 """
@@ -162,6 +163,7 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(installed: Installe
     found = json.loads(result.stdout)
     assert Path(found["sidecar"]).is_relative_to(installed.venv), found["sidecar"]
     assert Path(found["templates"]).is_relative_to(installed.venv), found["templates"]
+    assert found["runner_role"] == runner_role()  # the JWT role the demo and bootstrap write
 
 
 def test_every_command_has_help_in_the_installed_wheel(installed: Installed) -> None:
