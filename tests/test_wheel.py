@@ -27,7 +27,7 @@ from sidecar.devstack.openbao import OpenBaoDevServer, find_bao
 from sidecar.policies import NAMES, render_all, runner_role
 from sidecar.vault import connect
 
-# About 15 s (build, venv, install, one OpenBao): not marked slow.
+# 15-26 s on 2 busy cores (build, venv, install, one OpenBao): not marked slow.
 REPO = Path(__file__).resolve().parents[1]
 
 # Run inside the installed virtualenv: every command path of the CLI with `--help`.
