@@ -62,10 +62,10 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sidecar.cli.policies import DEFAULT_DIR, render_all
 from sidecar.devstack.openbao import OpenBaoDevServer, find_bao, free_port
 from sidecar.model import DEFAULT_CREDS_MOUNT, ConsentState, Phase
 from sidecar.plugin.install import install_wrapper, registration_commands
+from sidecar.policies import render_all, runner_role
 from sidecar.resolve import resolve_credential
 from sidecar.resolver.auth import Access, VaultAuthorizer, creds_path
 from sidecar.resolver.client import ResolverClient
@@ -372,7 +372,7 @@ class LatencyStack:
             "prefix": PREFIX,
             "creds_mount": MOUNT,
         }
-        for name, text in render_all(DEFAULT_DIR, values).items():
+        for name, text in render_all(values).items():
             root.sys.create_or_update_policy(f"azsidecar-{name}", text)
         created = root.auth.token.create(policies=["azsidecar-plugin"], ttl="4h")
         self.plugin_token = str(created["auth"]["client_token"])
@@ -395,7 +395,7 @@ class LatencyStack:
         )
         root.sys.enable_auth_method("jwt", path="jwt")
         root.adapter.post("/v1/auth/jwt/config", json={"jwt_validation_pubkeys": [public.decode()]})
-        role = json.loads((DEFAULT_DIR.parent / "vault-config" / "runner-role.json").read_text())
+        role = runner_role()
         root.adapter.post(f"/v1/auth/jwt/role/{ROLE}", json=role)
         methods: Any = root.adapter.get("/v1/sys/auth")
         return str(methods["data"]["jwt/"]["accessor"])

@@ -6,9 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sidecar ./sidecar
-COPY policies ./policies
 COPY vault-config ./vault-config
-# Editable, so `azsidecar policies render` finds policies/ beside the package.
 # Directories that named volumes are mounted on: a new volume takes their owner.
 RUN pip install -e . \
  && useradd --system --uid 10001 azsidecar \

@@ -12,7 +12,6 @@ USER root
 RUN apk add --no-cache python3 py3-pip
 COPY pyproject.toml README.md /src/
 COPY sidecar /src/sidecar
-COPY policies /src/policies
 COPY vault-config /src/vault-config
 # The plugin directory holds only the plugin: `bao server -dev -dev-plugin-dir`
 # registers every file in it. The wrapper is root's, so OpenBao cannot change it.

@@ -32,7 +32,7 @@ from sidecar.http_listener import BoundedHTTPServer
 from sidecar.lease import LeaderLease
 from sidecar.management import CertificateProvider
 from sidecar.model import IntegrationStatus
-from sidecar.probes.executor import ProbeExecutor
+from sidecar.probing import ProbeExecutor
 from sidecar.ready import Ready, choose_ready
 from sidecar.rotation.run import TickReport, rotate
 from sidecar.runtime import Runtime

@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from sidecar.certs.planner import choose_active as planner_choose_active
 from sidecar.clock import Clock
 from sidecar.errors import SidecarError, VaultNotFound
 from sidecar.graph import CertificateCredential
 from sidecar.model import ManagementIdentity, StoredCertificate, from_epoch, to_epoch
+from sidecar.ready import choose_active as ready_certificate
 from sidecar.sensitive import Sensitive
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
@@ -201,9 +201,9 @@ def store_certificate(
 def choose_active(
     certificates: list[CertificateVersion], now: datetime, policy: TimingPolicy
 ) -> CertificateVersion | None:
-    """The certificate to sign in with, by the certificate planner's rule."""
+    """The certificate to sign in with, by the rule in :func:`sidecar.ready.choose_active`."""
     by_version = {c.version: c for c in certificates}
-    chosen = planner_choose_active((c.summary() for c in certificates), now, policy)
+    chosen = ready_certificate((c.summary() for c in certificates), now, policy)
     return by_version[chosen.version] if chosen is not None else None
 
 

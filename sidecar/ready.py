@@ -1,4 +1,4 @@
-"""The one rule for which secret a run may be handed.
+"""The one rule for which secret a run may be handed, and which certificate the daemon signs with.
 
 The daemon, the gRPC resolver and the Vault plugin all call
 :func:`choose_ready`, so a runner gets the same answer whichever way it asks.
@@ -13,6 +13,11 @@ daemon recorded for it) and, for a secret the daemon probes, by sign-ins
 that all succeeded over the probe window. Both must hold. The only way to
 hand out earlier than ``propagation_delay`` is the operator's explicit
 ``new_integration_floor``, for an integration's only secret, once verified.
+
+The management certificate follows the same idea (:func:`choose_active`): a
+renewed certificate is used only ``cert_switch_delay`` after upload, when
+every replica knows it. Both the certificate planner and the certificate
+store (``sidecar.management``) call it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sidecar.model import StoredCredential
+from sidecar.model import StoredCertificate, StoredCredential
 from sidecar.probes import rule
 from sidecar.probes.rule import ProbeRecord, ProbeState
 from sidecar.timing import TimingPolicy
@@ -125,3 +130,17 @@ def _probe_reason(verdict: ProbeState, probe: ProbeRecord) -> str:
             " in use while Azure AD catches up"
         )
     return "newest secret is propagating: waiting for sign-in probes to succeed over the window"
+
+
+def newness(c: StoredCertificate) -> tuple[datetime, int]:
+    """Orders certificates: the later upload (then the later version) is newer."""
+    return c.uploaded_at, c.version
+
+
+def choose_active(
+    stored: Iterable[StoredCertificate], now: datetime, policy: TimingPolicy
+) -> StoredCertificate | None:
+    """The newest valid certificate replicated long enough; else the newest valid one."""
+    valid = [c for c in stored if c.not_before <= now < c.not_after]
+    switched = [c for c in valid if c.uploaded_at + policy.cert_switch_delay <= now]
+    return max(switched or valid, key=newness, default=None)

@@ -73,7 +73,7 @@ def _toml_value(value: Any) -> str:
         return (
             "{" + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
         )
-    return value.isoformat()  # datetime
+    return str(value.isoformat())  # datetime
 
 
 def _toml_char(char: str) -> str:

@@ -306,9 +306,9 @@ def test_two_replicas_with_the_leader_killed_repeatedly_for_48_hours(
     # One rotator at a time: each secret was created by a daemon holding the lease,
     # and each daemon's creations are one unbroken run (leaders change only by kills).
     assert len(blocks) == len(set(blocks)), order
-    for when, replica, _ in created:
-        states = [acquired for at, acquired in lease_events.get(replica, []) if at <= when]
-        assert states and states[-1], f"d{replica} created a secret without the lease"
+    for when, creator, _ in created:
+        states = [acquired for at, acquired in lease_events.get(creator, []) if at <= when]
+        assert states and states[-1], f"d{creator} created a secret without the lease"
     # No orphans: after a last pass, Azure holds exactly the secrets Vault has.
     runtime = Runtime(
         config=replace(world.config, timing=policy), clock=world.time, store=world.store

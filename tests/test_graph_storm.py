@@ -19,9 +19,10 @@ from datetime import timedelta
 
 import pytest
 
-from sidecar.daemon import RETRY_AFTER_FAILURE, Daemon
+from sidecar.daemon import Daemon
 from sidecar.errors import GraphError
 from sidecar.graph import GraphObserver
+from sidecar.health import RETRY_AFTER_FAILURE
 from sidecar.model import Phase
 from sidecar.ready import Ready, choose_ready
 from sidecar.resolve import resolve_credential

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import (
     BestAvailableEncryption,
     load_pem_private_key,
@@ -96,13 +97,14 @@ def test_import_pkcs12_with_password(
 ) -> None:
     pair = generate_key_pair("pfx", datetime.now(UTC), timedelta(days=90))
     key = load_pem_private_key(pair.key_pem.reveal().encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
     cert = x509.load_pem_x509_certificate(pair.cert_pem.encode())
     blob = pkcs12.serialize_key_and_certificates(
         b"mgmt",
         key,
         cert,
         None,
-        BestAvailableEncryption(b"hunter2"),  # type: ignore[arg-type]
+        BestAvailableEncryption(b"hunter2"),
     )
     (tmp_path / "m.pfx").write_bytes(blob)
     result = CliRunner().invoke(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sidecar.errors import NotFoundError, NotReadyError
-from sidecar.model import Phase
+from sidecar.model import ConsentState, Phase
 from sidecar.resolve import ReadCache, resolve_credential, resolve_from_cache
 from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
@@ -59,7 +59,7 @@ def seeded(kv: VaultKV) -> Store:
         app_object_id=guid("obj"),
         client_id=guid("app"),
         display_name="azsidecar-web",
-        consent="granted",
+        consent=ConsentState.GRANTED,
         created=NOW,
     )
     store.save_integration(record, cas=0)
@@ -162,7 +162,7 @@ def test_nothing_ready_and_nothing_there(seeded: Store, kv: VaultKV) -> None:
             app_object_id=guid("o"),
             client_id=guid("c"),
             display_name="d",
-            consent="pending",
+            consent=ConsentState.PENDING,
             created=NOW,
         ),
         cas=0,

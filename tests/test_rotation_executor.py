@@ -16,7 +16,7 @@ import pytest
 
 from sidecar.clock import Clock, ManualClock
 from sidecar.graph import CredentialGraph
-from sidecar.model import credential_display_name, intent_of
+from sidecar.model import ConsentState, credential_display_name, intent_of
 from sidecar.rotation.run import TickReport, rotate
 from sidecar.store import IntegrationRecord, Store
 from sidecar.timing import TimingPolicy
@@ -57,7 +57,7 @@ def _record(
         app_object_id=object_id,
         client_id=app_id,
         display_name=display_name,
-        consent="granted",
+        consent=ConsentState.GRANTED,
         created=clock.now(),
     )
     store.save_integration(record, cas=0)

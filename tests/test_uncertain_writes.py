@@ -15,6 +15,7 @@ from sidecar.emulator.records import Application
 from sidecar.graph import Application as App
 from sidecar.integrations import Integrations
 from sidecar.management import load_certificates
+from sidecar.model import ConsentState, IntegrationStatus
 from sidecar.orphans import find_orphans, orphaned, remove_orphans
 from sidecar.store import IntegrationRecord
 from tests.world import World
@@ -129,9 +130,9 @@ def test_an_application_of_a_creation_in_progress_is_not_an_orphan() -> None:
             app_object_id=object_id,
             client_id="",
             display_name=f"azsidecar-{name}-00000000",
-            consent="pending",
+            consent=ConsentState.PENDING,
             created=datetime(2026, 1, 1, tzinfo=UTC),
-            status="ready" if object_id else "creating",
+            status=IntegrationStatus.READY if object_id else IntegrationStatus.CREATING,
         )
 
     apps = [

@@ -40,7 +40,7 @@ def test_a_refused_new_token_file_keeps_the_old_token(
 def test_a_refused_approle_login_names_the_file_and_not_the_secret(
     openbao: OpenBaoDevServer, root_client: hvac.Client, tmp_path: Path
 ) -> None:
-    methods = root_client.sys.list_auth_methods()
+    methods = root_client.sys.list_auth_methods()  # type: ignore[no-untyped-call]
     if "approle/" not in methods.get("data", methods):
         root_client.sys.enable_auth_method("approle")
     root_client.auth.approle.create_or_update_approle("edges", token_policies=["default"])

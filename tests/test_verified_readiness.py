@@ -16,7 +16,7 @@ from sidecar.errors import NotReadyError, SidecarError
 from sidecar.integrations import Integrations
 from sidecar.model import Phase
 from sidecar.probes import lag, rule
-from sidecar.probes.executor import ProbeExecutor
+from sidecar.probing import ProbeExecutor
 from sidecar.probes.rule import ProbeState
 from sidecar.ready import NotReady, choose_ready
 from sidecar.resolve import resolve_credential

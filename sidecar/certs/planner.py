@@ -39,6 +39,7 @@ from sidecar.lifecycle import plan as lifecycle
 from sidecar.lifecycle.actions import Action, Create, RemoveFromAzure
 from sidecar.lifecycle.kind import Held, Kind, Retirement, View, latest_accepted
 from sidecar.model import AzureKey, Intent, StoredCertificate
+from sidecar.ready import choose_active, newness
 from sidecar.timing import TimingPolicy
 
 CERTIFICATE = Kind(
@@ -78,19 +79,6 @@ class Stuck:
     reason: str
 
 
-def _newness(c: StoredCertificate) -> tuple[datetime, int]:
-    return c.uploaded_at, c.version
-
-
-def choose_active(
-    stored: Iterable[StoredCertificate], now: datetime, policy: TimingPolicy
-) -> StoredCertificate | None:
-    """The newest valid certificate replicated long enough; else the newest valid one."""
-    valid = [c for c in stored if c.not_before <= now < c.not_after]
-    switched = [c for c in valid if c.uploaded_at + policy.cert_switch_delay <= now]
-    return max(switched or valid, key=_newness, default=None)
-
-
 def plan(state: CertificateState, policy: TimingPolicy, now: datetime) -> CertificatePlan | Stuck:
     active = choose_active(state.stored, now, policy)
     if active is None:
@@ -121,7 +109,7 @@ def _retiring(
             continue
         if c.not_after <= now:
             why = f"certificate v{c.version} expired at {c.not_after.isoformat()}"
-        elif switched and _newness(c) < _newness(active):
+        elif switched and newness(c) < newness(active):
             why = f"certificate v{c.version} superseded by v{active.version}"
         else:
             continue

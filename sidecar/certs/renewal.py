@@ -21,7 +21,6 @@ from sidecar.certs.planner import (
     RemoveKey,
     RenewCertificate,
     Stuck,
-    choose_active,
     plan,
 )
 from sidecar.clock import Clock
@@ -37,6 +36,7 @@ from sidecar.management import (
     store_certificate,
 )
 from sidecar.model import AzureKey, Intent, IntentKind, credential_display_name
+from sidecar.ready import choose_active
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
 

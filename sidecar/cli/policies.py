@@ -1,47 +1,17 @@
 """``azsidecar policies render``: the shipped policy templates, filled in for one deployment.
 
-The templates in ``policies/`` name the deployment's values with
-placeholders (``<kv_mount>``, ``<prefix>``, ``<creds_mount>``,
-``<jwt_accessor>``) because the runner policy must name the JWT mount's
-accessor, which exists only once JWT auth is enabled.
+The templates and the rendering live in :mod:`sidecar.policies` (package data).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
 
-import sidecar
 from sidecar.cli.common import friendly_errors
-from sidecar.errors import InputError
 from sidecar.model import DEFAULT_CREDS_MOUNT
-
-NAMES = ("sidecar", "runner", "operator", "plugin")
-DEFAULT_DIR = Path(sidecar.__file__).resolve().parent.parent / "policies"
-_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*")
-_PLACEHOLDER = re.compile(r"<(kv_mount|prefix|creds_mount|jwt_accessor)>")
-
-
-def render_policy(template: str, values: dict[str, str]) -> str:
-    """Replace every placeholder; refuse values that could change a path's meaning."""
-    for key, value in values.items():
-        if not _VALUE.fullmatch(value) or ".." in value:
-            raise InputError(f"invalid {key} {value[:40]!r}: letters, digits, '_', '.', '-', '/'")
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
-
-
-def render_all(templates: Path, values: dict[str, str]) -> dict[str, str]:
-    rendered = {}
-    for name in NAMES:
-        path = templates / f"{name}.hcl"
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}; pass --templates") from exc
-        rendered[name] = render_policy(text, values)
-    return rendered
+from sidecar.policies import render_all
 
 
 @click.group()
@@ -59,9 +29,8 @@ def policies() -> None:
 @click.option(
     "--templates",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=DEFAULT_DIR,
-    show_default=True,
-    help="Directory of the *.hcl templates.",
+    default=None,
+    help="Directory of the *.hcl templates (default: the ones shipped with azsidecar).",
 )
 @click.option(
     "--out",
@@ -75,7 +44,7 @@ def render(
     kv_mount: str,
     prefix: str,
     creds_mount: str,
-    templates: Path,
+    templates: Path | None,
     out: Path | None,
 ) -> None:
     """Fill in the policy templates; load them with `bao policy write azsidecar-<name> FILE`."""
@@ -85,7 +54,7 @@ def render(
         "prefix": prefix.strip("/"),
         "creds_mount": creds_mount.strip("/"),
     }
-    rendered = render_all(templates, values)
+    rendered = render_all(values, templates)
     if out is None:
         for name, text in rendered.items():
             click.echo(f"# ---- azsidecar-{name}\n{text}")

@@ -15,7 +15,6 @@ the last minute.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 import threading
@@ -42,6 +41,7 @@ from sidecar.demo.report import DaemonCounts
 from sidecar.demo.runs import Runner
 from sidecar.devstack.openbao import OpenBaoDevServer, free_port
 from sidecar.durations import format_duration
+from sidecar.policies import runner_role
 from sidecar.vault import connect
 
 Out = Callable[[str], None]
@@ -278,7 +278,7 @@ class Soak(Demo):
             self._role_ids[part] = root.auth.approle.read_role_id(role)["data"]["role_id"]
             secret_id = root.auth.approle.generate_secret_id(role)["data"]["secret_id"]
             CertificateAuthority._write(self._secret_id_file(part), secret_id.encode())
-        role_body = json.loads(vault_setup.RUNNER_ROLE_FILE.read_text())
+        role_body = runner_role()
         role_body.update(token_ttl=ttl, token_max_ttl=max_ttl)
         root.adapter.post(f"/v1/auth/jwt/role/{vault_setup.JWT_ROLE}", json=role_body)
         root.write_data(

@@ -9,7 +9,6 @@ read-only plugin token.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +16,9 @@ import hvac
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sidecar.cli.policies import DEFAULT_DIR, render_all
 from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.plugin.install import install_wrapper, registration_commands
+from sidecar.policies import render_all, runner_role
 from sidecar.sensitive import Sensitive
 from sidecar.vault import VaultKV
 
@@ -28,7 +27,6 @@ PREFIX = "azsidecar"
 PLUGIN_NAME = "azsidecar"
 PLUGIN_MOUNT = DEFAULT_CREDS_MOUNT
 JWT_ROLE = "azsidecar-runner"
-RUNNER_ROLE_FILE = DEFAULT_DIR.parent / "vault-config" / "runner-role.json"
 
 
 @dataclass
@@ -59,7 +57,7 @@ def configure(root: hvac.Client, addr: str) -> VaultSetup:
     )
     root.sys.enable_auth_method("jwt", path="jwt")
     root.adapter.post("/v1/auth/jwt/config", json={"jwt_validation_pubkeys": [public.decode()]})
-    role = json.loads(RUNNER_ROLE_FILE.read_text())
+    role = runner_role()
     root.adapter.post(f"/v1/auth/jwt/role/{JWT_ROLE}", json=role)
     methods: Any = root.adapter.get("/v1/sys/auth")
     accessor = str(methods["data"]["jwt/"]["accessor"])
@@ -69,7 +67,7 @@ def configure(root: hvac.Client, addr: str) -> VaultSetup:
         "prefix": PREFIX,
         "creds_mount": PLUGIN_MOUNT,
     }
-    for name, text in render_all(DEFAULT_DIR, values).items():
+    for name, text in render_all(values).items():
         root.sys.create_or_update_policy(f"azsidecar-{name}", text)
     return VaultSetup(
         addr=addr,

@@ -13,7 +13,7 @@ from sidecar.vault import capabilities_self, token_self
 from sidecar.vault_login import VaultLogin
 
 
-# What the daemon does on each product path (policies/sidecar.hcl).
+# What the daemon does on each product path (sidecar/policies/sidecar.hcl).
 def daemon_paths(kv_mount: str, prefix: str) -> dict[str, set[str]]:
     base = f"{kv_mount}/{{}}/{prefix}"
     return {

@@ -7,7 +7,6 @@ without any field that looks secret.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sidecar.errors import VaultNotFound
 from sidecar.plugin.framework import (
@@ -20,11 +19,9 @@ from sidecar.plugin.framework import (
     Response,
     list_response,
 )
+from sidecar.plugin.mount import KVMount
 from sidecar.plugin.names import check_name, public_fields
 from sidecar.store import RecordFolder, Store
-
-if TYPE_CHECKING:
-    from sidecar.plugin.backend import AzureBackend
 
 
 @dataclass(frozen=True)
@@ -37,7 +34,7 @@ class ListingHelp:
     read_description: str
 
 
-def listing_paths(backend: AzureBackend, text: ListingHelp) -> list[Path]:
+def listing_paths(backend: KVMount, text: ListingHelp) -> list[Path]:
     folder = text.folder
 
     async def list_names(request: Request, data: FieldData) -> Response | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sidecar.durations import format_duration, parse_duration
 from sidecar.errors import InputError
@@ -23,9 +23,6 @@ from sidecar.plugin.framework import (
     Request,
     Response,
 )
-
-if TYPE_CHECKING:
-    from sidecar.plugin.backend import AzureBackend
 
 STORAGE_KEY = "config"
 _SECRET_FIELDS = ("token", "approle_secret_id")
@@ -166,7 +163,17 @@ FIELDS = {
 }
 
 
-def path_config(backend: AzureBackend) -> list[Path]:
+class ConfigMount(Protocol):
+    """What ``config`` needs from the mount: its stored configuration (the backend caches it)."""
+
+    async def load_config(self) -> PluginConfig | None: ...
+
+    async def save_config(self, config: PluginConfig) -> None: ...
+
+    async def delete_config(self) -> None: ...
+
+
+def path_config(backend: ConfigMount) -> list[Path]:
     async def read(request: Request, data: FieldData) -> Response | None:
         config = await backend.load_config()
         return None if config is None else Response(data=config.public())

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sidecar.errors import InputError, NotFoundError, NotReadyError
 from sidecar.login_scope import scope_refusal
@@ -34,11 +33,9 @@ from sidecar.plugin.framework import (
     Response,
     error_response,
 )
+from sidecar.plugin.mount import CredsMount
 from sidecar.plugin.names import check_name
 from sidecar.resolve import ResolvedCredential, resolve_credential, resolve_from_cache
-
-if TYPE_CHECKING:
-    from sidecar.plugin.backend import AzureBackend
 
 SECRET_TYPE = "azure_ready_credential"  # noqa: S105 (a lease type, not a secret)
 
@@ -95,7 +92,7 @@ def _not_ready(exc: NotReadyError, stack: str, phase: Phase, now: datetime) -> R
     )
 
 
-def path_creds(backend: AzureBackend) -> list[Path]:
+def path_creds(backend: CredsMount) -> list[Path]:
     async def read(request: Request, data: FieldData) -> Response | None:
         stack = check_name(data.get("stack"), "stack")
         phase = _phase(data.get("phase"))

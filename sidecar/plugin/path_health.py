@@ -6,15 +6,11 @@ it was renewed and how many logins it took; never the token itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sidecar.plugin.framework import FieldData, Op, Path, Request, Response
-
-if TYPE_CHECKING:
-    from sidecar.plugin.backend import AzureBackend
+from sidecar.plugin.mount import HealthMount
 
 
-def path_health(backend: AzureBackend) -> list[Path]:
+def path_health(backend: HealthMount) -> list[Path]:
     async def read(request: Request, data: FieldData) -> Response | None:
         login = backend.login
         if login is None:

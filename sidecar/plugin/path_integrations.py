@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sidecar.plugin.framework import Path
 from sidecar.plugin.listing import ListingHelp, listing_paths
-
-if TYPE_CHECKING:
-    from sidecar.plugin.backend import AzureBackend
+from sidecar.plugin.mount import KVMount
 
 HELP = ListingHelp(
     folder="integrations",
@@ -23,5 +19,5 @@ shows a secret: the client secrets are only ever handed out by creds/.
 )
 
 
-def path_integrations(backend: AzureBackend) -> list[Path]:
+def path_integrations(backend: KVMount) -> list[Path]:
     return listing_paths(backend, HELP)

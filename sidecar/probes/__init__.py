@@ -3,5 +3,6 @@
 ``rule`` holds the pure part (the probe record, how a probe result updates
 it, when the next probe is due, whether a credential is verified); ``lag``
 turns finished records into the observed lag and the effective delay;
-``executor`` is the daemon's I/O loop that signs in and stores the records.
+the daemon's I/O loop that signs in and stores the records is
+:mod:`sidecar.probing`. Everything here is pure.
 """

@@ -20,11 +20,11 @@ from sidecar.certs.planner import (
     RemoveKey,
     RenewCertificate,
     Stuck,
-    choose_active,
     plan,
 )
 from sidecar.lifecycle.actions import ClearIntent, DestroyStored
 from sidecar.model import AzureKey, Intent, IntentKind, StoredCertificate, credential_display_name
+from sidecar.ready import choose_active
 from sidecar.timing import TimingPolicy
 
 POLICY = TimingPolicy()  # 30 d lifetime, renew 7 d before, switch 10 min after upload

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 
@@ -40,7 +41,7 @@ DURATIONS = [
 @pytest.mark.parametrize("value", [timedelta(0), -M], ids=["zero", "negative"])
 def test_every_duration_must_be_positive(name: str, value: timedelta) -> None:
     with pytest.raises(ConfigError, match="must be positive") as err:
-        TimingPolicy(**{name: value})
+        TimingPolicy(**cast(dict[str, Any], {name: value}))
     assert err.value.key == name
 
 
@@ -101,7 +102,7 @@ def test_impossible_combinations_name_the_field(
     changes: dict[str, timedelta], key: str, message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message) as err:
-        TimingPolicy(**changes)
+        TimingPolicy(**cast(dict[str, Any], changes))
     assert err.value.key == key
     assert str(err.value).startswith(f"configuration {key}:")
 
@@ -127,7 +128,7 @@ POSSIBLE = [
 
 @pytest.mark.parametrize("changes", POSSIBLE)
 def test_tight_but_possible_policies_are_accepted(changes: dict[str, timedelta]) -> None:
-    policy = TimingPolicy(**changes)
+    policy = TimingPolicy(**cast(dict[str, Any], changes))
     assert policy.rotation_slack >= timedelta(0)
 
 

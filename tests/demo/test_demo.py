@@ -44,6 +44,13 @@ def demo_env(run_id: str) -> dict[str, str]:
     return env
 
 
+def _number(pattern: str, output: str, flags: int = 0) -> int:
+    """The first group of ``pattern`` in the demo's report, as an int."""
+    found = re.search(pattern, output, flags)
+    assert found is not None, pattern
+    return int(found[1])
+
+
 def wait_gone(marker: str, timeout: float = 10.0) -> list[tuple[int, str]]:
     deadline = time.monotonic() + timeout
     left = processes_with(marker)
@@ -71,11 +78,11 @@ def test_demo_runs_a_day_with_a_rotation_and_no_failed_run() -> None:
     assert result.returncode == 0, output[-3000:] + result.stderr[-3000:]
     assert re.search(r"runs that failed to authenticate to Azure\s+0\b", output)
     assert re.search(r"runs that failed otherwise\s+0\b", output)
-    runs = int(re.search(r"runs \(plan \+ apply, plugin \+ resolver\)\s+(\d+)", output)[1])
+    runs = _number(r"runs \(plan \+ apply, plugin \+ resolver\)\s+(\d+)", output)
     assert runs == 26 * 6 * 4  # a slot every 10 emulated minutes, four runs each
-    rotations = int(re.search(r"secret rotations .*?\s(\d+)$", output, re.M)[1])
+    rotations = _number(r"secret rotations .*?\s(\d+)$", output, re.M)
     assert rotations >= 2, "each integration's first secret was renewed before it expired"
-    renewals = int(re.search(r"management certificate renewals\s+(\d+)", output)[1])
+    renewals = _number(r"management certificate renewals\s+(\d+)", output)
     assert renewals >= 1
     for name in ("contoso-read", "fabrikam-write"):
         assert re.search(rf"^\s+{name}\s+\w+\s+(plan|apply)\s+\d+\s+\d+\s+\d+\s+0$", output, re.M)

@@ -47,7 +47,7 @@ def test_log_directories_and_files_are_private_and_hold_no_root_token(tmp_path: 
         pb.client.write_data("azure/config", data={"vault_addr": server.addr, "token": "x"})
         with contextlib.suppress(hvac.exceptions.VaultError):
             pb.client.list("azure/stacks")  # starts the plugin process
-        wait_for(lambda: plugin_children(server.process.pid) != [], 10)  # type: ignore[union-attr]
+        wait_for(lambda: plugin_children(server.process.pid) != [], 10)
         child = demo.children.start("emulator", ["sh", "-c", "echo started >&2"], {"PATH": "/bin"})
         child.process.wait(timeout=10)
         for pid in plugin_children(server.process.pid):

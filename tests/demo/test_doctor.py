@@ -76,7 +76,7 @@ def test_healthy_setup_passes(healthy: World, tmp_path: Path) -> None:
 
 
 def test_plugin_not_mounted_is_named(healthy: World, plugin_bao: PluginBao, tmp_path: Path) -> None:
-    plugin_bao.client.sys.disable_secrets_engine("azure")
+    plugin_bao.client.sys.disable_secrets_engine("azure")  # type: ignore[no-untyped-call]
     result = invoke(healthy, tmp_path)
     assert result.exit_code == 1, result.output
     assert "FAIL  plugin not mounted: nothing at azure/" in result.output

@@ -93,9 +93,8 @@ def test_random_error_rate(world: World) -> None:
 def test_call_log_filters(world: World) -> None:
     start = world.emu.state.calls.next_index
     world.mgmt_token()
-    calls = world.http.get(
-        f"{world.emu.base_url}/_emulator/calls", params={"since": start, "kind": "token"}
-    ).json()
+    params: dict[str, str | int] = {"since": start, "kind": "token"}
+    calls = world.http.get(f"{world.emu.base_url}/_emulator/calls", params=params).json()
     [call] = calls["calls"]
     assert call["status"] == 200 and call["client"] == world.mgmt.app_id
     assert call["tenant"] == world.tenant_id and call["replica"] in (0, 1, 2)

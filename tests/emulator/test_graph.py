@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import cast
 
 import pytest
 import requests
@@ -15,7 +16,8 @@ from tests.emulator.conftest import GRAPH_SCOPE, World, make_proof, new_certific
 def _error(response: requests.Response) -> dict[str, object]:
     body = response.json()
     error: dict[str, object] = body["error"]
-    assert set(error["innerError"]) >= {"date", "request-id", "client-request-id"}  # type: ignore[arg-type]
+    inner = cast("dict[str, object]", error["innerError"])
+    assert set(inner) >= {"date", "request-id", "client-request-id"}
     return error
 
 
@@ -192,12 +194,13 @@ def test_management_app_cannot_touch_an_app_it_does_not_own(world: World) -> Non
     foreign = world.emu.state.seed_application(world.tenant_id, "someone-elses")
     headers = world.headers()
     base = f"{world.graph}/applications/{foreign.object_id}"
-    for method, url, body in [
+    requests_made: list[tuple[str, str, dict[str, object] | None]] = [
         ("GET", base, None),
         ("PATCH", base, {"displayName": "mine"}),
         ("DELETE", base, None),
         ("POST", f"{base}/addPassword", {"passwordCredential": {}}),
-    ]:
+    ]
+    for method, url, body in requests_made:
         response = world.http.request(method, url, json=body, headers=headers)
         assert response.status_code == 403, (method, url, response.text)
         assert _error(response)["code"] == "Authorization_RequestDenied"

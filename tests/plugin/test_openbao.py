@@ -13,9 +13,11 @@ import hvac.exceptions
 import pytest
 import requests
 
+from sidecar.model import ConsentState
 from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
 from sidecar.vault import VaultKV
+from tests.hvac_read import list_json, read_json
 from tests.ids import guid
 from tests.plugin.conftest import PluginBao, plugin_alive, wait_for
 
@@ -31,7 +33,7 @@ def _integration(name: str, tenant: str) -> IntegrationRecord:
         app_object_id=guid(f"obj-{name}"),
         client_id=guid(f"app-{name}"),
         display_name=f"azsidecar {name}",
-        consent="granted",
+        consent=ConsentState.GRANTED,
         created=NOW - timedelta(days=1),
     )
 
@@ -97,22 +99,22 @@ def test_config_rejects_bad_values(seeded: PluginBao) -> None:
     ]:
         with pytest.raises(hvac.exceptions.InvalidRequest, match=message):
             seeded.client.write_data("azure/config", data=body)
-    assert seeded.client.read("azure/config")["data"]["vault_addr"] == seeded.server.addr
+    assert read_json(seeded.client, "azure/config")["data"]["vault_addr"] == seeded.server.addr
 
 
 def test_timing_overrides_are_stored_as_durations(seeded: PluginBao) -> None:
     seeded.client.write_data("azure/config", data={"ready_safety_margin": "45m"})
-    assert seeded.client.read("azure/config")["data"]["ready_safety_margin"] == "45m"
+    assert read_json(seeded.client, "azure/config")["data"]["ready_safety_margin"] == "45m"
     seeded.client.write_data("azure/config", data={"ready_safety_margin": "0"})
-    assert seeded.client.read("azure/config")["data"]["ready_safety_margin"] == ""
+    assert read_json(seeded.client, "azure/config")["data"]["ready_safety_margin"] == ""
 
 
 def test_lists_and_reads_stacks_and_integrations(seeded: PluginBao) -> None:
-    assert seeded.client.list("azure/stacks")["data"]["keys"] == ["A"]
-    assert seeded.client.list("azure/integrations")["data"]["keys"] == ["I1", "I2"]
-    stack = seeded.client.read("azure/stacks/A")["data"]
+    assert list_json(seeded.client, "azure/stacks")["data"]["keys"] == ["A"]
+    assert list_json(seeded.client, "azure/integrations")["data"]["keys"] == ["I1", "I2"]
+    stack = read_json(seeded.client, "azure/stacks/A")["data"]
     assert (stack["read"], stack["write"]) == ("I1", "I2")
-    integration = seeded.client.read("azure/integrations/I2")["data"]
+    integration = read_json(seeded.client, "azure/integrations/I2")["data"]
     assert integration["tenant_id"] == guid("tenant-I2")
     assert integration["client_id"] == guid("app-I2")
     assert seeded.client.read("azure/stacks/nope") is None
@@ -189,9 +191,9 @@ def test_reads_the_ready_credential_with_the_cli_and_hvac(seeded: PluginBao) -> 
     assert body["renewable"] is False
     assert body["lease_id"].startswith("azure/creds/A/apply/")
 
-    via_hvac = seeded.client.read("azure/creds/A/apply")
+    via_hvac = read_json(seeded.client, "azure/creds/A/apply")
     assert via_hvac["data"]["client_secret"] == "ready-secret-I2"
-    seeded.client.sys.revoke_lease(via_hvac["lease_id"])
+    seeded.client.sys.revoke_lease(via_hvac["lease_id"])  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.usefixtures("resolver")
@@ -223,7 +225,7 @@ def test_a_killed_plugin_is_started_again(seeded: PluginBao) -> None:
     # OpenBao notices the exit asynchronously; a request racing that fails once.
     exited = f"plugin process exited: plugin={seeded.plugin_dir}/azsidecar id={pid}"
     wait_for(lambda: exited in seeded.server.log_path.read_text(errors="replace"), timeout=10)
-    assert seeded.client.list("azure/stacks")["data"]["keys"] == ["A"]
+    assert list_json(seeded.client, "azure/stacks")["data"]["keys"] == ["A"]
     assert seeded.plugin_pids() not in ([], [pid])
 
 
@@ -244,7 +246,7 @@ def test_root_help_lists_the_paths(seeded: PluginBao) -> None:
 
 def test_hvac_client_sees_no_secret_in_the_config(seeded: PluginBao) -> None:
     client = hvac.Client(url=seeded.server.addr, token=seeded.server.root_token)
-    assert "token" not in client.read("azure/config")["data"]
+    assert "token" not in read_json(client, "azure/config")["data"]
 
 
 def test_approle_configuration_reads_the_kv_data(seeded: PluginBao) -> None:
@@ -270,6 +272,6 @@ def test_approle_configuration_reads_the_kv_data(seeded: PluginBao) -> None:
             False,
             True,
         )
-        assert client.list("azure/stacks")["data"]["keys"] == ["A"]
+        assert list_json(client, "azure/stacks")["data"]["keys"] == ["A"]
     finally:
         _configure(seeded)

@@ -8,7 +8,6 @@ and the plugin pointed at it.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import uuid
@@ -24,10 +23,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sidecar.cli.policies import DEFAULT_DIR, render_all
 from sidecar.clock import SystemClock
 from sidecar.config import Config, VaultConfig
 from sidecar.devstack.openbao import find_bao
+from sidecar.model import ConsentState
+from sidecar.policies import render_all, runner_role
 from sidecar.resolver.server import ResolverHandle, start_resolver
 from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
@@ -38,7 +38,7 @@ from tests.plugin.conftest import MOUNT, PluginBao, start_plugin_bao
 
 __all__ = ["guid"]
 
-ROOT = DEFAULT_DIR.parent
+ROOT = Path(__file__).resolve().parents[2]
 AUDIENCE = "azsidecar"
 
 
@@ -63,7 +63,7 @@ def runner_bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerBao]:
         client.adapter.post(
             "/v1/auth/jwt/config", json={"jwt_validation_pubkeys": [public.decode()]}
         )
-        role = json.loads((ROOT / "vault-config" / "runner-role.json").read_text())
+        role = runner_role()
         client.adapter.post("/v1/auth/jwt/role/azsidecar-runner", json=role)
         methods = client.adapter.get("/v1/sys/auth")
         accessor = str(methods["data"]["jwt/"]["accessor"])
@@ -134,7 +134,7 @@ def integration(name: str, created: datetime) -> IntegrationRecord:
         app_object_id=guid(f"obj-{name}"),
         client_id=guid(f"app-{name}"),
         display_name=f"azsidecar {name}",
-        consent="granted",
+        consent=ConsentState.GRANTED,
         created=created,
     )
 
@@ -170,7 +170,7 @@ def world(runner_bao: RunnerBao) -> RunnerWorld:
         "prefix": prefix,
         "creds_mount": "azure",
     }
-    for name, text in render_all(DEFAULT_DIR, values).items():
+    for name, text in render_all(values).items():
         client.sys.create_or_update_policy(f"azsidecar-{name}", text)
     store = Store(VaultKV(client, "secret", prefix))
     world = RunnerWorld(runner_bao, prefix, store, "")

@@ -75,7 +75,7 @@ class Credentials:
     def __post_init__(self) -> None:
         self.tag = uuid.uuid4().hex[:8]
         root = self.world.root
-        methods = root.sys.list_auth_methods()
+        methods = root.sys.list_auth_methods()  # type: ignore[no-untyped-call]
         methods = methods.get("data", methods)
         if self.method == "approle" and "approle/" not in methods:
             root.sys.enable_auth_method("approle")

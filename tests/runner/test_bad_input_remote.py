@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from sidecar.resolver import rpc
 from sidecar.resolver.proto.resolver_pb2 import ResolveRequest
+from tests.hvac_read import read_json
 from tests.runner.conftest import RunnerWorld
 
 _NASTY = ["", "..", "../x", "a/../b", "abc\n", "a\x00b", "naïve", "x" * 10_000, "plan", "A"]
@@ -127,7 +128,7 @@ def test_plugin_config_refuses_wrong_types_and_huge_values(
 ) -> None:
     fuzz_mount(world)
     pids = world.bao.pb.plugin_pids()
-    before = world.root.read(f"{FUZZ_MOUNT}/config")["data"]
+    before = read_json(world.root, f"{FUZZ_MOUNT}/config")["data"]
     response = requests.post(
         f"{world.addr}/v1/{FUZZ_MOUNT}/config",
         headers={"X-Vault-Token": world.root.token},
@@ -137,5 +138,5 @@ def test_plugin_config_refuses_wrong_types_and_huge_values(
     assert response.status_code < 500, (response.status_code, response.text[:300])
     if response.status_code >= 400:
         assert response.json().get("errors"), response.text[:300]
-        assert world.root.read(f"{FUZZ_MOUNT}/config")["data"] == before
+        assert read_json(world.root, f"{FUZZ_MOUNT}/config")["data"] == before
     assert world.bao.pb.plugin_pids() == pids

@@ -18,6 +18,7 @@ import pytest
 
 from sidecar.model import Phase
 from sidecar.runner.source import read_plugin
+from tests.hvac_read import read_json
 from tests.runner.conftest import RunnerWorld, seed
 
 
@@ -68,7 +69,7 @@ def test_changing_vault_addr_without_the_token_is_refused_and_the_token_stays_ho
             world.root.write_data("azure/config", data=change)
     with pytest.raises(hvac.exceptions.InvalidRequest, match="ca_cert requires the credentials"):
         world.root.write_data("azure/config", data={"ca_cert": "-----BEGIN CERTIFICATE-----x"})
-    assert world.root.read("azure/config")["data"]["vault_addr"] == world.addr
+    assert read_json(world.root, "azure/config")["data"]["vault_addr"] == world.addr
     # The plugin still reads with its token at the old address, and nothing left for the new one.
     run = world.login("A", "plan")
     assert read_plugin(run, "azure", "A", Phase.PLAN).integration == "I1"

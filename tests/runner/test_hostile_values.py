@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import hvac
 import pytest
@@ -95,7 +96,7 @@ def test_shell_formats_refuse_hostile_values_and_json_escapes_them(
         cred = _credential(**{field: value})
         for fmt in ("env", "dotenv"):
             with pytest.raises(InputError, match="unsafe in shell or dotenv output") as info:
-                render(cred, fmt)  # type: ignore[arg-type]
+                render(cred, fmt)
             assert value not in str(info.value)
         text = render(cred, "json")
         assert text.isascii() and text.count("\n") == text.strip().count("\n") + 1
@@ -109,7 +110,7 @@ def test_dotenv_and_env_keep_every_legitimate_value_verbatim_in_sh(tmp_path: Pat
         cred = _credential(secret=secret)
         for fmt in ("env", "dotenv"):
             env_file = tmp_path / f"{fmt}.env"
-            env_file.write_text(render(cred, fmt))  # type: ignore[arg-type]
+            env_file.write_text(render(cred, fmt))
             shown = subprocess.run(
                 ["sh", "-c", f"set -a; . '{env_file}'; printf %s \"$ARM_CLIENT_SECRET\""],
                 capture_output=True,
@@ -135,7 +136,7 @@ def resolver(seeded: RunnerWorld) -> Iterator[ResolverHandle]:
     handle.stop(grace=0)
 
 
-def _write_raw(world: RunnerWorld, path: str, data: dict[str, object]) -> None:
+def _write_raw(world: RunnerWorld, path: str, data: dict[str, Any]) -> None:
     """As an operator with the KV API would: no azsidecar checks on the way in."""
     world.root.secrets.kv.v2.create_or_update_secret(
         path=f"{world.prefix}/{path}", secret=data, mount_point="secret"

@@ -30,6 +30,7 @@ def test_a_vault_failure_inside_the_plugin_shows_no_path_or_address(world: Runne
     run: hvac.Client = world.login("A", "plan")
     with pytest.raises(hvac.exceptions.InvalidRequest) as info:
         run.read("azure/creds/A/plan")
+    assert info.value.errors is not None
     message = "; ".join(str(e) for e in info.value.errors)
     assert "cannot read its data in Vault" in message
     for detail in (world.prefix, "secret/", "stacks/A", world.addr, "127.0.0.1"):

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sidecar.cli.policies import DEFAULT_DIR, policies, render_policy
+from sidecar.cli.policies import policies
 from sidecar.errors import InputError
+from sidecar.policies import render_policy, template
 
 
 def test_render_writes_every_policy_with_the_accessor(tmp_path: Path) -> None:
@@ -50,4 +51,4 @@ def test_the_templates_default_to_secret_and_azsidecar() -> None:
 @pytest.mark.parametrize("bad", ["../x", "a b", "x}}", ""])
 def test_values_that_change_a_path_are_refused(bad: str) -> None:
     with pytest.raises(InputError):
-        render_policy((DEFAULT_DIR / "runner.hcl").read_text(), {"jwt_accessor": bad})
+        render_policy(template("runner"), {"jwt_accessor": bad})

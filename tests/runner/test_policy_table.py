@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from sidecar.cli.policies import DEFAULT_DIR, render_all
 from sidecar.management import generate_key_pair, store_certificate
+from sidecar.policies import render_all
 from sidecar.store import Store
 from sidecar.vault import VaultKV, connect
 from tests.runner.conftest import ROOT, RunnerBao, RunnerWorld, seed
@@ -279,7 +279,7 @@ def table(runner_bao: RunnerBao) -> Table:
         "prefix": prefix,
         "creds_mount": "azure",
     }
-    for name, text in render_all(DEFAULT_DIR, values).items():
+    for name, text in render_all(values).items():
         root.sys.create_or_update_policy(_policy_name(prefix, name), text)
     store = Store(VaultKV(root, KV, prefix))
     world = RunnerWorld(runner_bao, prefix, store, "")

@@ -137,7 +137,7 @@ def test_jwt_setup_refuses_a_server_without_the_guard(
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "server version 2.5.0 does not reject wildcards" in refused.stderr
     client = connect(fresh_bao.addr, token=fresh_bao.root_token)
-    assert "jwt/" not in client.sys.list_auth_methods()["data"]
+    assert "jwt/" not in client.sys.list_auth_methods()["data"]  # type: ignore[no-untyped-call]
     allowed = _run_setup(env | {"ALLOW_UNGUARDED_SERVER": "1"})
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert "going on with an unguarded server" in allowed.stderr
@@ -149,7 +149,7 @@ def test_jwt_setup_configures_a_guarded_server(fresh_bao: OpenBaoDevServer, tmp_
     client = connect(fresh_bao.addr, token=fresh_bao.root_token)
     role = client.adapter.get("/v1/auth/jwt/role/azsidecar-runner")["data"]
     assert role["user_claim"] == "stack_phase"
-    runner = client.sys.read_policy("azsidecar-runner")["data"]["rules"]
+    runner = client.sys.read_policy("azsidecar-runner")["data"]["rules"]  # type: ignore[no-untyped-call]
     assert 'path "azsidecar/creds/' in runner
 
 

@@ -39,6 +39,7 @@ from sidecar.resolver.server import start_resolver
 from sidecar.runtime import make_login
 from sidecar.store import StackRecord, Store
 from sidecar.vault import VaultKV
+from tests.hvac_read import read_json
 from tests.processes import azsidecar, azsidecar_env, write_config
 from tests.runner.conftest import RunnerWorld, integration, secret, seed, write_file
 from tests.runner.lifecycle import Credentials, LoginFiles
@@ -191,7 +192,7 @@ def test_each_part_outlives_three_max_ttls(
             except (SidecarError, AssertionError) as exc:
                 failures.append(f"resolver at {time.monotonic() - started:.1f}s: {exc}")
             try:
-                data = world.root.read("azure/creds/A/apply")["data"]
+                data = read_json(world.root, "azure/creds/A/apply")["data"]
                 assert data["client_secret"] == "secret-of-I2"
             except Exception as exc:
                 failures.append(f"plugin at {time.monotonic() - started:.1f}s: {exc}")
@@ -201,7 +202,7 @@ def test_each_part_outlives_three_max_ttls(
             time.sleep(EVERY)
         elapsed = time.monotonic() - started
 
-        plugin_health = world.root.read("azure/health")["data"]["vault_token"]
+        plugin_health = read_json(world.root, "azure/health")["data"]["vault_token"]
         daemon_health = healthz(port)[1]["vault_token"]
         counts = {
             "daemon": (
@@ -319,7 +320,7 @@ def test_a_revoked_token_is_replaced_by_a_new_login_at_once(
     try:
         wait_until(lambda: healthz(port)[0] == 200, 30, "the daemon to be healthy")
         assert metric(port, event, event="login") == 1
-        world.root.sys.revoke_prefix("auth/approle/login")
+        world.root.sys.revoke_prefix("auth/approle/login")  # type: ignore[no-untyped-call]
         revoked = time.monotonic()
         wait_until(lambda: metric(port, event, event="login") == 2, 15, "a new login")
         wait_until(lambda: healthz(port)[0] == 200, 15, "the daemon to be healthy again")
@@ -349,7 +350,7 @@ def test_the_resolver_logs_in_again_when_its_token_is_revoked(
     token = world.bao.pb.server.root_token
     try:
         assert client.resolve(token, "A", Phase.PLAN).client_secret.reveal() == "secret-of-I1"
-        world.root.sys.revoke_prefix("auth/approle/login")
+        world.root.sys.revoke_prefix("auth/approle/login")  # type: ignore[no-untyped-call]
         assert client.resolve(token, "A", Phase.PLAN).client_secret.reveal() == "secret-of-I1"
         assert login.logins == 2
     finally:
