@@ -16,8 +16,8 @@ from sidecar.errors import NotReadyError, SidecarError
 from sidecar.integrations import Integrations
 from sidecar.model import Phase
 from sidecar.probes import lag, rule
-from sidecar.probing import ProbeExecutor
 from sidecar.probes.rule import ProbeState
+from sidecar.probing import ProbeExecutor
 from sidecar.ready import NotReady, choose_ready
 from sidecar.resolve import resolve_credential
 from sidecar.store import StackRecord
