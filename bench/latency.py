@@ -65,12 +65,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sidecar.answers import creds_path
 from sidecar.cli.policies import DEFAULT_DIR, render_all
 from sidecar.devstack.openbao import OpenBaoDevServer, find_bao, free_port
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.plugin.install import install_wrapper, registration_commands
 from sidecar.resolve import resolve_credential
-from sidecar.resolver.auth import Access, VaultAuthorizer, creds_path
+from sidecar.resolver.auth import Access, VaultAuthorizer
 from sidecar.resolver.client import ResolverClient
 from sidecar.runner.source import read_plugin
 from sidecar.sensitive import Sensitive

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sidecar.answers import check_name
 from sidecar.errors import VaultNotFound
 from sidecar.plugin.framework import (
     Field,
@@ -20,7 +21,7 @@ from sidecar.plugin.framework import (
     Response,
     list_response,
 )
-from sidecar.plugin.names import check_name, public_fields
+from sidecar.plugin.names import public_fields
 
 if TYPE_CHECKING:
     from sidecar.plugin.backend import AzureBackend
