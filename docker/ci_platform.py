@@ -15,9 +15,9 @@ from pathlib import Path
 
 import jwt
 
+from sidecar.answers import check_name
 from sidecar.errors import InputError
 from sidecar.model import Phase
-from sidecar.plugin.names import check_name
 
 ISSUER_KEY = Path("/run/ci-issuer/ci-issuer.pem")
 JOB_JWT = Path("/run/ci-jwt/ci.jwt")

@@ -19,6 +19,7 @@ import secrets
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
+from sidecar.answers import check_new_name
 from sidecar.clock import Clock
 from sidecar.errors import GraphError, InputError
 from sidecar.graph import Application, GraphClient
@@ -46,17 +47,11 @@ def _transient(exc: GraphError) -> bool:
     return exc.status in _TRANSIENT_STATUSES
 
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-def validate_name(name: str, what: str = "integration name") -> str:
-    if not _NAME.match(name):
-        raise InputError(
-            f"invalid {what} {name[:64]!r}: use 1-63 lowercase letters, digits and '-',"
-            " starting with a letter or digit"
-        )
-    return name
+#: The naming rule for new integrations (kept here under its old name for callers).
+validate_name = check_new_name
 
 
 def validate_guid(value: str, what: str) -> str:

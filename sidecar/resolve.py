@@ -36,35 +36,19 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sidecar.answers import ResolvedCredential
 from sidecar.errors import NotFoundError, NotReadyError, VaultNotFound
 from sidecar.model import IntegrationRecord, Phase, SecretVersion, StackRecord, parse_index
 from sidecar.probes import rule as probe_rule
 from sidecar.ready import NotReady, choose_ready
-from sidecar.sensitive import Sensitive
 from sidecar.store import RecordFolder, Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import KVVersion, VaultKV, check_segment
 
 _ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class ResolvedCredential:
-    """What a run needs; ``safe_until`` is when it must stop being handed out."""
-
-    client_id: str
-    client_secret: Sensitive = field(repr=False)
-    tenant_id: str
-    subscription_id: str | None
-    integration: str
-    key_id: str
-    created: datetime
-    expires: datetime
-    safe_until: datetime
 
 
 class ReadCache:

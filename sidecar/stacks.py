@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from sidecar.answers import check_name
 from sidecar.errors import InputError, NotFoundError, VaultConflict, VaultNotFound
 from sidecar.integrations import validate_guid
 from sidecar.model import Phase, StackRecord
-from sidecar.plugin.names import check_name
 from sidecar.store import Store
 
 _ATTEMPTS = 5

@@ -23,6 +23,7 @@ import hvac
 import hvac.exceptions
 import requests
 
+from sidecar.answers import is_name, name_rule
 from sidecar.errors import (
     VaultConflict,
     VaultError,
@@ -32,8 +33,6 @@ from sidecar.errors import (
 )
 
 T = TypeVar("T")
-
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -74,11 +73,8 @@ class KVMetadata:
 
 def check_segment(value: str, what: str) -> str:
     """Refuse a path segment that could escape its place (``..``, ``/``, control chars)."""
-    if not _SEGMENT.match(value) or ".." in value:
-        raise VaultError(
-            f"invalid {what} {value[:64]!r}: use 1-128 letters, digits, '.', '_' or '-',"
-            " starting with a letter or digit"
-        )
+    if not is_name(value):
+        raise VaultError(name_rule(what, value))
     return value
 
 
@@ -212,8 +208,8 @@ def plugin_catalog(client: hvac.Client) -> dict[str, Any]:
     return _get(client, "sys/plugins/catalog")
 
 
-def read_path(client: hvac.Client, path: str) -> dict[str, Any]:
-    """``GET /v1/<path>`` of any engine (a plugin's ``config``)."""
+def read_body(client: hvac.Client, path: str) -> dict[str, Any]:
+    """``GET /v1/<path>`` of any engine, the whole answer (doctor reads a plugin's ``config``)."""
     return _get(client, path)
 
 
@@ -436,3 +432,30 @@ def token_lookup_accessor(client: hvac.Client, accessor: str) -> TokenLogin:
             "/v1/auth/token/lookup-accessor", json={"accessor": accessor}
         )
     return _token_login(response)
+
+
+@dataclass(frozen=True)
+class PathRefusal:
+    """A 400 from a logical path: its messages, and the ``data`` object sent beside them."""
+
+    errors: list[str]
+    data: Mapping[str, Any] | None
+
+
+def read_path(client: hvac.Client, path: str) -> dict[str, Any] | PathRefusal | None:
+    """``GET <path>``: its ``data``; a :class:`PathRefusal` for a 400; None if nothing serves it.
+
+    Other failures are translated as :func:`translate_errors` does (403 is
+    :class:`~sidecar.errors.VaultForbidden`, 5xx :class:`~sidecar.errors.VaultUnavailable`).
+    """
+    with translate_errors(path):
+        try:
+            body: Any = client.read(path)
+        except hvac.exceptions.InvalidRequest as exc:
+            errors = [str(e) for e in (getattr(exc, "errors", None) or [str(exc)])]
+            sent: Any = getattr(exc, "json", None)
+            data = sent.get("data") if isinstance(sent, dict) else None
+            return PathRefusal(errors, data if isinstance(data, dict) else None)
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        return None
+    return dict(body["data"])

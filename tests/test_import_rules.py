@@ -54,6 +54,7 @@ LAYERS: dict[str, str] = {
     "sidecar.model": CORE,
     "sidecar.ready": CORE,
     "sidecar.sensitive": CORE,
+    "sidecar.answers": CORE,  # what readers say to each other: creds path, names, refusals
     "sidecar.fieldcheck": CORE,
     "sidecar.login_scope": CORE,
     "sidecar.clouds": CORE,
@@ -119,11 +120,7 @@ OUTSIDE = {
 }
 
 # (importer, imported, rule): wrong-way imports being removed by work in flight.
-KNOWN: set[tuple[str, str, str]] = {
-    # The readers' shared names move out of the plugin (issue #17, readers' module).
-    ("sidecar.stacks", "sidecar.plugin.names", "plugin-entry-point"),
-    ("sidecar.resolver.server", "sidecar.plugin.names", "plugin-entry-point"),
-}
+KNOWN: set[tuple[str, str, str]] = set()
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,16 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 
 from sidecar.config import Config, load_config
 from sidecar.errors import SidecarError
 from sidecar.logs import configure
-from sidecar.runtime import Runtime, make_runtime
+
+if TYPE_CHECKING:
+    from sidecar.runtime import Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,6 +47,10 @@ def load(config_path: str | None) -> Config:
 
 
 def runtime(config_path: str | None) -> Runtime:
+    # Imported here: the runtime brings Graph, MSAL, JWT and metrics, which the
+    # runner helper (`azsidecar creds` / `exec`) never uses.
+    from sidecar.runtime import make_runtime  # noqa: PLC0415 - lazy, see above
+
     return make_runtime(load(config_path))
 
 

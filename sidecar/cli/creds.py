@@ -14,13 +14,11 @@ from typing import Any, TypeVar
 
 import click
 
+from sidecar.answers import ResolvedCredential, check_name
 from sidecar.cli.common import config_option, friendly_errors, load
 from sidecar.durations import parse_duration
 from sidecar.errors import VaultUnavailable
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
-from sidecar.plugin.names import check_name
-from sidecar.resolve import ResolvedCredential
-from sidecar.resolver.client import ResolverClient
 from sidecar.runner import child
 from sidecar.runner.auth import RunnerLogin, runner_login
 from sidecar.runner.envfmt import Format, arm_variables, render
@@ -106,6 +104,9 @@ def _fetch(options: dict[str, Any]) -> ResolvedCredential:
     vault_login = runner_login(config, login)
     resolver = None
     if options["resolver_addr"]:
+        # gRPC and protobuf cost tens of milliseconds to import: only runs that use it pay.
+        from sidecar.resolver.client import ResolverClient  # noqa: PLC0415 - lazy, see above
+
         resolver = ResolverClient(
             options["resolver_addr"], ca_file=options["resolver_ca"], timeout=config.vault.timeout
         )

@@ -25,11 +25,11 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sidecar.answers import ResolvedCredential
 from sidecar.demo.emulator_admin import https_session
 from sidecar.errors import SidecarError
 from sidecar.graph import ARM_SCOPE
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
-from sidecar.resolve import ResolvedCredential
 from sidecar.resolver.client import ResolverClient
 from sidecar.runner.source import read_plugin
 from sidecar.vault import connect

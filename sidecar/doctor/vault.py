@@ -11,7 +11,7 @@ from sidecar.vault import (
     capabilities_self,
     mount_entry,
     plugin_catalog,
-    read_path,
+    read_body,
     server_health,
 )
 
@@ -129,7 +129,7 @@ def plugin(client: hvac.Client, mount: str, name: str) -> list[Check]:
         return checks
     version = entry.get("running_plugin_version") or entry.get("plugin_version") or "?"
     try:
-        config = read_path(client, f"{mount}/config").get("data") or {}
+        config = read_body(client, f"{mount}/config").get("data") or {}
     except VaultError:
         checks.append(Check("ok", f"plugin mounted at {mount}/ ({version})"))
         return checks

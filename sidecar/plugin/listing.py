@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sidecar.answers import check_name
 from sidecar.errors import VaultNotFound
 from sidecar.plugin.framework import (
     Field,
@@ -20,7 +21,7 @@ from sidecar.plugin.framework import (
     list_response,
 )
 from sidecar.plugin.mount import KVMount
-from sidecar.plugin.names import check_name, public_fields
+from sidecar.plugin.names import public_fields
 from sidecar.store import RecordFolder, Store
 
 

@@ -1,4 +1,4 @@
-"""Checks on names taken from request paths, and the filter for what paths show."""
+"""The filter for what read paths show; name checks live in :mod:`sidecar.answers`."""
 
 from __future__ import annotations
 
@@ -6,22 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sidecar.errors import InputError
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SECRET_KEY = re.compile(r"secret|password|private|token|credential", re.IGNORECASE)
-
-
-def check_name(value: object, what: str) -> str:
-    """A stack or integration name: one safe path segment, never ``..``."""
-    text = value if isinstance(value, str) else ""
-    if not _NAME.fullmatch(text) or ".." in text:
-        shown = text[:64] if text.isprintable() else repr(text[:64])
-        raise InputError(
-            f"invalid {what} name {shown!r}: use 1-128 letters, digits, '.', '_' or '-',"
-            " starting with a letter or digit"
-        )
-    return text
 
 
 def public_fields(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,16 +8,26 @@ lease ends (without a lease they would wait for
 in time. OpenBao records each lease; revoking one is a no-op because the
 secret is shared and its lifetime is managed by the rotation daemon.
 
-A credential that is not ready yet is an error response naming the time to
-retry, as an ISO timestamp and in seconds.
+A credential that is not ready yet, or a stack or integration that does not
+exist, is an error response: its message names the time to retry (as an ISO
+timestamp and in seconds) for people, and its ``data`` carries the same as a
+:class:`sidecar.answers.Refusal` for programs.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sidecar.errors import InputError, NotFoundError, NotReadyError
+from sidecar.answers import (
+    CREDS_PATTERN,
+    Refusal,
+    ResolvedCredential,
+    check_name,
+    iso,
+    parse_phase,
+)
+from sidecar.errors import NotFoundError, NotReadyError
 from sidecar.login_scope import scope_refusal
 from sidecar.model import Phase
 from sidecar.plugin.framework import (
@@ -34,24 +44,9 @@ from sidecar.plugin.framework import (
     error_response,
 )
 from sidecar.plugin.mount import CredsMount
-from sidecar.plugin.names import check_name
-from sidecar.resolve import ResolvedCredential, resolve_credential, resolve_from_cache
+from sidecar.resolve import resolve_credential, resolve_from_cache
 
 SECRET_TYPE = "azure_ready_credential"  # noqa: S105 (a lease type, not a secret)
-
-
-def _phase(value: object) -> Phase:
-    try:
-        return Phase(str(value))
-    except ValueError:
-        raise InputError(
-            f"invalid phase {str(value)[:32]!r}: use plan (read integration)"
-            " or apply (write integration)"
-        ) from None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _response(cred: ResolvedCredential, stack: str, phase: Phase, now: datetime) -> Response:
@@ -65,9 +60,9 @@ def _response(cred: ResolvedCredential, stack: str, phase: Phase, now: datetime)
             "subscription_id": cred.subscription_id,
             "integration": cred.integration,
             "key_id": cred.key_id,
-            "created_at": _iso(cred.created),
-            "expires_at": _iso(cred.expires),
-            "safe_until": _iso(cred.safe_until),
+            "created_at": iso(cred.created),
+            "expires_at": iso(cred.expires),
+            "safe_until": iso(cred.safe_until),
         },
         lease=Lease(
             ttl=ttl,
@@ -82,20 +77,31 @@ def _response(cred: ResolvedCredential, stack: str, phase: Phase, now: datetime)
     )
 
 
+def refusal_response(refusal: Refusal) -> Response:
+    """An error response: the message for people, the refusal as ``data`` for programs.
+
+    OpenBao answers 400 with ``{"errors": [message], "data": {...}}``.
+    """
+    return Response(data={"error": refusal.message, "data": refusal.to_data()})
+
+
 def _not_ready(exc: NotReadyError, stack: str, phase: Phase, now: datetime) -> Response:
-    if exc.ready_at is None:
-        return error_response(f"no ready credential for stack {stack} phase {phase}: {exc}")
-    seconds = max(0, math.ceil((exc.ready_at - now).total_seconds()))
-    return error_response(
-        f"no ready credential yet for stack {stack} phase {phase}: retry after"
-        f" {_iso(exc.ready_at)} (in {seconds} s)"
-    )
+    refusal = Refusal.not_ready("", exc, now)
+    if exc.ready_at is None or refusal.retry_after is None:
+        message = f"no ready credential for stack {stack} phase {phase}: {exc}"
+    else:
+        seconds = int(refusal.retry_after.total_seconds())
+        message = (
+            f"no ready credential yet for stack {stack} phase {phase}: retry after"
+            f" {iso(exc.ready_at)} (in {seconds} s)"
+        )
+    return refusal_response(replace(refusal, message=message))
 
 
 def path_creds(backend: CredsMount) -> list[Path]:
     async def read(request: Request, data: FieldData) -> Response | None:
         stack = check_name(data.get("stack"), "stack")
-        phase = _phase(data.get("phase"))
+        phase = parse_phase(data.get("phase"))
         refusal = scope_refusal(
             await backend.login_metadata(request.client_token_accessor), stack, phase
         )
@@ -114,7 +120,7 @@ def path_creds(backend: CredsMount) -> list[Path]:
         except NotReadyError as exc:
             return _not_ready(exc, stack, phase, now)
         except NotFoundError as exc:
-            return error_response(str(exc))
+            return refusal_response(Refusal.not_found(str(exc)))
         return _response(cred, stack, phase, now)
 
     async def revoke(request: Request, data: FieldData) -> Response | None:
@@ -125,7 +131,7 @@ def path_creds(backend: CredsMount) -> list[Path]:
 
     return [
         Path(
-            pattern=r"creds/(?P<stack>[^/]+)/(?P<phase>[^/]+)",
+            pattern=CREDS_PATTERN,
             fields={
                 "stack": Field(FieldType.STRING, "Name of the stack."),
                 "phase": Field(FieldType.STRING, "plan (read integration) or apply (write)."),

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from sidecar.answers import creds_path
 from sidecar.errors import VaultForbidden
 from sidecar.login_scope import scope_refusal
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
@@ -42,10 +43,6 @@ class Access(Enum):
     DENIED = "denied"  # a valid token without read on the path
     OTHER_LOGIN = "other-login"  # the policy admits the path, the token's own login does not
     UNAUTHENTICATED = "unauthenticated"  # no token, or Vault does not accept it
-
-
-def creds_path(mount: str, stack: str, phase: Phase) -> str:
-    return f"{mount.strip('/')}/creds/{stack}/{phase}"
 
 
 class _Bounded:

@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timedelta
+import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from sidecar.answers import (
+    ANSWER_METADATA,
+    NotReadyYet,
+    Refusal,
+    ResolvedCredential,
+    Status,
+    iso,
+    parse_time,
+)
 from sidecar.errors import (
     InputError,
     NotFoundError,
-    NotReadyError,
     SidecarError,
     VaultForbidden,
     VaultUnavailable,
 )
 from sidecar.model import Phase
-from sidecar.resolve import ResolvedCredential
 from sidecar.resolver import rpc
 from sidecar.resolver.proto.resolver_pb2 import ResolveRequest
-
-
-class NotReadyYet(NotReadyError):
-    """Not ready; ``retry_after`` is the server's own count, immune to clock skew."""
-
-    def __init__(
-        self, message: str, ready_at: datetime | None, retry_after: timedelta | None
-    ) -> None:
-        super().__init__(message, ready_at)
-        self.retry_after = retry_after
 
 
 class ResolverClient:
@@ -66,8 +64,15 @@ class ResolverClient:
     def _translate(self, exc: Any) -> SidecarError:
         code, details = exc.code(), str(exc.details() or "")[:300]
         codes = grpc.StatusCode
+        refusal = _refusal(details, exc.trailing_metadata() or ())
+        if refusal is not None:
+            if refusal.status is Status.NOT_READY:
+                return _not_ready(refusal)
+            if refusal.status is Status.NOT_FOUND:
+                return NotFoundError(refusal.message)
+            return VaultForbidden(f"the resolver refused the token: {refusal.message}")
         if code == codes.FAILED_PRECONDITION:
-            return _not_ready(details, exc.trailing_metadata() or ())
+            return _not_ready(_legacy_not_ready(details, exc.trailing_metadata() or ()))
         if code == codes.NOT_FOUND:
             return NotFoundError(details)
         if code in (codes.UNAUTHENTICATED, codes.PERMISSION_DENIED):
@@ -81,14 +86,32 @@ class ResolverClient:
         return SidecarError(f"resolver at {self.target} failed: {code.name} {details}")
 
 
-def _not_ready(details: str, metadata: Any) -> NotReadyYet:
+def _refusal(details: str, metadata: Any) -> Refusal | None:
+    """The server's answer from the trailing metadata, if it sent one."""
+    for key, value in metadata:
+        if key == ANSWER_METADATA and isinstance(value, bytes):
+            try:
+                data = json.loads(value[:4096])
+            except ValueError:
+                return None
+            return Refusal.from_data(data, details)
+    return None
+
+
+def _legacy_not_ready(details: str, metadata: Any) -> Refusal:
+    """A resolver from before :data:`ANSWER_METADATA`: ``x-ready-at`` and ``x-retry-after``."""
     found = {key: value for key, value in metadata if isinstance(value, str)}
     ready_at = retry_after = None
     with contextlib.suppress(KeyError, ValueError):
-        ready_at = datetime.fromisoformat(found[rpc.READY_AT_METADATA].replace("Z", "+00:00"))
+        ready_at = parse_time(found[rpc.READY_AT_METADATA])
     with contextlib.suppress(KeyError, ValueError):
         retry_after = timedelta(seconds=int(found[rpc.RETRY_AFTER_METADATA]))
-    if ready_at is not None and retry_after is not None:
-        when = ready_at.isoformat().replace("+00:00", "Z")
-        details = f"{details}: retry after {when} (in {int(retry_after.total_seconds())} s)"
-    return NotReadyYet(details, ready_at, retry_after)
+    return Refusal(Status.NOT_READY, details, ready_at, retry_after)
+
+
+def _not_ready(refusal: Refusal) -> NotReadyYet:
+    details = refusal.message
+    if refusal.ready_at is not None and refusal.retry_after is not None:
+        seconds = int(refusal.retry_after.total_seconds())
+        details = f"{details}: retry after {iso(refusal.ready_at)} (in {seconds} s)"
+    return NotReadyYet(details, refusal.ready_at, refusal.retry_after)

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sidecar.resolve import ResolvedCredential
+from sidecar.answers import ResolvedCredential
 from sidecar.resolver.proto.resolver_pb2 import Credential, ResolveRequest
 from sidecar.sensitive import Sensitive
 

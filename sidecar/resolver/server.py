@@ -8,14 +8,22 @@ the same as the plugin's.
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from sidecar.answers import (
+    ANSWER_METADATA,
+    Refusal,
+    check_name,
+    creds_path,
+    iso,
+    parse_phase,
+)
 from sidecar.clock import Clock
 from sidecar.config import Config
 from sidecar.errors import (
@@ -29,7 +37,6 @@ from sidecar.errors import (
 )
 from sidecar.login_scope import OTHER_LOGIN
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
-from sidecar.plugin.names import check_name
 from sidecar.resolve import ReadCache, resolve_credential
 from sidecar.resolver import rpc
 from sidecar.resolver.auth import Access, VaultAuthorizer
@@ -49,13 +56,21 @@ def _abort(context: Any, code: Any, message: str) -> NoReturn:
     raise AssertionError("grpc context.abort returned")
 
 
-def _phase(value: str) -> Phase:
-    try:
-        return Phase(value)
-    except ValueError:
-        raise InputError(
-            f"invalid phase {value[:32]!r}: use plan (read integration) or apply (write)"
-        ) from None
+def _refuse(context: Any, code: Any, refusal: Refusal) -> NoReturn:
+    """Abort with ``code`` and the refusal in the trailing metadata (:data:`ANSWER_METADATA`).
+
+    ``x-ready-at`` and ``x-retry-after`` are kept for clients that predate it.
+    """
+    metadata: list[tuple[str, str | bytes]] = [
+        (ANSWER_METADATA, json.dumps(refusal.to_data()).encode())
+    ]
+    if refusal.ready_at is not None and refusal.retry_after is not None:
+        metadata += [
+            (rpc.READY_AT_METADATA, iso(refusal.ready_at)),
+            (rpc.RETRY_AFTER_METADATA, str(int(refusal.retry_after.total_seconds()))),
+        ]
+    context.set_trailing_metadata(tuple(metadata))
+    _abort(context, code, refusal.message)
 
 
 def _peer_host(context: Any) -> str:
@@ -95,7 +110,7 @@ class ResolverService:
     def resolve(self, request: ResolveRequest, context: Any) -> Credential:
         try:
             stack = check_name(request.stack, "stack")
-            phase = _phase(request.phase)
+            phase = parse_phase(request.phase)
         except InputError as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         self._authorise(context, stack, phase)
@@ -105,7 +120,7 @@ class ResolverService:
         except NotReadyError as exc:
             self._not_ready(context, exc, now, stack, phase)
         except NotFoundError as exc:
-            _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+            _refuse(context, grpc.StatusCode.NOT_FOUND, Refusal.not_found(str(exc)))
         except VaultUnavailable as exc:
             _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         except VaultError as exc:
@@ -153,36 +168,17 @@ class ResolverService:
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"send a valid Vault token in the {rpc.TOKEN_METADATA!r} metadata",
             )
-        if access is Access.OTHER_LOGIN:
-            _abort(
-                context,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"the token may not read {self.authorizer.mount}/creds/{stack}/{phase}:"
-                f" {OTHER_LOGIN}",
-            )
         if access is not Access.GRANTED:  # DENIED, and anything added later: fail closed
-            _abort(
-                context,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"the token may not read {self.authorizer.mount}/creds/{stack}/{phase}",
-            )
+            path = creds_path(self.authorizer.mount, stack, phase)
+            why = f": {OTHER_LOGIN}" if access is Access.OTHER_LOGIN else ""
+            refusal = Refusal.denied(f"the token may not read {path}{why}")
+            _refuse(context, grpc.StatusCode.PERMISSION_DENIED, refusal)
 
     def _not_ready(
         self, context: Any, exc: NotReadyError, now: Any, stack: str, phase: Phase
     ) -> NoReturn:
-        if exc.ready_at is not None:
-            seconds = max(0, math.ceil((exc.ready_at - now).total_seconds()))
-            context.set_trailing_metadata(
-                (
-                    (rpc.READY_AT_METADATA, exc.ready_at.isoformat().replace("+00:00", "Z")),
-                    (rpc.RETRY_AFTER_METADATA, str(seconds)),
-                )
-            )
-        _abort(
-            context,
-            grpc.StatusCode.FAILED_PRECONDITION,
-            f"stack {stack} phase {phase}: {exc}",
-        )
+        refusal = Refusal.not_ready(f"stack {stack} phase {phase}: {exc}", exc, now)
+        _refuse(context, grpc.StatusCode.FAILED_PRECONDITION, refusal)
 
 
 class ResolverHandle:

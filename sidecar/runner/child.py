@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import gc
 import os
 import resource
@@ -56,11 +55,12 @@ def forbid_core_dumps() -> None:
     """No core file of this process or its children; not dumpable by ptrace or /proc."""
     _, hard = resource.getrlimit(resource.RLIMIT_CORE)
     resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
+    # This process's own symbols, libc's among them: no ctypes.util.find_library,
+    # which runs `ldconfig -p` in a subprocess on every call (milliseconds per run).
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    if prctl is None:  # not Linux
         return
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+    if prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 

@@ -7,8 +7,8 @@ import re
 import shlex
 from typing import Literal
 
+from sidecar.answers import ResolvedCredential
 from sidecar.errors import InputError
-from sidecar.resolve import ResolvedCredential
 
 Format = Literal["env", "dotenv", "json"]
 

@@ -17,10 +17,9 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+from sidecar.answers import NotReadyYet, ResolvedCredential
 from sidecar.durations import format_duration
 from sidecar.errors import NotReadyError, VaultUnavailable
-from sidecar.resolve import ResolvedCredential
-from sidecar.resolver.client import NotReadyYet
 
 #: How often to ask again when the server does not say when.
 POLL = 5.0

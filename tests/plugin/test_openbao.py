@@ -205,6 +205,20 @@ def test_a_credential_not_ready_says_when_to_retry(seeded: PluginBao) -> None:
     assert "fresh-secret-I1" not in response.text
     ready_at = NOW + timedelta(minutes=10)
     assert ready_at.isoformat().replace("+00:00", "Z") in message
+    # The same answer as data beside the message, for programs (sidecar.answers).
+    answer = response.json()["data"]
+    assert answer["status"] == "not_ready"
+    assert answer["ready_at"] == ready_at.isoformat().replace("+00:00", "Z")
+    assert 0 < answer["retry_after_seconds"] <= 600
+    assert answer["message"] == message
+
+
+@pytest.mark.usefixtures("resolver")
+def test_a_missing_stack_is_not_found_in_data(seeded: PluginBao) -> None:
+    response = _raw(seeded, "GET", "azure/creds/nosuchstack/plan")
+    assert response.status_code == 400
+    assert response.json()["data"]["status"] == "not_found"
+    assert "nosuchstack" in " ".join(response.json()["errors"])
 
 
 def test_disable_completes_promptly(seeded: PluginBao) -> None:

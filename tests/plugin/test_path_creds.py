@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sidecar.answers import ResolvedCredential
 from sidecar.errors import NotReadyError
 from sidecar.model import Phase
 from sidecar.plugin import path_creds
-from sidecar.resolve import ResolvedCredential
 from sidecar.sensitive import Sensitive
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -50,9 +50,19 @@ def test_not_ready_names_the_retry_time_and_seconds() -> None:
         "newest secret is still propagating", NOW + timedelta(minutes=9, seconds=30)
     )
     response = path_creds._not_ready(exc, "A", Phase("plan"), NOW)
-    assert response.data == {
-        "error": "no ready credential yet for stack A phase plan:"
+    message = (
+        "no ready credential yet for stack A phase plan:"
         " retry after 2026-01-02T03:13:35Z (in 570 s)"
+    )
+    assert response.data == {
+        "error": message,
+        "data": {
+            "status": "not_ready",
+            "message": message,
+            "ready_at": "2026-01-02T03:13:35Z",
+            "retry_after_seconds": 570,
+            "reason": "newest secret is still propagating",
+        },
     }
 
 
@@ -61,3 +71,6 @@ def test_never_ready_says_so() -> None:
     response = path_creds._not_ready(exc, "A", Phase("plan"), NOW)
     assert "retry" not in response.data["error"]
     assert "newest secret is still propagating" in response.data["error"]
+    assert response.data["data"]["status"] == "not_ready"
+    assert "ready_at" not in response.data["data"]
+    assert "retry_after_seconds" not in response.data["data"]

@@ -99,3 +99,15 @@ def test_the_helper_cannot_dump_core_even_with_ulimit_unlimited(
     assert core_line.split()[4] == "0", core_line  # the soft limit, the one the kernel applies
     cores = [p.name for p in tmp_path.iterdir() if p.name.startswith("core")]
     assert cores == []
+
+
+def test_the_helper_makes_itself_not_dumpable() -> None:
+    code = (
+        "import ctypes; from sidecar.runner.child import forbid_core_dumps;"
+        "libc = ctypes.CDLL(None); before = libc.prctl(3, 0, 0, 0, 0);"  # PR_GET_DUMPABLE
+        "forbid_core_dumps(); print(before, libc.prctl(3, 0, 0, 0, 0))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["1", "0"]

@@ -22,10 +22,10 @@ import hvac
 import pytest
 from click.testing import CliRunner
 
+from sidecar.answers import ResolvedCredential
 from sidecar.cli.creds import creds
 from sidecar.devstack.openbao import OpenBaoDevServer, find_bao
 from sidecar.errors import InputError
-from sidecar.resolve import ResolvedCredential
 from sidecar.resolver.server import ResolverHandle
 from sidecar.runner.envfmt import render
 from sidecar.sensitive import Sensitive

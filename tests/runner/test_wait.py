@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sidecar.answers import NotReadyYet, ResolvedCredential
 from sidecar.errors import NotFoundError, VaultUnavailable
-from sidecar.resolve import ResolvedCredential
-from sidecar.resolver.client import NotReadyYet
 from sidecar.runner.wait import OUTAGE_MAX, fetch_ready
 from sidecar.sensitive import Sensitive
 

@@ -1,0 +1,106 @@
+"""The runner helper loads only what its path needs (issue 17).
+
+``azsidecar creds`` / ``exec`` run at the start of every CI job, so their import
+time is paid on every run: the daemon's world (Graph, MSAL, JWT, metrics, the
+emulator's web stack) and gRPC (only with ``--resolver``) must stay out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: Packages the runner helper never needs (without --resolver).
+HEAVY = (
+    "msal",
+    "jwt",
+    "werkzeug",
+    "prometheus_client",
+    "grpc",
+    "google.protobuf",
+    "sidecar.graph",
+    "sidecar.runtime",
+    "sidecar.daemon",
+    "sidecar.management",
+    "sidecar.metrics",
+    "sidecar.emulator",
+    "sidecar.rotation",
+    "sidecar.certs",
+    "sidecar.store",
+    "sidecar.resolve",
+    "sidecar.plugin",
+    "sidecar.resolver",
+)
+
+_PROBE = """
+import json, sys
+from sidecar.cli.main import main
+try:
+    main(sys.argv[2:], prog_name="azsidecar", standalone_mode=False)
+except BaseException as exc:
+    print("exited:", type(exc).__name__, exc, file=sys.stderr)
+heavy = tuple(json.loads(sys.argv[1]))
+print(json.dumps(sorted(m for m in sys.modules if m in heavy or m.startswith(
+    tuple(h + "." for h in heavy)))))
+"""
+
+
+def _env() -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_", "AZSIDECAR_"))
+    }
+    # Nothing listens there: the run fails fast after taking the whole path up to the read.
+    return env | {"AZSIDECAR_VAULT_ADDR": "http://127.0.0.1:9", "VAULT_TOKEN": "hvs.test"}
+
+
+def _loaded(*args: str) -> tuple[list[str], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(HEAVY), *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("creds", "--help"),
+        ("creds", "--stack", "A", "--phase", "plan", "--format", "json"),
+        ("creds", "--stack", "A", "--phase", "apply", "--via", "plugin"),
+        ("exec", "--stack", "A", "--phase", "plan", "--", "true"),
+    ],
+)
+def test_the_runner_path_imports_nothing_heavy(args: tuple[str, ...]) -> None:
+    loaded, stderr = _loaded(*args)
+    assert loaded == [], stderr
+    if "--help" not in args:
+        assert "cannot reach Vault" in stderr  # the run went as far as the read
+
+
+def test_the_console_script_imports_nothing_heavy() -> None:
+    script = Path(sys.executable).parent / "azsidecar"
+    if not script.exists():
+        pytest.skip("no azsidecar console script beside this interpreter")
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(script), "creds", "--help"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--stack" in done.stdout
+    names = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    heavy = sorted(n for n in names if n in HEAVY or n.startswith(tuple(h + "." for h in HEAVY)))
+    assert heavy == []
