@@ -86,6 +86,7 @@ def register_plugin(root: hvac.Client, setup: vault_setup.VaultSetup, timing: Ti
             "prefix": vault_setup.PREFIX,
             "propagation_delay": f"{int(timing.propagation_delay.total_seconds())}s",
             "ready_safety_margin": f"{int(timing.ready_safety_margin.total_seconds())}s",
+            "probe_window": f"{int(timing.probe_window.total_seconds())}s",
         },
     )
     return sha256

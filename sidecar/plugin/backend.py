@@ -166,6 +166,11 @@ class AzureBackend:
             policy = replace(policy, propagation_delay=config.propagation_delay)
         if config is not None and config.ready_safety_margin is not None:
             policy = replace(policy, ready_safety_margin=config.ready_safety_margin)
+        if config is not None and config.probe_window is not None:
+            window = config.probe_window
+            policy = replace(
+                policy, probe_window=window, probe_interval=min(policy.probe_interval, window)
+            )
         return policy
 
     async def with_kv(self, call: Callable[[VaultKV], T]) -> T:

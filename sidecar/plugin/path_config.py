@@ -26,7 +26,7 @@ from sidecar.plugin.framework import (
 
 STORAGE_KEY = "config"
 _SECRET_FIELDS = ("token", "approle_secret_id")
-_DURATION_FIELDS = ("propagation_delay", "ready_safety_margin")
+_DURATION_FIELDS = ("propagation_delay", "ready_safety_margin", "probe_window")
 #: Where the credentials go: changing either needs the credentials written again.
 _DESTINATION_FIELDS = ("vault_addr", "ca_cert")
 _ALTERNATIVES = (("token", "token_file"), ("approle_secret_id", "approle_secret_id_file"))
@@ -63,6 +63,8 @@ class PluginConfig:
     ca_cert: str = ""
     propagation_delay: timedelta | None = None
     ready_safety_margin: timedelta | None = None
+    #: Verified readiness: must match the daemon's ``timing.probe_window``.
+    probe_window: timedelta | None = None
 
     def __repr__(self) -> str:
         return f"PluginConfig(vault_addr={self.vault_addr!r}, kv_mount={self.kv_mount!r})"
@@ -160,6 +162,9 @@ FIELDS = {
     "ca_cert": Field(FieldType.STRING, "PEM CA bundle to trust for vault_addr (optional)."),
     "propagation_delay": Field(FieldType.DURATION, "Override: age at which a secret is ready."),
     "ready_safety_margin": Field(FieldType.DURATION, "Override: margin before expiry."),
+    "probe_window": Field(
+        FieldType.DURATION, "Override: the daemon's probe_window (verified readiness)."
+    ),
 }
 
 
@@ -237,8 +242,9 @@ allowed to read <kv_mount>/<prefix>/{stacks,integrations,
 credentials}. Writes merge with the stored configuration, except that a write
 changing vault_addr or ca_cert must give the credentials again, so a
 stored credential never goes to a new destination. The token and the
-AppRole secret id are never returned. propagation_delay and ready_safety_margin
-override the default timing rules (write 0 to clear).
+AppRole secret id are never returned. propagation_delay, ready_safety_margin and
+probe_window override the default timing rules (write 0 to clear); probe_window
+must match the daemon's.
 """,
         )
     ]

@@ -107,6 +107,9 @@ def test_timing_overrides_are_stored_as_durations(seeded: PluginBao) -> None:
     assert read_json(seeded.client, "azure/config")["data"]["ready_safety_margin"] == "45m"
     seeded.client.write_data("azure/config", data={"ready_safety_margin": "0"})
     assert read_json(seeded.client, "azure/config")["data"]["ready_safety_margin"] == ""
+    # Verified readiness: the readers' probe window must match the daemon's.
+    seeded.client.write_data("azure/config", data={"probe_window": "1m"})
+    assert read_json(seeded.client, "azure/config")["data"]["probe_window"] == "1m"
 
 
 def test_lists_and_reads_stacks_and_integrations(seeded: PluginBao) -> None:
