@@ -23,7 +23,6 @@ Nothing here talks to hvac directly: it goes through :class:`sidecar.vault.Vault
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any, Literal
 
 from sidecar.crashpoints import crash_point
@@ -285,15 +284,8 @@ class Store:
         self._write_index(path, meta.custom_metadata, entries, record)
         return True
 
-    def store_secret(
-        self, name: str, secret: SecretVersion, probe_delay: timedelta | None = None
-    ) -> StoredCredential:
-        """Write a new version (check-and-set on the current one), then index it.
-
-        With ``probe_delay`` (verified readiness on), the index write also holds the
-        version's pending probe record, so readers wait for the probes from the
-        first moment, without a write of its own.
-        """
+    def store_secret(self, name: str, secret: SecretVersion) -> StoredCredential:
+        """Write a new version (check-and-set on the current one), then index it."""
         check_segment(name, "integration name")
         path = _credentials_path(name)
         try:
@@ -311,8 +303,7 @@ class Store:
             expires=secret.expires,
         )
         entries = [c for c in parse_index(custom) if c.version != version] + [stored]
-        pending = None if probe_delay is None else probe_rule.pending(version, probe_delay)
-        self._write_index(path, custom, entries, pending)
+        self._write_index(path, custom, entries)
         return stored
 
     def secret(self, name: str, version: int) -> SecretVersion:

@@ -33,7 +33,6 @@ from sidecar.model import (
     StoredCredential,
     credential_display_name,
 )
-from sidecar.probes import lag
 from sidecar.rotation.planner import (
     Action,
     ClearIntent,
@@ -99,15 +98,6 @@ def observe(
     return IntegrationState(name=record.name, stored=stored, azure=azure, intents=secret_intents)
 
 
-def _probe_delay(store: Store, policy: TimingPolicy) -> timedelta | None:
-    """The delay a new secret's pending probe record carries; None with probes off."""
-    if not policy.probes:
-        return None
-    if not policy.raise_delay:
-        return policy.propagation_delay
-    return lag.raised_delay(store.lag_samples()[0], policy)
-
-
 def create_secret(
     record: IntegrationRecord,
     graph: CredentialGraph,
@@ -164,7 +154,7 @@ def create_secret(
         expires=new.end,
     )
     try:
-        stored = store.store_secret(record.name, secret, _probe_delay(store, policy))
+        stored = store.store_secret(record.name, secret)
     except VaultUnavailable:
         # No answer is not a refusal: the write may have landed (a raft leader
         # commits it and dies before answering), and removing the credential
