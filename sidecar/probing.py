@@ -168,6 +168,11 @@ class ProbeExecutor:
             credential = live.get(version)
             if credential is None:
                 continue  # removed: its record goes with its index entry
+            verdict = rule.state(probe, credential.created, self.policy, self.clock.now())
+            if verdict is ProbeState.UNVERIFIABLE:
+                # The time rule released it without evidence, and runs may hold it: a
+                # probe now could only take it back. Unverifiable is final.
+                continue
             due = rule.next_probe_at(probe, self.policy)
             if due is None:
                 continue

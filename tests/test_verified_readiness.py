@@ -186,6 +186,27 @@ def test_probing_stops_when_the_secret_is_removed_or_the_lease_is_lost(world: Wo
         resolve_credential(world.store.kv, "stack-0", Phase.PLAN, world.time.now(), policy)
 
 
+def test_a_secret_released_without_evidence_is_never_probed_back(world: World) -> None:
+    """A pending record nobody probed by the delay: the time rule released it, and a
+    daemon starting later leaves it alone instead of taking it back for a window."""
+    [(name, _)] = create_integrations(world, count=1, tenants=1)
+    policy = world.config.timing
+    [first] = world.store.credentials(name)
+    world.store.save_probe(name, rule.pending(first.version, policy.propagation_delay))
+    world.time.advance(policy.propagation_delay + M)
+    calls: list[str] = []
+
+    def counting(tenant: str, client_id: str, secret: object) -> bool | None:
+        calls.append(tenant)
+        return True
+
+    probes = ProbeExecutor(world.store, world.time, policy, counting, world.platform_tenant)
+    probes.adopt(name, [first])
+    assert probes.run_due() is None and calls == []
+    found = resolve_credential(world.store.kv, "stack-0", Phase.PLAN, world.time.now(), policy)
+    assert found.key_id == first.key_id
+
+
 def test_measured_lag_in_vault_drives_doctor_and_the_raised_delay(world: World) -> None:
     """Samples in Vault: doctor prints quantiles and says the delay is unsafe; with
     raise_delay a new secret's record carries worst lag + margin and readers wait for it."""

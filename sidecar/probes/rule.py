@@ -17,6 +17,8 @@ application it cannot reach; or none for a whole window since: the daemon
 stopped, lost its lease, or is throttled) the credential is *unverifiable*
 and the time rule decides alone, as before probes existed. So probes can
 only make the product more careful than the time rule, never stop it.
+Unverifiable is final: the daemon never probes such a credential again, since
+runs may already hold it and a later probe could only take it back.
 
 The record lives in the credential key's ``custom_metadata`` beside the
 index entry (``p<version>``), so the one read every reader already makes
