@@ -31,6 +31,7 @@ from sidecar.errors import (
     VaultNotFound,
     VaultUnavailable,
 )
+from sidecar.vault_transport import PathRefusal as PathRefusal  # noqa: PLC0414 - re-exported
 
 T = TypeVar("T")
 
@@ -211,38 +212,6 @@ def plugin_catalog(client: hvac.Client) -> dict[str, Any]:
 def read_body(client: hvac.Client, path: str) -> dict[str, Any]:
     """``GET /v1/<path>`` of any engine, the whole answer (doctor reads a plugin's ``config``)."""
     return _get(client, path)
-
-
-def renew_self(client: hvac.Client, increment: str | None) -> dict[str, Any]:
-    """``POST auth/token/renew-self``."""
-    with translate_errors("auth/token/renew-self"):
-        body: dict[str, Any] = client.auth.token.renew_self(increment=increment)
-    return body
-
-
-def lookup_self(client: hvac.Client) -> dict[str, Any]:
-    """``GET auth/token/lookup-self`` through hvac's token API (the login's upkeep)."""
-    with translate_errors("auth/token/lookup-self"):
-        body: dict[str, Any] = client.auth.token.lookup_self()
-    return body
-
-
-def approle_login(client: hvac.Client, role_id: str, secret_id: str, mount: str) -> dict[str, Any]:
-    """``POST auth/<mount>/login`` (AppRole); the answer, the token not yet used."""
-    with translate_errors(f"auth/{mount}/login"):
-        body: dict[str, Any] = client.auth.approle.login(
-            role_id=role_id, secret_id=secret_id, use_token=False, mount_point=mount
-        )
-    return body
-
-
-def jwt_login(client: hvac.Client, role: str, assertion: str, mount: str) -> dict[str, Any]:
-    """``POST auth/<mount>/login`` (JWT); the answer, the token not yet used."""
-    with translate_errors(f"auth/{mount}/login"):
-        body: dict[str, Any] = client.auth.jwt.jwt_login(
-            role=role, jwt=assertion, use_token=False, path=mount
-        )
-    return body
 
 
 def capabilities_self(client: hvac.Client, path: str) -> set[str]:
@@ -434,14 +403,6 @@ def token_lookup_accessor(client: hvac.Client, accessor: str) -> TokenLogin:
     return _token_login(response)
 
 
-@dataclass(frozen=True)
-class PathRefusal:
-    """A 400 from a logical path: its messages, and the ``data`` object sent beside them."""
-
-    errors: list[str]
-    data: Mapping[str, Any] | None
-
-
 def read_path(client: hvac.Client, path: str) -> dict[str, Any] | PathRefusal | None:
     """``GET <path>``: its ``data``; a :class:`PathRefusal` for a 400; None if nothing serves it.
 
@@ -459,3 +420,39 @@ def read_path(client: hvac.Client, path: str) -> dict[str, Any] | PathRefusal | 
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         return None
     return dict(body["data"])
+
+
+class HvacTransport:
+    """An hvac client as a :class:`~sidecar.vault_transport.VaultTransport` (the login's upkeep)."""
+
+    def __init__(self, client: hvac.Client) -> None:
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"HvacTransport(url={self.client.url!r})"
+
+    @property
+    def url(self) -> str:
+        return str(self.client.url)
+
+    @property
+    def token(self) -> str | None:
+        token = self.client.token
+        return None if token is None else str(token)
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self.client.token = value or ""  # hvac sends no token header for ""
+
+    def get(self, path: str) -> dict[str, Any]:
+        return _get(self.client, path)
+
+    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        with translate_errors(path):
+            response: Any = self.client.adapter.post(f"/v1/{path}", json=dict(body))
+        if isinstance(response, dict):
+            return dict(response)
+        return dict(response.json()) if response.content else {}
+
+    def read_data(self, path: str) -> dict[str, Any] | PathRefusal | None:
+        return read_path(self.client, path)

@@ -1,6 +1,8 @@
 """The Vault login's life cycle, for every long-running part.
 
-:class:`VaultLogin` owns one hvac client. After logging in it looks its token
+:class:`VaultLogin` owns one Vault client: an hvac client, or for the runner
+helper the standard library's (:mod:`sidecar.vault_http`); its requests are
+those of :mod:`sidecar.vault_transport`. After logging in it looks its token
 up (``auth/token/lookup-self``), renews it (``auth/token/renew-self``) at about
 two thirds of its TTL, logs in again (AppRole, JWT) when a renewal is refused or
 the maximum TTL is reached, and re-reads ``token_file``, ``secret_id_file`` and
@@ -26,14 +28,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import hvac
-
-from sidecar import vault
+from sidecar import vault_transport as transports
 from sidecar.config import VaultConfig
 from sidecar.errors import VaultError, VaultForbidden, VaultLoginError, VaultUnavailable
 from sidecar.vault_token import Decision, Step, TokenView, decide, was_capped
+
+if TYPE_CHECKING:
+    import hvac
+
+    from sidecar.vault_transport import VaultTransport
 
 log = logging.getLogger(__name__)
 
@@ -151,25 +156,36 @@ class TokenStatus:
 
 
 def new_client(spec: LoginSpec) -> hvac.Client:
+    # hvac and requests are imported only by the parts that use them (not the runner helper).
+    from sidecar import vault  # noqa: PLC0415 - lazy, see above
+
     return vault.new_client(
         spec.addr, ca_cert=spec.ca_cert, namespace=spec.namespace, timeout=spec.timeout
     )
 
 
 class VaultLogin:
-    """One logged-in hvac client whose token is kept alive."""
+    """One logged-in Vault client whose token is kept alive."""
 
     def __init__(
         self,
         spec: LoginSpec,
         *,
         client: hvac.Client | None = None,
+        transport: VaultTransport | None = None,
         now: Callable[[], datetime] = _utcnow,
         observer: LoginObserver | None = None,
         name: str = "azsidecar",
     ) -> None:
         self.spec = spec
-        self.client = client or new_client(spec)
+        if transport is None:
+            from sidecar.vault import HvacTransport  # noqa: PLC0415 - lazy, see new_client
+
+            client = client or new_client(spec)
+            transport = HvacTransport(client)
+        self._client = client
+        #: What the login's requests go through: the hvac client's, or the runner's own.
+        self.transport = transport
         self.now = now
         self.observer = observer
         self.name = name
@@ -189,21 +205,33 @@ class VaultLogin:
 
     # -- the life cycle ------------------------------------------------------------------
 
+    @property
+    def client(self) -> hvac.Client:
+        """The logged-in hvac client (not for a login built on another transport)."""
+        if self._client is None:
+            raise TypeError(f"{self.name}: this Vault login has no hvac client")
+        return self._client
+
     def login(self, *, look_up: bool = True) -> hvac.Client:
         """The first login (or token read); raises when it fails, e.g. at start-up.
 
         ``look_up=False`` takes a plain token without asking Vault (a short-lived
         command); the upkeep, if started, looks it up at its first step.
         """
+        self.open(look_up=look_up)
+        return self.client
+
+    def open(self, *, look_up: bool = True) -> VaultTransport:
+        """:meth:`login`, for any transport: the logged-in transport."""
         with self._lock:
             self._remember_files()
             if self.spec.method == "token" and not look_up:
-                self.client.token = self._current_token()
+                self.transport.token = self._current_token()
             elif self.spec.method == "token":
                 self._adopt_token(self._current_token(), first=True)
             else:
                 self._log_in()
-            return self.client
+            return self.transport
 
     def maintain(self) -> datetime:
         """Do what is due now (renew, log in, re-read a file); return when to look again.
@@ -323,7 +351,7 @@ class VaultLogin:
         started = self.now()
         increment = f"{int(asked.total_seconds())}s" if asked > timedelta(0) else None
         try:
-            body = vault.renew_self(self.client, increment)
+            body = transports.renew_self(self.transport, increment)
         except VaultUnavailable:
             raise
         except VaultError as exc:
@@ -366,13 +394,17 @@ class VaultLogin:
                 if not spec.role_id:
                     raise VaultLoginError(f"AppRole login needs {spec.key('role_id')}")
                 path = f"auth/{spec.approle_mount}/login"
-                body = vault.approle_login(self.client, spec.role_id, secret_id, spec.approle_mount)
+                body = transports.approle_login(
+                    self.transport, spec.role_id, secret_id, spec.approle_mount
+                )
             else:
                 assertion = self._jwt()
                 if not spec.jwt_role:
                     raise VaultLoginError(f"JWT login needs {spec.key('jwt_role')}")
                 path = f"auth/{spec.jwt_mount}/login"
-                body = vault.jwt_login(self.client, spec.jwt_role, assertion, spec.jwt_mount)
+                body = transports.jwt_login(
+                    self.transport, spec.jwt_role, assertion, spec.jwt_mount
+                )
         except VaultUnavailable:
             self._emit("login_failed")
             raise
@@ -385,7 +417,7 @@ class VaultLogin:
         token = str((body.get("auth") or {}).get("client_token") or "")
         if not token:
             raise VaultLoginError(f"Vault's answer to {path} held no token")
-        self.client.token = token
+        self.transport.token = token
         self._look_up()
         self.logins += 1
         self._succeeded()
@@ -413,17 +445,17 @@ class VaultLogin:
 
     def _adopt_token(self, token: str, *, first: bool) -> None:
         """Use ``token`` (from the configuration or a rewritten token file)."""
-        old = self.client.token
+        old = self.transport.token
         if not first and token == old:
             self._look_up()  # the same token (rewritten, or not looked up yet)
             self._succeeded()
             return
-        self.client.token = token
+        self.transport.token = token
         try:
             self._look_up()
         except VaultError:
             if not first and old:
-                self.client.token = old  # keep the one that works
+                self.transport.token = old  # keep the one that works
             raise
         if not first:
             self.reloads += 1
@@ -433,7 +465,7 @@ class VaultLogin:
 
     def _look_up(self) -> None:
         started = self.now()
-        body = vault.lookup_self(self.client)
+        body = transports.lookup_self(self.transport)
         data = body.get("data") or {}
         self._creation_ttl = timedelta(seconds=int(data.get("creation_ttl") or 0))
         self.view = TokenView(

@@ -118,7 +118,7 @@ def _fetch(options: dict[str, Any]) -> ResolvedCredential:
         nonlocal source
         if source is None:
             try:
-                client = vault_login.login(look_up=False)
+                client = vault_login.open(look_up=False)
             except VaultUnavailable as exc:
                 raise VaultUnavailable(f"Vault at {config.vault.addr}: {exc}") from exc
             source = CredentialSource(client, options["mount"], via, resolver)

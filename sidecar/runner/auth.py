@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
-
-import hvac
+from typing import TYPE_CHECKING, Literal
 
 from sidecar.config import Config
 from sidecar.errors import InputError, VaultForbidden
+from sidecar.vault_http import HttpTransport
 from sidecar.vault_login import LoginChoice, VaultLogin, choose_method, login_spec
+
+if TYPE_CHECKING:
+    from sidecar.vault_transport import VaultTransport
 
 Method = Literal["auto", "token", "jwt", "approle"]
 
@@ -99,9 +101,14 @@ def runner_login(config: Config, login: RunnerLogin) -> VaultLogin:
                 "AppRole login needs a role id (AZSIDECAR_VAULT_ROLE_ID or --role-id-file)"
                 " and a secret id (AZSIDECAR_VAULT_SECRET_ID or --secret-id-file)"
             )
-    return VaultLogin(spec, name="runner")
+    # The standard library's HTTP, not hvac and requests: they would cost the job more
+    # to import than its two or three requests take (issue 17).
+    transport = HttpTransport(
+        spec.addr, ca_cert=spec.ca_cert, namespace=spec.namespace, timeout=spec.timeout
+    )
+    return VaultLogin(spec, transport=transport, name="runner")
 
 
-def runner_client(config: Config, login: RunnerLogin) -> hvac.Client:
-    """An hvac client logged in as the runner; VaultForbidden when the login is refused."""
-    return runner_login(config, login).login()
+def runner_client(config: Config, login: RunnerLogin) -> VaultTransport:
+    """A Vault transport logged in as the runner; VaultForbidden when the login is refused."""
+    return runner_login(config, login).open()

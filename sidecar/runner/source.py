@@ -20,7 +20,7 @@ from sidecar.answers import Refusal, ResolvedCredential, creds_path, parse_time
 from sidecar.errors import SidecarError, VaultError, VaultNotFound, VaultUnavailable
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.sensitive import Sensitive
-from sidecar.vault import PathRefusal, read_path
+from sidecar.vault_transport import PathRefusal, VaultTransport
 
 if TYPE_CHECKING:
     import hvac
@@ -43,10 +43,20 @@ def _refusal(refused: PathRefusal) -> SidecarError:
     return VaultError(f"the plugin refused: {message}")
 
 
-def read_plugin(client: hvac.Client, mount: str, stack: str, phase: Phase) -> ResolvedCredential:
-    """``GET <mount>/creds/<stack>/<phase>`` with the runner's token."""
+def _read(client: VaultTransport | hvac.Client, path: str) -> dict[str, Any] | PathRefusal | None:
+    if isinstance(client, VaultTransport):
+        return client.read_data(path)
+    from sidecar.vault import read_path  # noqa: PLC0415 - hvac only for an hvac client
+
+    return read_path(client, path)
+
+
+def read_plugin(
+    client: VaultTransport | hvac.Client, mount: str, stack: str, phase: Phase
+) -> ResolvedCredential:
+    """``GET <mount>/creds/<stack>/<phase>`` with the runner's token (on any client)."""
     path = creds_path(mount, stack, phase)
-    data: Any = read_path(client, path)
+    data: Any = _read(client, path)
     if isinstance(data, PathRefusal):
         raise _refusal(data) from None
     if data is None:
@@ -72,7 +82,7 @@ def read_plugin(client: hvac.Client, mount: str, stack: str, phase: Phase) -> Re
 class CredentialSource:
     """The runner's logged-in client plus the way to the credential."""
 
-    client: hvac.Client
+    client: VaultTransport
     mount: str = DEFAULT_CREDS_MOUNT
     via: Via = "auto"
     resolver: ResolverClient | None = None

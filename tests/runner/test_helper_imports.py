@@ -2,7 +2,9 @@
 
 ``azsidecar creds`` / ``exec`` run at the start of every CI job, so their import
 time is paid on every run: the daemon's world (Graph, MSAL, JWT, metrics, the
-emulator's web stack) and gRPC (only with ``--resolver``) must stay out.
+emulator's web stack), gRPC (only with ``--resolver``) and hvac with requests
+and urllib3 (the runner speaks to Vault with :mod:`sidecar.vault_http`) must
+stay out.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ HEAVY = (
     "prometheus_client",
     "grpc",
     "google.protobuf",
+    "hvac",
+    "requests",
+    "urllib3",
+    "sidecar.vault",
     "sidecar.graph",
     "sidecar.runtime",
     "sidecar.daemon",
