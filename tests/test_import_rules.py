@@ -74,6 +74,8 @@ LAYERS: dict[str, str] = {
     # One module per external system.
     "sidecar.vault": ADAPTERS,
     "sidecar.vault_login": ADAPTERS,
+    "sidecar.vault_transport": ADAPTERS,  # the login requests, over either transport
+    "sidecar.vault_http": ADAPTERS,  # the runner helper's stdlib transport
     "sidecar.graph": ADAPTERS,
     # The owner of every KV path.
     "sidecar.store": RECORDS,
