@@ -507,6 +507,7 @@ class Demo:
                 "propagation_delay": policy.propagation_delay,
                 "secret_renew_before": policy.secret_renew_before,
                 "intent_timeout": policy.intent_timeout,
+                "missing_grace": policy.missing_grace,
                 "cert_lifetime": policy.cert_lifetime,
                 "cert_renew_before": policy.cert_renew_before,
                 "lease_ttl": policy.lease_ttl,
