@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import hvac
 import requests
 
 from bench.chaos import invariants
@@ -48,7 +49,7 @@ from sidecar.demo.orchestration import (
     daemon_config,
 )
 from sidecar.demo.processes import Child, azsidecar_argv, wait_until
-from sidecar.demo.runs import Path_, Runner, RunResult
+from sidecar.demo.runs import PATHS, Path_, Runner, RunResult, RunTally
 from sidecar.devstack.openbao import free_port
 from sidecar.devstack.raft import OpenBaoRaftCluster
 from sidecar.errors import SidecarError
@@ -90,6 +91,7 @@ class ChaosResult:
     runs: int = 0
     runs_failed: int = 0
     failures_by_stage: Counter[str] = field(default_factory=Counter)
+    failure_reasons: list[tuple[str, int]] = field(default_factory=list)
     handed_checked: int = 0
     samples: int = 0
     unobservable_samples: int = 0
@@ -116,6 +118,7 @@ class ChaosResult:
             "runs": self.runs,
             "runs_failed": self.runs_failed,
             "failures_by_stage": dict(sorted(self.failures_by_stage.items())),
+            "failure_reasons": self.failure_reasons,
             "handed_checked": self.handed_checked,
             "samples": self.samples,
             "unobservable_samples": self.unobservable_samples,
@@ -173,12 +176,32 @@ class CheckedRunner(Runner):
         self.checker = checker
         self.clock = clock
         self.handed = 0
+        self._asked = threading.local()
+
+    def _fetch(
+        self, client: hvac.Client, stack: str, phase: Phase, path: Path_
+    ) -> ResolvedCredential:
+        self._asked.at = self.clock.now()  # per worker thread: when this run asked
+        return super()._fetch(client, stack, phase, path)
+
+    def submit_stack(
+        self, stack: str, phases: list[Phase], at: datetime, tally: RunTally
+    ) -> list[Future[RunResult]]:
+        """The stack's runs of one slot: each phase it has, through the plugin and the resolver."""
+        jobs = []
+        for phase in phases:
+            for path in PATHS:
+                job = self._pool.submit(self.run, stack, phase, path, at)
+                job.add_done_callback(lambda done: tally.add([done.result()]))
+                jobs.append(job)
+        return jobs
 
     def _use(
         self, credential: ResolvedCredential, stack: str, phase: Phase, path: Path_, at: datetime
     ) -> RunResult:
+        asked = getattr(self._asked, "at", None) or self.clock.now()
         self.checker.handed(
-            self.clock.now(), credential.integration, credential.client_id, credential.key_id
+            asked, self.clock.now(), credential.integration, credential.client_id, credential.key_id
         )
         self.handed += 1
         return super()._use(credential, stack, phase, path, at)
@@ -363,6 +386,9 @@ class Chaos(Demo):
         f.runs = len(results)
         f.runs_failed = sum(1 for r in results if not r.ok)
         f.failures_by_stage = Counter(r.stage for r in results if not r.ok)
+        f.failure_reasons = Counter(
+            f"{r.stage}: {r.reason[:90]}" for r in results if not r.ok
+        ).most_common(6)
         f.checks = checker.findings.checks
         f.violations = checker.findings.violations
         f.excused = checker.findings.excused
@@ -438,8 +464,8 @@ class Chaos(Demo):
                     if s.child and s.child.alive()
                 ]
                 runner = self.rng.choice(alive or runners)
-                for stack in [STACK, *self._run_stacks()]:
-                    pool += runner.submit_slot(stack, next_run, self.tally)
+                for stack, phases in self._run_stacks():
+                    pool += runner.submit_stack(stack, phases, next_run, self.tally)
                 next_run += self.chaos.runs_every
             pool = [job for job in pool if not job.done()]
             time.sleep(0.05)
@@ -449,9 +475,14 @@ class Chaos(Demo):
             with contextlib.suppress(Exception):
                 job.result(timeout=120)
 
-    def _run_stacks(self) -> list[str]:
+    def _run_stacks(self) -> list[tuple[str, list[Phase]]]:
+        """Every attached stack with the phases it has an integration for."""
         with self.lock:
-            return [s for s in self.expected_stacks if s != STACK]
+            stacks = dict(self.expected_stacks)
+        return [
+            (stack, [p for p, name in ((Phase.PLAN, read), (Phase.APPLY, write)) if name])
+            for stack, (read, write) in sorted(stacks.items())
+        ]
 
     def _supervise(self, now: datetime, setup: vault_setup.VaultSetup) -> None:
         """Restart daemons whose downtime ended, and those an armed crash point killed."""
@@ -707,12 +738,27 @@ class Chaos(Demo):
                 texts[f"metrics-{slot.index}"] = requests.get(
                     f"http://127.0.0.1:{slot.metrics_port}/metrics", timeout=5
                 ).text
+        for pid in self._our_processes():
+            with contextlib.suppress(OSError):
+                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+                texts[f"argv-{pid}"] = raw.replace(b"\0", b" ").decode(errors="replace")
+        return texts
+
+    def _our_processes(self) -> set[int]:
+        """This process and every process it started, with their descendants (the plugins)."""
+        parent: dict[int, int] = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
-                with contextlib.suppress(OSError):
-                    raw = (entry / "cmdline").read_bytes()
-                    texts[f"argv-{entry.name}"] = raw.replace(b"\0", b" ").decode(errors="replace")
-        return texts
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    stat = (entry / "stat").read_text()
+                    parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        ours = {os.getpid()}
+        grew = True
+        while grew:
+            found = {pid for pid, ppid in parent.items() if ppid in ours} - ours
+            grew = bool(found)
+            ours |= found
+        return ours
 
 
 class Operator:

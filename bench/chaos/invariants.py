@@ -213,8 +213,12 @@ class Checker:
 
     # -- a run was handed a credential ------------------------------------------------
 
-    def handed(self, at: datetime, integration: str, client_id: str, key_id: str) -> None:
-        """A run got ``key_id`` at ``at`` (emulated): Azure holds it, and it was ready then."""
+    def handed(
+        self, asked: datetime, got: datetime, integration: str, client_id: str, key_id: str
+    ) -> None:
+        """A run asked at ``asked`` and got ``key_id`` by ``got`` (emulated): Azure holds it,
+        and it was ready at some instant in between (at thousands of times real speed a
+        request of a real second spans emulated minutes)."""
         try:
             held = self.azure.our_secrets(client_id)
         except requests.RequestException:
@@ -224,15 +228,19 @@ class Checker:
         self.findings.check(
             "handed-held-by-azure",
             window is not None,
-            f"{at:%F %T} {integration}: handed key {key_id[:8]} that Azure does not hold",
+            f"{got:%F %T} {integration}: handed key {key_id[:8]} that Azure does not hold",
         )
         if window is not None:
             start, end = window
+            ready = (
+                start + self.rule.propagation_delay <= got
+                and asked < end - self.rule.ready_safety_margin
+            )
             self.findings.check(
                 "handed-ready",
-                self.rule.ready(start, end, at),
-                f"{at:%F %T} {integration}: handed key {key_id[:8]} created {start:%F %T},"
-                f" expiring {end:%F %T}: outside the ready rule",
+                ready,
+                f"{asked:%F %T}..{got:%T} {integration}: handed key {key_id[:8]} created"
+                f" {start:%F %T}, expiring {end:%F %T}: outside the ready rule",
             )
 
     # -- a periodic sample --------------------------------------------------------------
