@@ -334,7 +334,9 @@ class Chaos(Demo):
         clock_info = admin.accelerate(self.chaos.speed)
         clock = RealTimeClock(clock_info)
         self.clock = clock
-        vault_setup.install_plugin(root, setup, str(plugin_dir), self._clock_env(clock_info))
+        vault_setup.install_plugin(
+            root, setup, str(plugin_dir), self._clock_env(clock_info), policy=policy
+        )
         for i in range(self.chaos.daemons):
             self._new_slot(i, config, clock_info, setup)
         for slot in self.slots:
@@ -444,8 +446,16 @@ class Chaos(Demo):
         pending = sorted(self.faults)
         endings: list[tuple[datetime, int, Fault]] = []
         next_run = start
+        next_day = start + timedelta(days=1)
         pool: list[Future[RunResult]] = []
         while (now := clock.now()) < end:
+            if now >= next_day:
+                day = round((now - start).total_seconds() / 86400)
+                self.out(
+                    f"  day {day}: {sum(self.figures.faults_injected.values())} faults,"
+                    f" {self.tally.runs} runs, {len(self.tally.failed)} failed while faults stood"
+                )
+                next_day += timedelta(days=1)
             while pending and start + pending[0].at <= now:
                 fault = pending.pop(0)
                 if self._start_fault(

@@ -279,7 +279,9 @@ class Demo:
 
         clock = admin.accelerate(o.speed)
         clock_env = self._clock_env(clock)
-        commands = vault_setup.install_plugin(root, setup, str(self.workdir / "plugins"), clock_env)
+        commands = vault_setup.install_plugin(
+            root, setup, str(self.workdir / "plugins"), clock_env, policy=policy
+        )
         shown = [
             c.replace(c[c.index("-sha256=") + 20 : c.index(" -command")], "...")
             if "-sha256=" in c

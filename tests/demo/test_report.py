@@ -15,7 +15,8 @@ from sidecar.demo.emulator_admin import EmulatorEndpoints
 from sidecar.demo.orchestration import Demo, DemoOptions, daemon_config, demo_timing
 from sidecar.demo.report import parse_metrics, summary, table
 from sidecar.demo.runs import RunResult, RunTally
-from sidecar.demo.vault_setup import VaultSetup
+from sidecar.demo.vault_setup import VaultSetup, plugin_config
+from sidecar.durations import parse_duration
 from sidecar.emulator.replicas import PROFILES
 from sidecar.model import Phase
 from sidecar.sensitive import Sensitive
@@ -107,3 +108,22 @@ def test_the_daemon_gets_the_demos_timing_for_every_lag_profile(
     path = tmp_path / "daemon.toml"
     path.write_text(daemon_config(sections))
     assert load_config(path, env={}).timing == policy
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_the_plugin_hands_out_by_the_daemons_ready_rule(profile: str) -> None:
+    """Regression (found by the chaos schedules, #21): ``azure/config`` lacked the
+    durations, so with a slow lag profile the plugin handed a new secret out after its
+    default 10 minutes while the daemon and the resolver waited the raised delay."""
+    policy = demo_timing(PROFILES[profile].max_lag)
+    setup = VaultSetup(
+        addr="http://127.0.0.1:8200",
+        jwt_key=rsa.generate_private_key(public_exponent=65537, key_size=1024),
+        jwt_accessor="auth_jwt_0",
+        sidecar_token=Sensitive("t"),
+        plugin_token=Sensitive("t"),
+        operator_token=Sensitive("t"),
+    )
+    data = plugin_config(setup, policy)
+    assert parse_duration(data["propagation_delay"]) == policy.propagation_delay
+    assert parse_duration(data["ready_safety_margin"]) == policy.ready_safety_margin
