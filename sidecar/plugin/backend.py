@@ -15,7 +15,6 @@ import shutil
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -30,7 +29,7 @@ from sidecar.plugin.path_integrations import path_integrations
 from sidecar.plugin.path_stacks import path_stacks
 from sidecar.plugin.storage import Storage
 from sidecar.resolve import ReadCache
-from sidecar.timing import TimingPolicy
+from sidecar.timing import TimingPolicy, reader_policy
 from sidecar.vault import VaultKV, token_lookup_accessor
 from sidecar.vault_login import LoginSpec, VaultLogin
 from sidecar.vault_login import login_spec as vault_login_spec
@@ -160,13 +159,10 @@ class AzureBackend:
             login.stop()
 
     async def timing_policy(self) -> TimingPolicy:
-        policy = TimingPolicy()
         config = await self.load_config()
-        if config is not None and config.propagation_delay is not None:
-            policy = replace(policy, propagation_delay=config.propagation_delay)
-        if config is not None and config.ready_safety_margin is not None:
-            policy = replace(policy, ready_safety_margin=config.ready_safety_margin)
-        return policy
+        if config is None:
+            return reader_policy()
+        return reader_policy(config.propagation_delay, config.ready_safety_margin)
 
     async def with_kv(self, call: Callable[[VaultKV], T]) -> T:
         """Run ``call`` with the KV adapter in a thread; log in again once if denied."""
