@@ -91,7 +91,7 @@ class VaultView:
         self.client = hvac.Client(url=addr, token=token, timeout=5)
         self.mount = mount
         self.prefix = prefix
-        self._versions: dict[tuple[str, int], StoredSecret] = {}
+        self._versions: dict[tuple[str, int, str], StoredSecret] = {}
         self.secrets_seen: set[str] = set()  # every client secret read, for the hygiene sweep
         self._lock = threading.Lock()
 
@@ -146,8 +146,11 @@ class VaultView:
             if info.get("destroyed") or info.get("deletion_time"):
                 continue
             version = int(number)
+            # A deleted and re-created integration numbers its versions from 1 again:
+            # a version is known by its creation time too.
+            key = (name, version, str(info.get("created_time", "")))
             with self._lock:
-                cached = self._versions.get((name, version))
+                cached = self._versions.get(key)
             if cached is None:
                 data = self._kv().read_secret_version(
                     path=path, version=version, mount_point=self.mount
@@ -156,7 +159,7 @@ class VaultView:
                     version, str(data["key_id"]), _epoch(data["created"]), _epoch(data["expires"])
                 )
                 with self._lock:
-                    self._versions[(name, version)] = cached
+                    self._versions[key] = cached
                     self.secrets_seen.add(str(data["client_secret"]))
             out.append(cached)
         return out
