@@ -37,6 +37,11 @@ def _one(options: ChaosOptions) -> dict[str, Any]:
     return result
 
 
+def _write(path: Path, figures: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
@@ -63,12 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             results = list(pool.map(_one, options))
     else:
-        results = [_one(o) for o in options]
+        results = []
+        for o in options:  # the figures so far are written after every seed
+            results.append(_one(o))
+            if args.out is not None:
+                _write(args.out, summary(results, speed=args.speed, rate_scale=args.rate_scale))
     figures = summary(results, speed=args.speed, rate_scale=args.rate_scale)
     print(json.dumps({k: v for k, v in figures.items() if k != "seeds"}, indent=1))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(figures, indent=1) + "\n")
+        _write(args.out, figures)
     if args.update_readme is not None and not update_readme(args.update_readme, figures):
         print(f"no chaos markers in {args.update_readme}", file=sys.stderr)
         return 2

@@ -153,7 +153,10 @@ class VaultView:
                 cached = self._versions.get(key)
             if cached is None:
                 data = self._kv().read_secret_version(
-                    path=path, version=version, mount_point=self.mount
+                    path=path,
+                    version=version,
+                    mount_point=self.mount,
+                    raise_on_deleted_version=True,
                 )["data"]["data"]
                 cached = StoredSecret(
                     version, str(data["key_id"]), _epoch(data["created"]), _epoch(data["expires"])

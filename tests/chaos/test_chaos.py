@@ -24,7 +24,10 @@ def results() -> list[ChaosResult]:
     out = []
     for seed in SEEDS:
         print(f"chaos seed {seed}")
-        out.append(run_chaos(ChaosOptions(seed=seed, days=1.0, rate_scale=3.0), print))
+        result = run_chaos(ChaosOptions(seed=seed, days=1.0, rate_scale=3.0), print)
+        figures = result.to_json()
+        print({k: figures[k] for k in ("faults_injected", "runs", "runs_failed", "checks")})
+        out.append(result)
     return out
 
 
