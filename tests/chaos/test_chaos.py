@@ -17,6 +17,8 @@ import pytest
 from bench.chaos.harness import ChaosOptions, ChaosResult, run_chaos
 
 SEEDS = (2, 5)
+# About 2 min 45 s on 2 shared cores: in `make test` (CI), not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
