@@ -49,22 +49,37 @@ def summary(results: list[dict[str, Any]], *, speed: float, rate_scale: float) -
 
 def readme_section(f: dict[str, Any]) -> str:
     m = f["machine"]
-    faults = ", ".join(f"{k} {v}" for k, v in f["faults_injected"].items())
+    injected = f["faults_injected"]
+    faults = ", ".join(
+        f"{k} {v}"
+        for k, v in injected.items()
+        if not k.startswith(("skipped_", "armed_", "crashed_"))
+    )
+    crashed = sum(v for k, v in injected.items() if k.startswith("crashed_"))
+    steps = ", ".join(k.removeprefix("crashed_") for k in injected if k.startswith("crashed_"))
+    armed = sum(v for k, v in injected.items() if k.startswith("armed_"))
+    skipped = sum(v for k, v in injected.items() if k.startswith("skipped_"))
     ops = ", ".join(f"{k} {v}" for k, v in f["operator_actions"].items())
     checks = ", ".join(f"{k} {v}" for k, v in f["checks"].items())
     stages = ", ".join(f"{k} {v}" for k, v in f["failures_by_stage"].items()) or "none"
     seeds = f["seeds_run"]
+    signin = f["failures_by_stage"].get("sign-in", 0) + f["failures_by_stage"].get("arm", 0)
     return (
         f"Measured by `make chaos` here ({m['cores']} shared cores, {m['openbao']},"
-        f" {m['date']}, commit {m['commit']}): **{len(seeds)} seeds** ({seeds[0]}..{seeds[-1]})"
+        f" {m['date']}, commit {m['commit']}): **{len(seeds)} seed(s)** ({seeds[0]}..{seeds[-1]})"
         f" of **{f['days_per_seed']:g} emulated days** each at {f['speed']:g}x"
         f" (fault rates x{f['rate_scale']:g}), {f['real_seconds'] / 60:.0f} real minutes;"
         f" {f['seeds_ok']} of {len(seeds)} seeds passed.\n\n"
         "| figure | value |\n|---|---|\n"
         f"| faults injected, by type | {faults} |\n"
+        f"| kills mid-rotation | the next leader died at a rotation step {crashed} times"
+        f" ({steps or 'none'}); armed but no rotation came before the fault ended {armed}"
+        f" times; faults skipped because their target was already down: {skipped} |\n"
         f"| operator actions | {ops} |\n"
-        f"| runs (plugin + resolver, signing in) | {f['runs']}, of which {f['runs_failed']}"
-        f" failed while a fault stood ({stages}) |\n"
+        f"| runs (plugin + resolver, signing in) | {f['runs']}; {f['runs_failed']} failed"
+        f" ({stages}): Vault cut or electing, the resolver's daemon killed, or a brand-new"
+        f" integration not ready yet (top reasons per seed in chaos.json);"
+        f" **{signin} refused by Azure** |\n"
         f"| credentials handed to runs and checked | {f['handed_checked']} |\n"
         f"| samples of every attached stack | {f['samples']} ({f['unobservable_samples']}"
         " with Vault itself unreachable) |\n"
