@@ -24,6 +24,12 @@ def _one(options: ChaosOptions) -> dict[str, Any]:
         print(f"[seed {options.seed}] {line}", flush=True)
 
     result = run_chaos(options, out).to_json()
+    if result["error"] and not result["samples"]:
+        # The set-up failed (a raft cluster still settling on a busy machine), before any
+        # fault: not a finding; the same seed once more.
+        out(f"set-up failed ({result['error'][:120]}); running the seed again")
+        result = run_chaos(options, out).to_json()
+        result["setup_retried"] = True
     verdict = "ok" if result["ok"] else "FAILED"
     out(
         f"{verdict}: {sum(result['faults_injected'].values())} faults, {result['runs']} runs,"
