@@ -192,13 +192,7 @@ class AzureView:
     def our_secrets(self, ident: str) -> dict[str, tuple[datetime, datetime]]:
         """keyId -> (start, end) of the product's secrets (``azsidecar:`` display names)."""
         app = self.application(ident)
-        if app is None:
-            return {}
-        return {
-            str(p["keyId"]): (_epoch(p["start"]), _epoch(p["end"]))
-            for p in app.get("passwordCredentials", [])
-            if str(p.get("displayName", "")).startswith("azsidecar:")
-        }
+        return {} if app is None else _ours(app)
 
 
 @dataclass(frozen=True)
@@ -226,10 +220,16 @@ class Checker:
         and it was ready at some instant in between (at thousands of times real speed a
         request of a real second spans emulated minutes)."""
         try:
-            held = self.azure.our_secrets(client_id)
+            app = self.azure.application(client_id)
         except requests.RequestException:
             self.findings.blind()
             return
+        if app is None:
+            # The whole application is gone: the operator deleted the integration (the
+            # harness detaches its stacks first) while this run was in flight.
+            self.findings.excuse(f"{got:%F %T} {integration}: deleted while a run was in flight")
+            return
+        held = _ours(app)
         window = held.get(key_id)
         self.findings.check(
             "handed-held-by-azure",
@@ -400,6 +400,15 @@ class Checker:
                 _PRIVATE_KEY not in text,
                 f"{where} holds a PEM private key",
             )
+
+
+def _ours(app: dict[str, Any]) -> dict[str, tuple[datetime, datetime]]:
+    """keyId -> (start, end) of the product's secrets on ``app``."""
+    return {
+        str(p["keyId"]): (_epoch(p["start"]), _epoch(p["end"]))
+        for p in app.get("passwordCredentials", [])
+        if str(p.get("displayName", "")).startswith("azsidecar:")
+    }
 
 
 def _log_lines(path: Path) -> list[tuple[float, str]]:

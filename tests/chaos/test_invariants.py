@@ -66,3 +66,28 @@ def test_the_hygiene_sweep_finds_a_secret_and_a_private_key() -> None:
     checker.hygiene({"clean": "nothing here", "log": "oops s3cr3t-value-1234"})
     checker.hygiene({"argv": "-----BEGIN RSA PRIVATE KEY-----"})
     assert len(checker.findings.violations) == 2
+
+
+class _Azure:
+    def __init__(self, app: dict[str, object] | None) -> None:
+        self.app = app
+
+    def application(self, ident: str) -> dict[str, object] | None:
+        return self.app
+
+
+def test_a_handed_key_missing_from_its_application_is_a_violation() -> None:
+    """An application that lost the key is a violation; an application deleted by the
+    operator while the run was in flight is reported apart (the chaos run's seed 5)."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    app = {
+        "passwordCredentials": [
+            {"keyId": "other", "displayName": "azsidecar:x", "start": 0, "end": 0}
+        ]
+    }
+    lost = Checker(cast(VaultView, _Vault()), cast(AzureView, _Azure(app)), RULE)
+    lost.handed(now, now, "i", "client", "handed-key")
+    assert lost.findings.violations and "does not hold" in lost.findings.violations[0]
+    deleted = Checker(cast(VaultView, _Vault()), cast(AzureView, _Azure(None)), RULE)
+    deleted.handed(now, now, "i", "client", "handed-key")
+    assert not deleted.findings.violations and deleted.findings.excused
