@@ -80,7 +80,7 @@ def test_a_handed_key_missing_from_its_application_is_a_violation() -> None:
     """An application that lost the key is a violation; an application deleted by the
     operator while the run was in flight is reported apart (the chaos run's seed 5)."""
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    app = {
+    app: dict[str, object] = {
         "passwordCredentials": [
             {"keyId": "other", "displayName": "azsidecar:x", "start": 0, "end": 0}
         ]
