@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck venv lock clean bench soak
+.PHONY: demo test test-fast lint typecheck venv lock clean bench soak chaos
 
 # Every dependency, transitive ones included, comes from requirements.lock with its
 # SHA-256; the project itself is installed on top without touching them.
@@ -59,3 +59,13 @@ clean:
 # and the README's results section regenerated from the JSON.
 bench: $(STAMP)
 	$(BIN)/python -m bench --out bench/results --update-readme README.md
+
+# Randomised fault schedules (#21): 20 seeds of 7 emulated days each on the real processes
+# (about 8 real minutes a seed), with the invariant checker watching; figures to
+# bench/results/chaos.json and the README's chaos section. SEEDS / DAYS / JOBS override.
+SEEDS ?= 20
+DAYS  ?= 7
+JOBS  ?= 1
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos --seeds 1 --count $(SEEDS) --days $(DAYS) --jobs $(JOBS) \
+	    --out bench/results/chaos.json --update-readme README.md

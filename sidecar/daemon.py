@@ -171,7 +171,15 @@ class Daemon:
     def _rotate_one(self, name: str) -> bool:
         store = self.runtime.store
         try:
-            record, _ = store.integration(name)
+            found = store.find_integration(name)
+            if found is None:
+                # Deleted since it was last visited: forget it, or its wake-up would
+                # fail (nothing stored) and mark the daemon failing until a restart.
+                log.info("integration %s was deleted; no longer rotating it", name)
+                self._set_wake(name, None)
+                self.health.failing.discard(name)
+                return True
+            record, _ = found
             if record.status != IntegrationStatus.READY:
                 log.warning(
                     "integration %s is incomplete (%s): finish it with `azsidecar integration"

@@ -38,7 +38,7 @@ so ``cert_renew_before > cert_switch_delay + tick``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 
 from sidecar.errors import ConfigError
@@ -177,3 +177,30 @@ _OPTIONAL = frozenset({"new_integration_floor"})
 def _require(condition: bool, key: str, message: str) -> None:
     if not condition:
         raise ConfigError(key, message)
+
+
+def reader_policy(
+    propagation_delay: timedelta | None = None, ready_safety_margin: timedelta | None = None
+) -> TimingPolicy:
+    """The default rules with the ready rule's two durations overridden, for a reader.
+
+    The plugin only hands secrets out; renewals are the daemon's. Replacing the
+    two durations alone would fail validation as soon as the delay outgrew what the
+    default renewal leaves room for (a delay above 30 minutes), and every read
+    would fail. So the renewal-only fields are stretched just as far as the
+    durations need; the ready rule itself is exactly the overridden one.
+    """
+    base = TimingPolicy()
+    delay = propagation_delay or base.propagation_delay
+    margin = ready_safety_margin or base.ready_safety_margin
+    renew = max(base.secret_renew_before, delay + margin + base.tick)
+    intent = max(base.intent_timeout, delay + timedelta(minutes=5))
+    return replace(
+        base,
+        propagation_delay=delay,
+        ready_safety_margin=margin,
+        secret_renew_before=renew,
+        secret_lifetime=max(base.secret_lifetime, 2 * renew),
+        intent_timeout=intent,
+        missing_grace=max(base.missing_grace, intent),
+    )

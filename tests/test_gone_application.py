@@ -40,3 +40,18 @@ def test_a_deleted_application_of_an_old_integration_fails_fast(world: World) ->
     assert daemon.tick(), daemon.health.last_error
     assert _gets(world, record.app_object_id) - before <= 2, "the 404 was ridden out"
     assert world.time.now() - started < timedelta(minutes=1)
+
+
+def test_an_integration_deleted_between_visits_is_forgotten(world: World) -> None:
+    """Regression (found by the chaos schedules, #21): the daemon kept the deleted
+    integration's wake-up, failed it every few minutes ("nothing stored") and reported
+    itself failing until restarted."""
+    [(deleted, _), (kept, _)] = create_integrations(world, count=2, tenants=1)
+    daemon = Daemon(world.runtime, holder="a")
+    assert daemon.tick(), daemon.health.last_error
+    assert deleted in daemon.wakes
+    world.store.delete_integration(deleted)
+    world.time.advance(timedelta(days=1))
+    assert daemon.tick(only=[deleted, kept]), daemon.health.last_error
+    assert deleted not in daemon.wakes and deleted not in daemon.health.failing
+    assert kept in daemon.wakes

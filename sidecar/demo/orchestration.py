@@ -279,7 +279,9 @@ class Demo:
 
         clock = admin.accelerate(o.speed)
         clock_env = self._clock_env(clock)
-        commands = vault_setup.install_plugin(root, setup, str(self.workdir / "plugins"), clock_env)
+        commands = vault_setup.install_plugin(
+            root, setup, str(self.workdir / "plugins"), clock_env, policy=policy
+        )
         shown = [
             c.replace(c[c.index("-sha256=") + 20 : c.index(" -command")], "...")
             if "-sha256=" in c
@@ -507,6 +509,7 @@ class Demo:
                 "propagation_delay": policy.propagation_delay,
                 "secret_renew_before": policy.secret_renew_before,
                 "intent_timeout": policy.intent_timeout,
+                "missing_grace": policy.missing_grace,
                 "cert_lifetime": policy.cert_lifetime,
                 "cert_renew_before": policy.cert_renew_before,
                 "lease_ttl": policy.lease_ttl,

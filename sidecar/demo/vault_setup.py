@@ -16,10 +16,12 @@ import hvac
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from sidecar.durations import format_duration
 from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.plugin.install import install_wrapper, registration_commands
 from sidecar.policies import render_all, runner_role
 from sidecar.sensitive import Sensitive
+from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV
 
 KV_MOUNT = "secret"
@@ -79,15 +81,34 @@ def configure(root: hvac.Client, addr: str) -> VaultSetup:
     )
 
 
+def plugin_config(setup: VaultSetup, policy: TimingPolicy) -> dict[str, Any]:
+    """``azure/config``: where the product's data is, the read-only token, and the ready
+    rule's two durations as the daemon has them (the plugin's defaults otherwise)."""
+    return {
+        "vault_addr": setup.addr,
+        "token": setup.plugin_token.reveal(),
+        "kv_mount": KV_MOUNT,
+        "prefix": PREFIX,
+        "propagation_delay": format_duration(policy.propagation_delay),
+        "ready_safety_margin": format_duration(policy.ready_safety_margin),
+    }
+
+
 def install_plugin(
-    root: hvac.Client, setup: VaultSetup, plugin_dir: str, clock_env: dict[str, str]
+    root: hvac.Client,
+    setup: VaultSetup,
+    plugin_dir: str,
+    clock_env: dict[str, str],
+    *,
+    policy: TimingPolicy,
 ) -> list[str]:
     """``azsidecar plugin install``, the two commands it prints, then ``azure/config``.
 
     ``clock_env`` (the daemon's emulated clock) is registered as the plugin's
     environment through the catalog API's ``env`` field (``bao plugin register``
-    has no ``-env`` flag in OpenBao 2.7.2). Returns the
-    commands an operator would type, for the demo to show.
+    has no ``-env`` flag in OpenBao 2.7.2). ``policy`` is the daemon's timing: the
+    plugin must hand out by the same ready rule. Returns the commands an operator
+    would type, for the demo to show.
     """
     installed = install_wrapper(plugin_dir, PLUGIN_NAME)
     root.adapter.post(
@@ -99,13 +120,5 @@ def install_plugin(
         },
     )
     root.sys.enable_secrets_engine(PLUGIN_NAME, path=PLUGIN_MOUNT)
-    root.write_data(
-        f"{PLUGIN_MOUNT}/config",
-        data={
-            "vault_addr": setup.addr,
-            "token": setup.plugin_token.reveal(),
-            "kv_mount": KV_MOUNT,
-            "prefix": PREFIX,
-        },
-    )
+    root.write_data(f"{PLUGIN_MOUNT}/config", data=plugin_config(setup, policy))
     return registration_commands(installed, PLUGIN_MOUNT)

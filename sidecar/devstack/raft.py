@@ -79,11 +79,14 @@ class OpenBaoRaftCluster:
         workdir: str | None = None,
         performance_multiplier: int = 1,
         session: requests.Session | None = None,
+        plugin_dir: str | None = None,
     ) -> None:
         if size < 1:
             raise SidecarError("a raft cluster needs at least one node")
         self.size = size
         self.performance_multiplier = performance_multiplier
+        #: Every node's ``plugin_directory`` (the plugin must be there on each node).
+        self.plugin_dir = plugin_dir
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="azsidecar-raft-"))
         self.nodes: list[RaftNode] = []
@@ -259,6 +262,7 @@ class OpenBaoRaftCluster:
             f'api_addr = "{node.addr}"\n'
             f'cluster_addr = "{node.cluster_addr}"\n'
             f"ui = false\n"
+            + (f'plugin_directory = "{self.plugin_dir}"\n' if self.plugin_dir else "")
         )
 
     def _spawn(self, node: RaftNode) -> None:

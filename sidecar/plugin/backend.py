@@ -30,7 +30,7 @@ from sidecar.plugin.path_integrations import path_integrations
 from sidecar.plugin.path_stacks import path_stacks
 from sidecar.plugin.storage import Storage
 from sidecar.resolve import ReadCache
-from sidecar.timing import TimingPolicy
+from sidecar.timing import TimingPolicy, reader_policy
 from sidecar.vault import VaultKV, token_lookup_accessor
 from sidecar.vault_login import LoginSpec, VaultLogin
 from sidecar.vault_login import login_spec as vault_login_spec
@@ -160,13 +160,11 @@ class AzureBackend:
             login.stop()
 
     async def timing_policy(self) -> TimingPolicy:
-        policy = TimingPolicy()
         config = await self.load_config()
-        if config is not None and config.propagation_delay is not None:
-            policy = replace(policy, propagation_delay=config.propagation_delay)
-        if config is not None and config.ready_safety_margin is not None:
-            policy = replace(policy, ready_safety_margin=config.ready_safety_margin)
-        if config is not None and config.probe_window is not None:
+        if config is None:
+            return reader_policy()
+        policy = reader_policy(config.propagation_delay, config.ready_safety_margin)
+        if config.probe_window is not None:
             window = config.probe_window
             policy = replace(
                 policy, probe_window=window, probe_interval=min(policy.probe_interval, window)

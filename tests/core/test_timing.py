@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 
 from sidecar.errors import ConfigError
-from sidecar.timing import TimingPolicy
+from sidecar.timing import TimingPolicy, reader_policy
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -153,3 +153,17 @@ def test_probe_settings_are_checked() -> None:
     assert err.value.key == "new_integration_floor"
     assert TimingPolicy().new_integration_floor is None
     assert TimingPolicy().probes and not TimingPolicy().raise_delay
+
+
+@pytest.mark.parametrize("minutes", [10, 31, 65, 125])
+def test_a_reader_takes_any_delay_the_daemon_can_run_with(minutes: int) -> None:
+    """Regression (found by the chaos schedules, #21): the plugin replaced the delay in
+    the default policy, which fails validation for a delay above 30 minutes, so a plugin
+    configured with the daemon's raised delay failed every read."""
+    delay, margin = timedelta(minutes=minutes), timedelta(minutes=20)
+    policy = reader_policy(delay, margin)
+    assert (policy.propagation_delay, policy.ready_safety_margin) == (delay, margin)
+    assert reader_policy() == TimingPolicy()
+    if minutes > 30:  # what the plugin did before
+        with pytest.raises(ConfigError):
+            replace(TimingPolicy(), propagation_delay=delay)

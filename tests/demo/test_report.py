@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sidecar.demo.orchestration import daemon_config, demo_timing
+from sidecar.config import load_config
+from sidecar.demo.emulator_admin import EmulatorEndpoints
+from sidecar.demo.orchestration import Demo, DemoOptions, daemon_config, demo_timing
 from sidecar.demo.report import parse_metrics, summary, table
 from sidecar.demo.runs import RunResult, RunTally
+from sidecar.demo.vault_setup import VaultSetup, plugin_config
+from sidecar.durations import parse_duration
 from sidecar.emulator.replicas import PROFILES
 from sidecar.model import Phase
+from sidecar.sensitive import Sensitive
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -67,3 +75,55 @@ def test_daemon_config_quotes_and_formats_durations() -> None:
     text = daemon_config({"timing": {"lease_ttl": timedelta(hours=1)}, "daemon": {"x": 'a"b'}})
     assert 'lease_ttl = "1h"' in text
     assert 'x = "a\\"b"' in text
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_the_daemon_gets_the_demos_timing_for_every_lag_profile(
+    profile: str, tmp_path: Path
+) -> None:
+    """Regression (found by the chaos schedules, #21): the daemon's TOML lacked
+    ``missing_grace``, so for a lag profile whose intent timeout outgrows the default
+    grace (stuck-2h) the daemon refused its configuration and the demo could not start."""
+    policy = demo_timing(PROFILES[profile].max_lag)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    endpoints = EmulatorEndpoints(
+        "https://127.0.0.1:1", "https://127.0.0.1:1", "https://127.0.0.1:1", str(ca)
+    )
+    demo = Demo(DemoOptions(logs=tmp_path / "logs"), print)
+    try:
+        config = demo._product_config("http://127.0.0.1:8200", endpoints, policy)
+        setup = VaultSetup(
+            addr="http://127.0.0.1:8200",
+            jwt_key=rsa.generate_private_key(public_exponent=65537, key_size=1024),
+            jwt_accessor="auth_jwt_0",
+            sidecar_token=Sensitive("t"),
+            plugin_token=Sensitive("t"),
+            operator_token=Sensitive("t"),
+        )
+        clock = {"factor": 2880.0, "origin_virtual": 1.8e9, "origin_real": 1.7e9}
+        sections = demo._daemon_sections(config, clock, setup, 9101, 9102)
+    finally:
+        shutil.rmtree(demo.workdir, ignore_errors=True)
+    path = tmp_path / "daemon.toml"
+    path.write_text(daemon_config(sections))
+    assert load_config(path, env={}).timing == policy
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_the_plugin_hands_out_by_the_daemons_ready_rule(profile: str) -> None:
+    """Regression (found by the chaos schedules, #21): ``azure/config`` lacked the
+    durations, so with a slow lag profile the plugin handed a new secret out after its
+    default 10 minutes while the daemon and the resolver waited the raised delay."""
+    policy = demo_timing(PROFILES[profile].max_lag)
+    setup = VaultSetup(
+        addr="http://127.0.0.1:8200",
+        jwt_key=rsa.generate_private_key(public_exponent=65537, key_size=1024),
+        jwt_accessor="auth_jwt_0",
+        sidecar_token=Sensitive("t"),
+        plugin_token=Sensitive("t"),
+        operator_token=Sensitive("t"),
+    )
+    data = plugin_config(setup, policy)
+    assert parse_duration(data["propagation_delay"]) == policy.propagation_delay
+    assert parse_duration(data["ready_safety_margin"]) == policy.ready_safety_margin
