@@ -20,6 +20,7 @@ import json
 import os
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from http.client import HTTPException
@@ -138,8 +139,11 @@ class HttpTransport:
         if body is not None:
             payload = json.dumps(dict(body)).encode()
             headers["Content-Type"] = "application/json"
+        # Percent-encoded as requests does: a hostile path (a --mount of the runner's
+        # choosing) reaches Vault as an odd name, never as a client-side encoding crash.
+        quoted = urllib.parse.quote(path, safe="/")
         request = urllib.request.Request(  # noqa: S310 - http(s) only, checked in __init__
-            f"{self._url}/v1/{path}", data=payload, headers=headers, method=method
+            f"{self._url}/v1/{quoted}", data=payload, headers=headers, method=method
         )
         try:
             with self._opener.open(request, timeout=self._timeout) as response:

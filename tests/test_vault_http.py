@@ -129,3 +129,14 @@ def test_a_refused_login_on_the_light_transport_keeps_the_secret_out(
     assert secret not in str(refused.value) and secret not in repr(refused.value.__cause__)
     with pytest.raises(TypeError, match="no hvac client"):
         _ = login.client
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["http", "hvac"])
+def test_a_hostile_path_reaches_vault_encoded(openbao: OpenBaoDevServer, which: int) -> None:
+    """A mount or name with bytes outside ASCII (``--mount $'\\x80'``) is percent-encoded,
+    as requests does, so Vault answers it: no client-side encoding crash."""
+    transport = _both(openbao.addr, openbao.root_token)[which]
+    answer = transport.read_data("\x80/creds/ok/plan")  # Vault refuses the name: a 400
+    assert answer is None or isinstance(answer, PathRefusal)
+    with pytest.raises(VaultError):
+        transport.get("secret/data/\u00e9t\u00e9 ?#x")
