@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar, cast
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from bench.chaos.invariants import AzureView, Checker, ReadyRule, VaultView
 
 RULE = ReadyRule(timedelta(minutes=65), timedelta(minutes=30))
@@ -64,7 +67,13 @@ def test_one_writer_accepts_a_takeover_and_flags_two_writers_in_one_lease(tmp_pa
 def test_the_hygiene_sweep_finds_a_secret_and_a_private_key() -> None:
     checker = _checker()
     checker.hygiene({"clean": "nothing here", "log": "oops s3cr3t-value-1234"})
-    checker.hygiene({"argv": "-----BEGIN RSA PRIVATE KEY-----"})
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    checker.hygiene({"argv": pem})
     assert len(checker.findings.violations) == 2
 
 
