@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from sidecar.cli.common import friendly_errors, setup_logging
+from sidecar.cli.interrupts import positive_duration, run_interruptibly
 from sidecar.demo.orchestration import DemoOptions, run_demo
-from sidecar.durations import parse_duration
 from sidecar.emulator.replicas import PROFILES
-from sidecar.errors import InputError
-
-
-class _Stop(Exception):
-    """SIGTERM or SIGHUP: unwind like Ctrl-C so every child process is stopped."""
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise _Stop(signal.Signals(signum).name)
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
-    try:
-        delta = parse_duration(value)
-    except InputError as exc:
-        raise click.BadParameter(str(exc)) from exc
-    if delta <= timedelta(0):
-        raise click.BadParameter("must be positive")
-    return delta
 
 
 @click.command()
@@ -62,14 +41,14 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedel
     "--runs-every",
     default="10m",
     show_default=True,
-    callback=_duration,
+    callback=positive_duration,
     help="Emulated time between run slots (a plan and an apply run each).",
 )
 @click.option(
     "--progress-every",
     default="4h",
     show_default=True,
-    callback=_duration,
+    callback=positive_duration,
     help="Emulated time between progress lines.",
 )
 @click.option("--replicas", type=click.IntRange(1, 16), default=3, show_default=True)
@@ -110,15 +89,7 @@ def demo(
         seed=seed,
         logs=logs,
     )
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        result = run_demo(options, click.echo)
-    except (KeyboardInterrupt, _Stop) as exc:
-        click.echo(f"\ninterrupted ({exc or 'Ctrl-C'}); every process the demo started is stopped")
-        sys.exit(130)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    result = run_interruptibly("the demo", lambda: run_demo(options, click.echo))
     click.echo("")
     if not result.ok:
         why = f"{result.failed} of {result.runs} runs failed"

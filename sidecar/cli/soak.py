@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
 import click
 
 from sidecar.cli.common import friendly_errors, setup_logging
-from sidecar.cli.demo import _duration, _on_signal, _Stop
+from sidecar.cli.interrupts import positive_duration, run_interruptibly
 from sidecar.demo.soak import SoakOptions, run_soak
 
 
 @click.command()
 @click.option("--minutes", type=click.FloatRange(min=1.0), default=10.0, show_default=True)
-@click.option("--token-ttl", default="30s", show_default=True, callback=_duration)
-@click.option("--token-max-ttl", default="90s", show_default=True, callback=_duration)
+@click.option("--token-ttl", default="30s", show_default=True, callback=positive_duration)
+@click.option("--token-max-ttl", default="90s", show_default=True, callback=positive_duration)
 @click.option(
     "--cert-every",
     default="3m",
     show_default=True,
-    callback=_duration,
+    callback=positive_duration,
     help="Real time between the resolver's certificate rotations (each lives twice that).",
 )
 @click.option(
@@ -58,15 +57,7 @@ def soak(
         speed=speed,
         logs=logs,
     )
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        result = run_soak(options, click.echo)
-    except (KeyboardInterrupt, _Stop) as exc:
-        click.echo(f"\ninterrupted ({exc or 'Ctrl-C'}); every process the soak started is stopped")
-        sys.exit(130)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    result = run_interruptibly("the soak", lambda: run_soak(options, click.echo))
     click.echo("")
     if not result.ok:
         click.echo("FAILED: see the figures above")
