@@ -258,6 +258,48 @@ def test_a_patched_key_signs_in_only_where_it_has_replicated(world: World) -> No
 # ----- addKey / removeKey ----------------------------------------------------------------
 
 
+def test_a_just_added_key_cannot_sign_a_proof_on_a_lagging_replica(world: World) -> None:
+    app = _integration(world)
+    old, new = new_certificate("old"), new_certificate("new")
+    assert _patch_keys(world, app["id"], [_entry(old)]).status_code == 204
+    world.settle()
+    old_id = _keys(world, app["id"])[0]["keyId"]
+    state = world.emu.state
+    state.set_replication(
+        profile=LagProfile(
+            name="one-lagging", fast_fraction=1.0, fast_max=0.0, tail_max=0.0, stuck={2: 300.0}
+        )
+    )
+    headers = world.headers()
+
+    def remove_old_on(replica: int) -> requests.Response:
+        state.routing.route_next_connection_to(replica)
+        with world.emu.session() as http:
+            return http.post(
+                f"{world.graph}/applications/{app['id']}/removeKey",
+                json={"keyId": old_id, "proof": make_proof(new, app["id"])},
+                headers=headers,
+            )
+
+    state.routing.route_next_connection_to(0)
+    with world.emu.session() as writer:
+        added = writer.post(
+            f"{world.graph}/applications/{app['id']}/addKey",
+            json={
+                "keyCredential": _entry(new),
+                "passwordCredential": None,
+                "proof": make_proof(old, app["id"]),
+            },
+            headers=headers,
+        )
+    assert added.status_code == 200, added.text
+    refused = remove_old_on(2)
+    assert refused.status_code == 401
+    assert "The key was not found" in _graph_error(refused)["message"]
+    state.clock.advance(301)
+    assert remove_old_on(2).status_code == 204
+
+
 def test_add_key_is_refused_without_a_valid_certificate_and_patch_works_instead(
     world: World,
 ) -> None:
