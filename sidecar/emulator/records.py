@@ -104,12 +104,15 @@ class KeyCredential:
     def thumbprint_hex(self) -> str:
         return self.sha1.hex().upper()
 
-    def graph(self) -> dict[str, Any]:
+    def graph(self, *, with_key: bool = False) -> dict[str, Any]:
+        """Graph's form. ``key`` (the certificate, public) is null unless ``with_key``:
+        Graph returns it only on ``$select=keyCredentials`` for a single object
+        (learn.microsoft.com/graph/api/resources/keycredential)."""
         return {
             "customKeyIdentifier": base64.b64encode(self.sha1).decode(),
             "displayName": self.display_name,
             "endDateTime": iso(self.end),
-            "key": None,
+            "key": base64.b64encode(self.cert_der).decode() if with_key else None,
             "keyId": self.key_id,
             "startDateTime": iso(self.start),
             "type": self.type,
@@ -178,7 +181,7 @@ class Application:
     keys: tuple[KeyCredential, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def graph(self) -> dict[str, Any]:
+    def graph(self, *, with_keys: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": self.object_id,
             "appId": self.app_id,
@@ -187,7 +190,7 @@ class Application:
             "publisherDomain": f"{self.tenant_id[:8]}.onmicrosoft.com",
             "signInAudience": self.sign_in_audience,
             "passwordCredentials": [p.graph() for p in self.passwords],
-            "keyCredentials": [k.graph() for k in self.keys],
+            "keyCredentials": [k.graph(with_key=with_keys) for k in self.keys],
             "web": {
                 "redirectUris": list(self.redirect_uris),
                 "homePageUrl": None,

@@ -328,6 +328,7 @@ class EmulatorState:
                 {
                     **k.graph(),
                     "thumbprint": k.thumbprint_hex,
+                    "thumbprintSha256": k.sha256.hex().upper(),
                     "start": k.start,
                     "end": k.end,
                 }

@@ -17,6 +17,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -202,7 +203,58 @@ class JwtRejected(Exception):
         self.message = message
 
 
+# Entra's answers to a bad ``client_assertion``. Sources (Microsoft's own pages):
+#  * learn.microsoft.com/entra/identity-platform/reference-error-codes: AADSTS700027
+#    "Client assertion failed signature validation."; AADSTS50027 InvalidJwtToken
+#    (malformed JWT, missing claims).
+#  * learn.microsoft.com/azure/developer/java/sdk/troubleshooting-authentication-
+#    service-principal (and the Python SDK's TROUBLESHOOTING.md): AADSTS700027
+#    "Client assertion contains an invalid signature."; AADSTS700021 "Client assertion
+#    application identifier doesn't match 'client_id' parameter."; AADSTS700023 "Client
+#    assertion audience claim does not match Realm issuer."
+#  * learn.microsoft.com/azure-stack/hci/manage/troubleshoot-hci-registration and
+#    learn.microsoft.com/entra/msal/dotnet/how-to/msal-net-migration-confidential-client:
+#    the "[Reason - The key was not found.]" / "[Reason - The key used is expired.
+#    Thumbprint of key used by client: '...', Found key 'Start=..., End=...']" details.
+#    Entra's current wording for an unknown key, quoted in many public bug reports, is
+#    "The certificate with identifier used to sign the client assertion is not
+#    registered on application. [Reason - The key was not found., ...]"; for a key that
+#    does not verify the signature "[Reason - Key was found, but use of the key to
+#    verify the signature failed., ...]".
+#  * github.com/Azure/azure-cli/issues/28708 (a maintainer quoting Entra): AADSTS700024
+#    "Client assertion is not within its valid time range. Current time: ..., assertion
+#    valid from ..., expiry time of assertion ...".
+KEY_NOT_FOUND = 700027
+ASSERTION_AUDIENCE = 700023
+ASSERTION_CLIENT_ID = 700021
+ASSERTION_TIME = 700024
+MALFORMED_JWT = 50027
+_CERT_DOCS = "https://learn.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials"
+_SIGNATURE = "Client assertion failed signature validation."
+_INVALID = "Client assertion contains an invalid signature."
+_NOT_REGISTERED = (
+    "The certificate with identifier used to sign the client assertion is not registered "
+    "on application."
+)
+
+
+def _entra_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+
+def _key_window(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%m/%d/%Y %H:%M:%S")
+
+
 def _find_key(header: dict[str, Any], keys: Sequence[KeyCredential]) -> tuple[KeyCredential, str]:
+    """The registered key the header names: ``x5t#S256`` (SHA-256) first, else ``x5t`` (SHA-1).
+
+    The current certificate-credentials page asks for ``x5t#S256`` with PS256; its
+    earlier version (learn.microsoft.com/previous-versions/azure/active-directory/develop/
+    certificate-credentials) for ``x5t`` with RS256; Entra accepts both. MSAL Python
+    1.39 sends ``x5t`` (RS256) when given a ``thumbprint`` and ``x5t#S256`` (PS256)
+    when given only a ``public_certificate`` or a PFX.
+    """
     s256 = header.get("x5t#S256")
     sha1 = header.get("x5t")
     for name, value, attribute in (("x5t#S256", s256, "sha256"), ("x5t", sha1, "sha1")):
@@ -211,19 +263,19 @@ def _find_key(header: dict[str, Any], keys: Sequence[KeyCredential]) -> tuple[Ke
         try:
             wanted = b64url_decode(value)
         except ValueError as exc:
-            raise JwtRejected(50027, f"JWT header {name} is not valid base64url.") from exc
+            raise JwtRejected(MALFORMED_JWT, f"JWT header {name} is not valid base64url.") from exc
         for key in keys:
             if getattr(key, attribute) == wanted:
                 return key, wanted.hex().upper()
         raise JwtRejected(
-            700027,
-            "Client assertion failed signature validation. [Reason - The key was not found., "
-            f"Thumbprint of key used by client: '{wanted.hex().upper()}']",
+            KEY_NOT_FOUND,
+            f"{_NOT_REGISTERED} [Reason - The key was not found., Thumbprint of key used by "
+            f"client: '{wanted.hex().upper()}']",
         )
     raise JwtRejected(
-        700027,
-        "Client assertion failed signature validation. [Reason - The JWT header carries "
-        "neither x5t nor x5t#S256, so the key cannot be identified.]",
+        KEY_NOT_FOUND,
+        f"{_NOT_REGISTERED} [Reason - The key was not found., The JWT header carries neither "
+        "x5t nor x5t#S256, so the key cannot be identified.]",
     )
 
 
@@ -233,13 +285,22 @@ def _decode_verified(
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
-        raise JwtRejected(50027, "JWT token is invalid or malformed.") from exc
+        raise JwtRejected(MALFORMED_JWT, "JWT token is invalid or malformed.") from exc
     key, thumbprint = _find_key(header, keys)
-    if not key.start <= now <= key.end:
+    found = f"Found key 'Start={_key_window(key.start)}, End={_key_window(key.end)}'"
+    if now > key.end:
         raise JwtRejected(
-            700027,
-            "Client assertion failed signature validation. [Reason - The key used is expired., "
-            f"Thumbprint of key used by client: '{thumbprint}']",
+            KEY_NOT_FOUND,
+            f"{_INVALID} [Reason - The key used is expired., Thumbprint of key used by "
+            f"client: '{thumbprint}', {found}]",
+        )
+    if now < key.start:
+        # Not seen verbatim in a source: the expired case's wording, for the key's
+        # other bound (its startDateTime still ahead).
+        raise JwtRejected(
+            KEY_NOT_FOUND,
+            f"{_INVALID} [Reason - The key used is not yet valid., Thumbprint of key used "
+            f"by client: '{thumbprint}', {found}]",
         )
     try:
         claims: dict[str, Any] = jwt.decode(
@@ -255,17 +316,15 @@ def _decode_verified(
             },
         )
     except jwt.InvalidAlgorithmError as exc:
-        raise JwtRejected(
-            700027, f"Client assertion failed signature validation. [Reason - {exc}]"
-        ) from exc
+        raise JwtRejected(KEY_NOT_FOUND, f"{_SIGNATURE} [Reason - {exc}]") from exc
     except jwt.InvalidSignatureError as exc:
         raise JwtRejected(
-            700027,
-            "Client assertion failed signature validation. [Reason - The signature is invalid., "
-            f"Thumbprint of key used by client: '{thumbprint}']",
+            KEY_NOT_FOUND,
+            f"{_INVALID} [Reason - Key was found, but use of the key to verify the signature "
+            f"failed., Thumbprint of key used by client: '{thumbprint}', {found}]",
         ) from exc
     except jwt.PyJWTError as exc:
-        raise JwtRejected(50027, "JWT token is invalid or malformed.") from exc
+        raise JwtRejected(MALFORMED_JWT, "JWT token is invalid or malformed.") from exc
     return claims, key
 
 
@@ -283,28 +342,53 @@ def verify_client_assertion(
     key_now: float,
     nows: Sequence[float],
 ) -> KeyCredential:
-    """Check a token-endpoint ``client_assertion``; returns the key credential that signed it."""
+    """Check a token-endpoint ``client_assertion``; returns the key credential that signed it.
+
+    The claims are those of learn.microsoft.com/entra/identity-platform/
+    certificate-credentials: ``aud`` the token endpoint, ``iss`` = ``sub`` = the
+    client id, ``exp`` (and ``nbf`` when present; MSAL sends ``iat`` instead).
+    ``keys`` are the application's key credentials as the serving replica sees
+    them, so a certificate not yet replicated there is "not found" (700027).
+    """
     claims, key = _decode_verified(assertion, keys, key_now, ["RS256", "PS256"])
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise JwtRejected(
-            700021, "Client assertion application identifier doesn't match 'client_id' parameter."
+            ASSERTION_CLIENT_ID,
+            "Client assertion application identifier doesn't match 'client_id' parameter. "
+            f"Review the documentation at {_CERT_DOCS} .",
         )
     aud = claims.get("aud")
     allowed = {a.rstrip("/").lower() for a in audiences}
     aud_values = aud if isinstance(aud, list) else [aud]
     if not any(isinstance(a, str) and a.rstrip("/").lower() in allowed for a in aud_values):
         raise JwtRejected(
-            700212,
-            f"Client assertion audience claim does not match Realm issuer. Review the "
-            f"documentation at https://aka.ms/certCreds . Audience sent: '{aud}'.",
+            ASSERTION_AUDIENCE,
+            "Client assertion audience claim does not match Realm issuer. Review the "
+            f"documentation at {_CERT_DOCS} .",
         )
     exp, nbf = _number(claims, "exp"), _number(claims, "nbf")
     if exp is None:
-        raise JwtRejected(50027, "JWT token is invalid or malformed: the exp claim is missing.")
+        raise JwtRejected(
+            MALFORMED_JWT, "JWT token is invalid or malformed: the exp claim is missing."
+        )
     low = nbf if nbf is not None else float("-inf")
     if not any(low - ASSERTION_SKEW <= t <= exp + ASSERTION_SKEW for t in nows):
-        raise JwtRejected(700024, "Client assertion is not within its valid time range.")
+        valid_from = _entra_time(nbf if nbf is not None else _number(claims, "iat") or exp)
+        raise JwtRejected(
+            ASSERTION_TIME,
+            "Client assertion is not within its valid time range. Current time: "
+            f"{_entra_time(nows[0])}, assertion valid from {valid_from}, expiry time of "
+            f"assertion {_entra_time(exp)}. Review the documentation at {_CERT_DOCS} .",
+        )
     return key
+
+
+class ProofRejected(Exception):
+    """An ``addKey`` / ``removeKey`` proof Graph would not accept; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def verify_proof(
@@ -315,17 +399,28 @@ def verify_proof(
     key_now: float,
     nows: Sequence[float],
 ) -> KeyCredential:
-    """Check the proof-of-possession JWT of ``addKey`` / ``removeKey``."""
-    claims, key = _decode_verified(proof, keys, key_now, ["RS256"])
+    """Check the proof-of-possession JWT of ``addKey`` / ``removeKey``.
+
+    learn.microsoft.com/graph/api/application-addkey (and application-removekey):
+    "A self-signed JWT token used as a proof of possession of the existing keys.
+    This JWT token must be signed using the private key of one of the
+    application's existing valid certificates", with ``aud``
+    ``00000002-0000-0000-c000-000000000000``, ``iss`` the id of the application,
+    ``nbf``, and ``exp`` at most ``nbf`` + 10 minutes. Raises :class:`ProofRejected`.
+    """
+    try:
+        claims, key = _decode_verified(proof, keys, key_now, ["RS256", "PS256"])
+    except JwtRejected as exc:
+        raise ProofRejected(exc.message) from exc
     if claims.get("aud") != AAD_GRAPH_APP_ID:
-        raise JwtRejected(0, f"Invalid proof: the audience (aud) must be '{AAD_GRAPH_APP_ID}'.")
+        raise ProofRejected(f"the audience (aud) must be '{AAD_GRAPH_APP_ID}'.")
     if claims.get("iss") != object_id:
-        raise JwtRejected(0, "Invalid proof: the issuer (iss) must be the application's object id.")
+        raise ProofRejected("the issuer (iss) must be the application's object id.")
     exp, nbf = _number(claims, "exp"), _number(claims, "nbf")
     if exp is None or nbf is None:
-        raise JwtRejected(0, "Invalid proof: nbf and exp claims are required.")
+        raise ProofRejected("nbf and exp claims are required.")
     if exp - nbf > PROOF_MAX_LIFETIME:
-        raise JwtRejected(0, "Invalid proof: the lifetime (exp - nbf) exceeds 10 minutes.")
+        raise ProofRejected("the lifetime (exp - nbf) exceeds 10 minutes.")
     if not any(nbf - ASSERTION_SKEW <= t <= exp + ASSERTION_SKEW for t in nows):
-        raise JwtRejected(0, "Invalid proof: the token is expired or not yet valid.")
+        raise ProofRejected("the token is expired or not yet valid.")
     return key

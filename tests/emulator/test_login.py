@@ -167,7 +167,10 @@ def _assertion(world: World, signer: object, **claims: object) -> str:
     ("use_mgmt", "claims", "code"),
     [
         (False, {}, 700027),
-        (True, {"aud": "https://elsewhere.example/token"}, 700212),
+        # AADSTS700023: learn.microsoft.com/azure/developer/java/sdk/
+        # troubleshooting-authentication-service-principal (700212 is the
+        # federated-credential audience code, not the certificate one).
+        (True, {"aud": "https://elsewhere.example/token"}, 700023),
         (True, {"iss": "someone-else"}, 700021),
         (True, {"exp": 1000, "nbf": 400}, 700024),
     ],
@@ -213,4 +216,4 @@ def test_proof_helper_is_not_a_client_assertion(world: World) -> None:
         client_assertion=make_proof(world.mgmt, world.mgmt.app_id),
         client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
     )
-    assert status == 401 and body["error_codes"] in ([700021], [700212])
+    assert status == 401 and body["error_codes"] in ([700021], [700023])

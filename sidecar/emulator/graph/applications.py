@@ -50,6 +50,28 @@ def _entity(req: GraphRequest, app: Application) -> dict[str, Any]:
     return {"@odata.context": f"{req.base()}/$metadata#applications/$entity", **app.graph()}
 
 
+def _selected(req: GraphRequest, app: Application) -> dict[str, Any]:
+    """One application as a single-object GET answers it, honouring ``$select``.
+
+    Only the selected properties come back; selecting ``keyCredentials`` is the one
+    way to read each certificate's ``key`` (learn.microsoft.com/graph/api/resources/
+    keycredential: "Returned only on $select for a single object ... otherwise, it is
+    always null"), which a PATCH that rewrites the collection can send back.
+    """
+    raw = request.args.get("$select")
+    if raw is None:
+        return _entity(req, app)
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    full = app.graph(with_keys="keyCredentials" in names)
+    unknown = [n for n in names if n not in full]
+    if unknown:
+        raise BadRequest(
+            f"Could not find a property named '{unknown[0]}' on type 'microsoft.graph.application'."
+        )
+    context = f"{req.base()}/$metadata#applications({','.join(names)})/$entity"
+    return {"@odata.context": context, **{n: full[n] for n in names}}
+
+
 def create_application(req: GraphRequest) -> Response:
     caller, now = req.caller, req.now
     if not caller.can_create:
@@ -88,7 +110,7 @@ def get_application(req: GraphRequest, object_id: str) -> Response:
         app = req.visible_app(object_id)
         if not req.caller.can_read(app):
             raise Forbidden
-        body = _entity(req, app)
+        body = _selected(req, app)
     return json_response(body)
 
 
@@ -100,7 +122,7 @@ def get_application_by_app_id(req: GraphRequest, app_id: str) -> Response:
             raise NotFound(app_id)
         if not req.caller.can_read(app):
             raise Forbidden
-        body = _entity(req, app)
+        body = _selected(req, app)
     return json_response(body)
 
 
@@ -166,6 +188,12 @@ def list_applications(req: GraphRequest) -> Response:
 
 
 def patch_application(req: GraphRequest, object_id: str) -> Response:
+    """Update application: 204; an owner with ``Application.ReadWrite.OwnedBy`` may call it.
+
+    ``keyCredentials`` replaces the collection (:func:`key_from_graph`); the write
+    reaches the other replicas with lag like any other, so a certificate added
+    here signs in only where it has arrived (AADSTS700027 elsewhere).
+    """
     data = payload.body()
     with req.state.lock:
         app = req.managed_app(object_id)

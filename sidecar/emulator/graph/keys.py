@@ -3,8 +3,22 @@
 An application may change its own keys (or those of an app it manages) through
 these actions, proving it holds a currently registered key
 (learn.microsoft.com/graph/api/application-addkey,
-learn.microsoft.com/graph/api/application-removekey). ``keyCredentials`` in a
-create or PATCH body are read here too.
+learn.microsoft.com/graph/api/application-removekey). "Applications that don't
+have any existing valid certificates (no certificates have been added yet, or
+all certificates have expired), won't be able to use this service action. You
+can use the Update application operation to perform an update instead." (the
+addKey page). The proof is checked against the keys the serving replica sees,
+so a key added a moment ago cannot sign a proof on a replica that lags.
+
+Graph documents no error body for a refused proof. Public reports of refused
+proofs (a wrong ``aud``: github.com/microsoftgraph/microsoft-graph-docs-contrib
+issues 4259 and 1076, 2862) all show ``401 Authentication_MissingOrMalformed``
+"Access Token missing or malformed.", so every proof refusal, and addKey on an
+application without a valid certificate, answers that; the emulator appends its
+reason so a test can tell them apart.
+
+``keyCredentials`` in a create or PATCH body are read here too
+(:func:`key_from_graph`; learn.microsoft.com/graph/api/resources/keycredential).
 """
 
 from __future__ import annotations
@@ -26,8 +40,12 @@ from sidecar.emulator.records import (
     certificate_validity,
 )
 from sidecar.emulator.responses import BadRequest, Forbidden, GraphError, NotFound, json_response
-from sidecar.emulator.tokens import JwtRejected
+from sidecar.emulator.tokens import ProofRejected
 from sidecar.emulator.tokens import verify_proof as check_proof
+
+#: keyCredential.displayName: "maximum length of 90 characters. Longer values are
+#: accepted but shortened." (learn.microsoft.com/graph/api/resources/keycredential)
+MAX_DISPLAY_NAME = 90
 
 
 def register(routes: GraphRoutes) -> None:
@@ -38,6 +56,15 @@ def register(routes: GraphRoutes) -> None:
 def key_from_graph(
     entry: dict[str, Any], existing: dict[str, KeyCredential], now: float
 ) -> KeyCredential:
+    """One ``keyCredential`` of a create or PATCH body.
+
+    A PATCH with ``keyCredentials`` replaces the whole collection (Update
+    application: the body's values replace the property; keys left out are gone).
+    An entry naming an existing ``keyId`` without a ``key`` keeps that
+    certificate: that is what a client holds after a plain GET, where ``key`` is
+    always null (learn.microsoft.com/graph/api/resources/keycredential). An entry
+    without ``key`` naming no existing key is refused.
+    """
     key_id = payload.str_field(entry, "keyId")
     raw_key = entry.get("key")
     if raw_key is None:
@@ -66,7 +93,7 @@ def key_from_graph(
     display = payload.str_field(entry, "displayName")
     if display is None:
         display = "CN=" + (next(iter(a.value for a in _subject(der)), "certificate"))
-    return KeyCredential(key_id or str(uuid.uuid4()), display, start, end, der)
+    return KeyCredential(key_id or str(uuid.uuid4()), display[:MAX_DISPLAY_NAME], start, end, der)
 
 
 def _subject(der: bytes) -> list[Any]:
@@ -89,6 +116,11 @@ def key_target(req: GraphRequest, object_id: str) -> tuple[Application, Applicat
 def proven_key_target(req: GraphRequest, object_id: str, proof: str) -> Application:
     """The latest app record once the caller may change its keys and the proof holds."""
     view, latest = key_target(req, object_id)
+    if not any(k.start <= req.now <= k.end for k in view.keys):
+        raise proof_error(
+            "the application has no valid certificate (none added yet, or all expired); "
+            "add the first one with PATCH /applications/{id} and keyCredentials."
+        )
     try:
         check_proof(
             proof,
@@ -97,25 +129,18 @@ def proven_key_target(req: GraphRequest, object_id: str, proof: str) -> Applicat
             key_now=req.now,
             nows=req.state.jwt_nows(req.now),
         )
-    except JwtRejected as exc:
-        raise proof_error(exc) from exc
+    except ProofRejected as exc:
+        raise proof_error(exc.reason) from exc
     return latest
 
 
-def proof_error(exc: JwtRejected) -> GraphError:
-    if exc.code == 700027:
-        return GraphError(
-            401,
-            "Authentication_MissingOrMalformed",
-            "Invalid proof: the proof was not signed by a key credential currently "
-            f"registered on the application. {exc.message}",
-        )
-    message = (
-        exc.message
-        if exc.message.startswith("Invalid proof")
-        else (f"Invalid proof: {exc.message}")
+def proof_error(reason: str) -> GraphError:
+    """Graph's answer to a proof it cannot accept (see the module docstring)."""
+    return GraphError(
+        401,
+        "Authentication_MissingOrMalformed",
+        f"Access Token missing or malformed. Invalid proof: {reason}",
     )
-    return BadRequest(message)
 
 
 def add_key(req: GraphRequest, object_id: str) -> Response:
