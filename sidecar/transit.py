@@ -90,7 +90,8 @@ class Transit:
 
     def __init__(self, client: hvac.Client, mount: str = "transit") -> None:
         self.client = client
-        self.mount = check_segment(mount.strip("/"), "Transit mount")
+        parts = mount.strip("/").split("/")
+        self.mount = "/".join(check_segment(p, "Transit mount") for p in parts)
 
     def __repr__(self) -> str:
         return f"Transit(mount={self.mount!r})"
@@ -201,6 +202,9 @@ class Transit:
 
 
 def _data(body: Any) -> dict[str, Any]:
+    """The ``data`` of an answer; empty for a 204 (Vault answers some writes with no body)."""
+    if body is None or (not isinstance(body, dict) and not body.content):
+        return {}
     answer = body if isinstance(body, dict) else body.json()
     data = answer.get("data") if isinstance(answer, dict) else None
     return dict(data) if isinstance(data, dict) else {}

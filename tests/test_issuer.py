@@ -8,6 +8,7 @@ planner compares the same instants Transit recorded.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -33,7 +34,7 @@ from sidecar.issuer.export import export
 from sidecar.issuer.planner import IssuerPolicy
 from sidecar.issuer.signing import IssuedToken, Issuer
 from sidecar.policies import render_all
-from sidecar.transit import Transit
+from sidecar.transit import Signature, Transit, _signature
 from sidecar.vault import connect
 
 IDENTITY = IssuerIdentity("https://issuer.example.com/azsidecar")
@@ -305,3 +306,29 @@ def test_cli_export_writes_the_site_and_init_creates_the_key(
     result = runner.invoke(main, ["issuer", "init", "--transit-mount", "absent"], env=env)
     assert result.exit_code == 1
     assert "Transit is not mounted at absent/" in result.output
+
+
+def test_transit_signature_framing_is_stripped_and_checked() -> None:
+    raw = bytes(range(256))
+    url = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    standard = base64.b64encode(raw).decode()
+    assert _signature(f"vault:v3:{url}", "p") == Signature(3, raw)
+    assert _signature(f"vault:v3:{standard}", "p") == Signature(3, raw)  # asn1-style encoding
+    for bad in ("", url, "vault:v:abc", "vault:v3:", "vault:v3:a!b"):
+        with pytest.raises(VaultError, match="no signature of the expected form"):
+            _signature(bad, "p")
+
+
+def test_a_nested_transit_mount_works(root_client: hvac.Client) -> None:
+    mount = f"nested/transit-{uuid.uuid4().hex[:8]}"
+    root_client.sys.enable_secrets_engine("transit", path=mount)
+    try:
+        transit = Transit(root_client, f"/{mount}/")
+        assert transit.mount == mount
+        created = transit.ensure_key("issuer").versions[1].created
+        issuer = make_issuer(transit, created + AHEAD)
+        assert issuer.sign_token(REQUEST).version == 1
+    finally:
+        root_client.adapter.delete(f"/v1/sys/mounts/{mount}")
+    with pytest.raises(VaultError, match="Transit mount"):
+        Transit(root_client, "a/../b")
