@@ -26,8 +26,16 @@ from click.testing import CliRunner
 
 from sidecar.cli.main import main
 from sidecar.clock import AcceleratedClock, ManualClock, SystemClock
+from sidecar.config import load_config
 from sidecar.devstack.openbao import OpenBaoDevServer
-from sidecar.errors import InputError, NotReadyError, VaultError, VaultForbidden, VaultNotFound
+from sidecar.errors import (
+    ConfigError,
+    InputError,
+    NotReadyError,
+    VaultError,
+    VaultForbidden,
+    VaultNotFound,
+)
 from sidecar.issuer import documents
 from sidecar.issuer.documents import IssuerIdentity, TokenRequest
 from sidecar.issuer.export import export
@@ -280,17 +288,18 @@ def test_cli_export_writes_the_site_and_init_creates_the_key(
     openbao: OpenBaoDevServer, transit: Transit, tmp_path: Path
 ) -> None:
     config = tmp_path / "c.toml"
-    config.write_text(f'[vault]\naddr = "{openbao.addr}"\n')
+    config.write_text(
+        f'[vault]\naddr = "{openbao.addr}"\n'
+        f'[issuer]\nurl = "{IDENTITY.url}"\ntransit_mount = "{transit.mount}"\nkey = "cli"\n'
+    )
     env = {"VAULT_TOKEN": openbao.root_token, "AZSIDECAR_CONFIG": str(config)}
-    common = ["--transit-mount", transit.mount, "--key", "cli"]
     runner = CliRunner()
-    result = runner.invoke(main, ["issuer", "init", *common], env=env)
+    result = runner.invoke(main, ["issuer", "init"], env=env)
     assert result.exit_code == 0, result.output
     assert "type rsa-2048, versions 1" in result.output
 
     site = tmp_path / "site"
-    args = ["issuer", "export", *common, "--issuer-url", IDENTITY.url, "--out", str(site)]
-    result = runner.invoke(main, args, env=env)
+    result = runner.invoke(main, ["issuer", "export", "--out", str(site)], env=env)
     assert result.exit_code == 0, result.output
     assert "no key version signs yet" in result.output
     assert json.loads((site / ".well-known/openid-configuration").read_text()) == (
@@ -298,14 +307,32 @@ def test_cli_export_writes_the_site_and_init_creates_the_key(
     )
     assert len(exported_kids(site / ".well-known/jwks.json")) == 1
 
-    bad = [*args[:-2], "--jwks-uri", "https://elsewhere.example.com/jwks", "--out", str(site)]
-    result = runner.invoke(main, bad, env=env)
+    elsewhere = ["--jwks-uri", "https://elsewhere.example.com/jwks", "--out", str(site)]
+    result = runner.invoke(main, ["issuer", "export", *elsewhere], env=env)
     assert result.exit_code == 1
     assert "is not below the issuer URL" in result.output
+
+    short = ["--publish-ahead", "40d", "--out", str(site)]
+    result = runner.invoke(main, ["issuer", "export", *short], env=env)
+    assert result.exit_code == 1
+    assert "issuer.rotation_period: must be longer than issuer.publish_ahead" in result.output
 
     result = runner.invoke(main, ["issuer", "init", "--transit-mount", "absent"], env=env)
     assert result.exit_code == 1
     assert "Transit is not mounted at absent/" in result.output
+
+
+def test_the_issuer_section_of_the_configuration() -> None:
+    env = {"AZSIDECAR_ISSUER_URL": IDENTITY.url, "AZSIDECAR_ISSUER_PUBLISH_AHEAD": "2d"}
+    config = load_config(env=env)
+    assert config.issuer.identity() == IDENTITY
+    assert config.issuer.policy() == IssuerPolicy(publish_ahead=timedelta(days=2))
+    assert load_config(env={}).issuer.policy() == IssuerPolicy()
+    with pytest.raises(ConfigError) as caught:
+        load_config(env={"AZSIDECAR_ISSUER_URL": "http://plain.example.com"})
+    assert caught.value.key == "issuer.url"
+    with pytest.raises(ConfigError, match=r"issuer\.url: not set"):
+        load_config(env={}).issuer.identity()
 
 
 def test_transit_signature_framing_is_stripped_and_checked() -> None:

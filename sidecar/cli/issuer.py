@@ -1,45 +1,53 @@
 """``azsidecar issuer``: the OIDC issuer's signing key in Transit, and its static documents.
 
 ``init`` creates the Transit key (``rsa-2048``) if it is missing; ``export``
-writes the discovery document and the JWKS for a public static site. Both use
-the configuration's Vault login; the issuer's settings are options here.
+writes the discovery document and the JWKS for a public static site. Both log
+in to Vault as the configuration says and take the issuer's settings from its
+``[issuer]`` section; an option given here wins.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from sidecar.cli.common import config_option, friendly_errors, load
-from sidecar.durations import format_duration, parse_duration
-from sidecar.issuer.documents import DEFAULT_JWKS_PATH, IssuerIdentity
+from sidecar.config import Config, IssuerConfig
+from sidecar.durations import parse_duration
+from sidecar.issuer.documents import DEFAULT_JWKS_PATH
 from sidecar.issuer.export import export as export_documents
-from sidecar.issuer.planner import IssuerPolicy
-from sidecar.issuer.signing import DEFAULT_KEY_NAME, Issuer
+from sidecar.issuer.signing import Issuer
 from sidecar.runtime import make_clock, make_login
 from sidecar.transit import Transit
 
 F = TypeVar("F", bound=Callable[..., Any])
-_DEFAULTS = IssuerPolicy()
 
 
 def _key_options(fn: F) -> F:
-    fn = click.option(
-        "--transit-mount", default="transit", show_default=True, help="Transit engine's mount."
-    )(fn)
-    fn = click.option(
-        "--key", "key_name", default=DEFAULT_KEY_NAME, show_default=True, help="Transit key."
-    )(fn)
+    fn = click.option("--transit-mount", help="Transit mount (issuer.transit_mount).")(fn)
+    fn = click.option("--key", "key_name", help="Transit key (issuer.key).")(fn)
     return config_option(fn)
 
 
-def _transit(config_path: str | None, mount: str) -> tuple[Transit, Any]:
+def _settings(config_path: str | None, **given: str | None) -> tuple[Config, IssuerConfig]:
+    """The configuration, its ``[issuer]`` section overridden by the options given."""
     config = load(config_path)
-    login = make_login(config)
-    return Transit(login.client, mount), make_clock(config)
+    changes: dict[str, Any] = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        is_duration = isinstance(getattr(config.issuer, name), timedelta)
+        changes[name] = parse_duration(value) if is_duration else value
+    return config, dataclasses.replace(config.issuer, **changes)
+
+
+def _transit(config: Config, settings: IssuerConfig) -> Transit:
+    return Transit(make_login(config).client, settings.transit_mount)
 
 
 @click.group()
@@ -50,12 +58,13 @@ def issuer() -> None:
 @issuer.command()
 @_key_options
 @friendly_errors
-def init(config_path: str | None, transit_mount: str, key_name: str) -> None:
+def init(config_path: str | None, transit_mount: str | None, key_name: str | None) -> None:
     """Create the issuer's signing key (rsa-2048) in Transit if it does not exist."""
-    transit, _ = _transit(config_path, transit_mount)
-    key = transit.ensure_key(key_name)
+    config, settings = _settings(config_path, transit_mount=transit_mount, key=key_name)
+    transit = _transit(config, settings)
+    key = transit.ensure_key(settings.key)
     click.echo(
-        f"Transit key {transit.mount}/keys/{key_name}: type {key.type}, "
+        f"Transit key {transit.mount}/keys/{settings.key}: type {key.type}, "
         f"versions {', '.join(str(v) for v in sorted(key.versions))}"
     )
 
@@ -64,40 +73,24 @@ def init(config_path: str | None, transit_mount: str, key_name: str) -> None:
 @_key_options
 @click.option(
     "--issuer-url",
-    required=True,
-    envvar="AZSIDECAR_ISSUER_URL",
-    help="The public https:// URL of the issuer: the `iss` claim and the federated "
-    "credential's issuer.",
+    default=None,
+    help="The public https:// URL of the issuer, the tokens' `iss` (issuer.url).",
 )
 @click.option(
     "--jwks-uri",
-    default="",
-    help=f"Where the JWKS is served (default: <issuer-url>/{DEFAULT_JWKS_PATH}).",
+    default=None,
+    help=f"Where the JWKS is served (issuer.jwks_uri; default <issuer-url>/{DEFAULT_JWKS_PATH}).",
 )
 @click.option(
     "--publish-ahead",
-    default=format_duration(_DEFAULTS.publish_ahead),
-    show_default=True,
-    help="How long a new key version is published before it signs (Entra's key cache, "
-    "plus your export interval for a static site).",
+    default=None,
+    help="How long a new key version is published before it signs (issuer.publish_ahead, "
+    "24h): Entra's key cache, plus your export interval for a static site.",
 )
+@click.option("--token-lifetime", default=None, help="Token lifetime (issuer.token_lifetime).")
+@click.option("--clock-skew", default=None, help="Margin for clocks (issuer.clock_skew).")
 @click.option(
-    "--token-lifetime",
-    default=format_duration(_DEFAULTS.token_lifetime),
-    show_default=True,
-    help="Lifetime of the tokens the issuer signs.",
-)
-@click.option(
-    "--clock-skew",
-    default=format_duration(_DEFAULTS.clock_skew),
-    show_default=True,
-    help="Margin for clocks, added before a retired key leaves the JWKS.",
-)
-@click.option(
-    "--rotation-period",
-    default=format_duration(_DEFAULTS.rotation_period),
-    show_default=True,
-    help="How long a key version is newest before the daemon rotates the key.",
+    "--rotation-period", default=None, help="Newest version's age that makes a rotation due."
 )
 @click.option(
     "--out",
@@ -108,26 +101,37 @@ def init(config_path: str | None, transit_mount: str, key_name: str) -> None:
 @friendly_errors
 def export(
     config_path: str | None,
-    transit_mount: str,
-    key_name: str,
-    issuer_url: str,
-    jwks_uri: str,
-    publish_ahead: str,
-    token_lifetime: str,
-    clock_skew: str,
-    rotation_period: str,
+    transit_mount: str | None,
+    key_name: str | None,
+    issuer_url: str | None,
+    jwks_uri: str | None,
+    publish_ahead: str | None,
+    token_lifetime: str | None,
+    clock_skew: str | None,
+    rotation_period: str | None,
     out: Path,
 ) -> None:
     """Write .well-known/openid-configuration and the JWKS for a public static site."""
-    identity = IssuerIdentity(issuer_url, jwks_uri)
-    policy = IssuerPolicy(
-        publish_ahead=parse_duration(publish_ahead),
-        token_lifetime=parse_duration(token_lifetime),
-        clock_skew=parse_duration(clock_skew),
-        rotation_period=parse_duration(rotation_period),
+    config, settings = _settings(
+        config_path,
+        transit_mount=transit_mount,
+        key=key_name,
+        url=issuer_url,
+        jwks_uri=jwks_uri,
+        publish_ahead=publish_ahead,
+        token_lifetime=token_lifetime,
+        clock_skew=clock_skew,
+        rotation_period=rotation_period,
     )
-    transit, clock = _transit(config_path, transit_mount)
-    done = export_documents(Issuer(transit, identity, clock, key_name=key_name, policy=policy), out)
+    identity = settings.identity()
+    issuer = Issuer(
+        _transit(config, settings),
+        identity,
+        make_clock(config),
+        key_name=settings.key,
+        policy=settings.policy(),
+    )
+    done = export_documents(issuer, out)
     click.echo(f"wrote {done.discovery}")
     click.echo(f"wrote {done.jwks} ({len(done.kids)} key(s): versions {done.plan.published})")
     click.echo(f"upload {out}/ so that it is served at {identity.base}/")
