@@ -38,9 +38,9 @@ from sidecar.errors import (
 )
 from sidecar.issuer import documents
 from sidecar.issuer.documents import IssuerIdentity, TokenRequest
-from sidecar.issuer.export import export
+from sidecar.issuer.export import Exported, export
 from sidecar.issuer.planner import IssuerPolicy
-from sidecar.issuer.signing import IssuedToken, Issuer
+from sidecar.issuer.signing import IssuedToken, Issuer, public_key
 from sidecar.policies import render_all
 from sidecar.transit import Signature, Transit, _signature
 from sidecar.vault import connect
@@ -92,6 +92,16 @@ def verify(token: IssuedToken, jwks_file: Path, at: datetime) -> dict[str, objec
 
 def exported_kids(path: Path) -> list[str]:
     return [k["kid"] for k in json.loads(path.read_text())["keys"]]
+
+
+def matches_the_plan(done: Exported, transit: Transit) -> bool:
+    """The exported JWKS holds exactly the planner's published versions, newest first."""
+    key = transit.read_key("issuer")
+    expected = [
+        public_key(v, key.versions[v].public_key_pem, "issuer").kid
+        for v in sorted(done.plan.published, reverse=True)
+    ]
+    return exported_kids(done.jwks) == expected == list(done.kids)
 
 
 def test_ensure_key_creates_an_rsa_2048_key_once(transit: Transit) -> None:
@@ -149,6 +159,7 @@ def test_rotation_publishes_ahead_and_retires_after_the_last_token(
     c2 = transit.rotate("issuer").versions[2].created
     # v2 is published at once, but signs only publish_ahead after its creation.
     step = export(issuer, tmp_path / "a")
+    assert matches_the_plan(step, transit)
     new_kid = documents.PublicKey(2, *_numbers(transit, 2)).kid
     assert new_kid in exported_kids(step.jwks)
     assert step.plan.published == (1, 2)
@@ -159,6 +170,7 @@ def test_rotation_publishes_ahead_and_retires_after_the_last_token(
     new = issuer.sign_token(REQUEST)
     assert (new.version, new.kid) == (2, new_kid)
     step = export(issuer, tmp_path / "b")
+    assert matches_the_plan(step, transit)
     verify(new, step.jwks, c2 + AHEAD)
     assert old.kid in exported_kids(step.jwks)  # v1's tokens still live
 
@@ -171,6 +183,7 @@ def test_rotation_publishes_ahead_and_retires_after_the_last_token(
     assert issuer.maintain().published == (2,)
     assert sorted(transit.read_key("issuer").versions) == [2]
     step = export(issuer, tmp_path / "c")
+    assert matches_the_plan(step, transit)
     assert exported_kids(step.jwks) == [new_kid]
     assert step.plan.published == (2,)
     with pytest.raises(VaultError, match="no such version"):
@@ -203,8 +216,6 @@ def test_an_accelerated_clock_reads_transit_stamps_in_its_own_time(transit: Tran
 
 
 def _numbers(transit: Transit, version: int) -> tuple[int, int]:
-    from sidecar.issuer.signing import public_key  # noqa: PLC0415 - test helper
-
     key = public_key(version, transit.read_key("issuer").versions[version].public_key_pem, "k")
     return key.n, key.e
 

@@ -29,7 +29,7 @@ from sidecar.issuer.signing import Issuer
 
 @dataclass(frozen=True)
 class Exported:
-    """What was written, and what the planner said when it was."""
+    """What was written (``kids`` in the JWKS's order), and what the planner said then."""
 
     discovery: Path
     jwks: Path
@@ -71,6 +71,7 @@ def export(issuer: Issuer, out: Path) -> Exported:
     keys = issuer.published_keys(key, key_plan)
     discovery_file = out / documents.DISCOVERY_PATH
     jwks_file = out / relative
-    write_json(jwks_file, documents.jwks(keys))
+    jwks = documents.jwks(keys)
+    write_json(jwks_file, jwks)
     write_json(discovery_file, issuer.discovery())
-    return Exported(discovery_file, jwks_file, key_plan, tuple(k.kid for k in keys))
+    return Exported(discovery_file, jwks_file, key_plan, tuple(k["kid"] for k in jwks["keys"]))
