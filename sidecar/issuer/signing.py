@@ -6,9 +6,10 @@ Wiring only: it reads the clock and the Transit key, asks
 
 **Where "when was version N first published" is kept.** Nowhere of our own:
 Transit's ``creation_time`` of each version is that fact, because the JWKS is
-always computed from Transit's current key set (the daemon serves it from a
-fresh key read, and :mod:`sidecar.issuer.export` writes it the same way), so a
-version is in every JWKS served from the moment it exists. This makes rotation
+always computed from Transit's current key set (:meth:`Issuer.jwks` builds it
+from a fresh key read, for the daemon to serve, and :mod:`sidecar.issuer.export`
+writes it the same way), so a version is in every JWKS served from the moment
+it exists. This makes rotation
 crash-safe with no write-ahead record: a rotation is one Transit call, and
 whatever its outcome (done, not done, unknown) the next key read shows the
 truth; retirement only raises ``min_decryption_version``, which is idempotent.
@@ -19,8 +20,8 @@ The assumption breaks where the JWKS is *not* served live: a static copy
 (``azsidecar issuer export``) is published only when the operator uploads it.
 Then a new version's publication starts at the upload, not at its creation,
 so the operator must re-export on a schedule and add that interval to
-``publish_ahead`` (the README says so); the export prints when its files next
-change (:attr:`KeyPlan.next_change`).
+``publish_ahead`` (the README says so); the export prints when the next
+rotation is due and when the JWKS next drops a key.
 
 Transit stamps versions with Vault's wall clock; :func:`transit_time` maps
 a stamp into the issuer's clock: unchanged for the system clock (small
@@ -169,8 +170,10 @@ class Issuer:
     def maintain(self) -> KeyPlan:
         """Create the key if missing, rotate it when due, retire what no token needs.
 
-        Each step is one idempotent Transit call decided from a fresh read, so
-        a crash anywhere leaves nothing to reconcile: the next call re-decides.
+        Each step is one Transit call decided from a fresh read, so a crash
+        anywhere leaves nothing to reconcile: the next call re-decides. A
+        rotation repeated after an unclear answer adds one spare version, which
+        is published ahead like any other and harms nothing.
         """
         key = self.transit.ensure_key(self.key_name)
         key_plan = plan(key_versions(key, self.clock), self.policy, self.clock.now())
