@@ -63,8 +63,16 @@ class AcceleratedClock:
         self.origin_real = time.time() if origin_real is None else float(origin_real)
 
     def now(self) -> datetime:
-        elapsed = (time.time() - self.origin_real) * self.factor
-        return self.origin_virtual + timedelta(seconds=elapsed)
+        return self.at(time.time())
+
+    def at(self, wall: datetime | float) -> datetime:
+        """The virtual time when the wall clock read ``wall`` (aware datetime or epoch seconds).
+
+        For times another system stamped with the wall clock (Vault's Transit
+        key versions), to compare them with this clock's ``now``.
+        """
+        stamp = wall if isinstance(wall, float | int) else require_utc(wall, "wall").timestamp()
+        return self.origin_virtual + timedelta(seconds=(stamp - self.origin_real) * self.factor)
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:

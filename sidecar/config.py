@@ -24,6 +24,8 @@ from typing import Any, Literal, get_args, get_origin
 from sidecar.clouds import CLOUDS, CloudName
 from sidecar.durations import parse_duration
 from sidecar.errors import ConfigError, InputError
+from sidecar.issuer.documents import IssuerIdentity
+from sidecar.issuer.planner import IssuerPolicy
 from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.timing import TimingPolicy
 
@@ -107,6 +109,49 @@ class DaemonConfig:
     cert_reload_interval: timedelta = timedelta(minutes=5)
 
 
+_ISSUER = IssuerPolicy()
+
+
+@dataclass(frozen=True)
+class IssuerConfig:
+    """The OIDC issuer (sidecar.issuer): its public URL, its Transit key, its durations.
+
+    ``url`` empty: no issuer configured. The durations' defaults and their
+    sources are in :mod:`sidecar.issuer.planner`.
+    """
+
+    url: str = ""
+    jwks_uri: str = ""
+    transit_mount: str = "transit"
+    key: str = "azsidecar-issuer"
+    publish_ahead: timedelta = _ISSUER.publish_ahead
+    token_lifetime: timedelta = _ISSUER.token_lifetime
+    clock_skew: timedelta = _ISSUER.clock_skew
+    rotation_period: timedelta = _ISSUER.rotation_period
+
+    def __post_init__(self) -> None:
+        self.policy()
+        if self.url:
+            self.identity()
+
+    def policy(self) -> IssuerPolicy:
+        return IssuerPolicy(
+            publish_ahead=self.publish_ahead,
+            token_lifetime=self.token_lifetime,
+            clock_skew=self.clock_skew,
+            rotation_period=self.rotation_period,
+        )
+
+    def identity(self) -> IssuerIdentity:
+        """Where the issuer is published; ConfigError when ``url`` is unset or unusable."""
+        if not self.url:
+            raise ConfigError("issuer.url", "not set: the public https:// URL of the issuer")
+        try:
+            return IssuerIdentity(self.url, self.jwks_uri)
+        except InputError as exc:
+            raise ConfigError("issuer.url", str(exc)) from exc
+
+
 @dataclass(frozen=True)
 class ClockConfig:
     """Emulated time for the demo and tests; ``factor = 1`` and no origin is real time."""
@@ -123,6 +168,7 @@ class Config:
     timing: TimingPolicy = field(default_factory=TimingPolicy)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     clock: ClockConfig = field(default_factory=ClockConfig)
+    issuer: IssuerConfig = field(default_factory=IssuerConfig)
 
     def vault_token(self) -> str | None:
         """The Vault token, from the config value or ``token_file``."""
@@ -146,6 +192,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "timing": TimingPolicy,
     "daemon": DaemonConfig,
     "clock": ClockConfig,
+    "issuer": IssuerConfig,
 }
 
 # Vault's and OpenBao's own variables, honoured so the CLI behaves like `bao`.

@@ -64,6 +64,8 @@ LAYERS: dict[str, str] = {
     "sidecar.certs.planner": CORE,
     "sidecar.lifecycle": CORE,  # the life cycle every credential kind shares
     "sidecar.probes": CORE,  # verified readiness: the probe record and the measured lag
+    "sidecar.issuer.planner": CORE,  # which signing-key version signs, is published, retires
+    "sidecar.issuer.documents": CORE,  # JWT header and claims, JWKS, discovery as data
     # In-process plumbing that talks to no external system.
     "sidecar.config": SUPPORT,
     "sidecar.policies": SUPPORT,
@@ -77,6 +79,7 @@ LAYERS: dict[str, str] = {
     "sidecar.vault_transport": ADAPTERS,  # the login requests, over either transport
     "sidecar.vault_http": ADAPTERS,  # the runner helper's stdlib transport
     "sidecar.graph": ADAPTERS,
+    "sidecar.transit": ADAPTERS,  # Vault's Transit engine: the issuer's signing key
     # The owner of every KV path.
     "sidecar.store": RECORDS,
     # What the daemon, the readers and the operator commands do.
@@ -96,6 +99,7 @@ LAYERS: dict[str, str] = {
     "sidecar.resolver": SERVICES,
     "sidecar.plugin": SERVICES,
     "sidecar.runner": SERVICES,
+    "sidecar.issuer": SERVICES,  # the OIDC issuer: signing through Transit, the documents
     "sidecar.cli": CLI,
     # Development and demonstration, outside the product's layers.
     "sidecar.emulator": TOOLS,

@@ -24,6 +24,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sidecar.cli.demo", "demo"),
     "soak": ("sidecar.cli.soak", "soak"),
     "doctor": ("sidecar.cli.doctor", "doctor"),
+    "issuer": ("sidecar.cli.issuer", "issuer"),
 }
 
 

@@ -11,12 +11,12 @@ import click
 
 from sidecar.cli.common import friendly_errors
 from sidecar.model import DEFAULT_CREDS_MOUNT
-from sidecar.policies import render_all
+from sidecar.policies import DEFAULT_VALUES, render_all
 
 
 @click.group()
 def policies() -> None:
-    """Vault policies for the sidecar, runners, operators and the plugin."""
+    """Vault policies for the sidecar, runners, operators, the plugin and the issuer."""
 
 
 @policies.command()
@@ -25,6 +25,18 @@ def policies() -> None:
 @click.option("--prefix", default="azsidecar", show_default=True, help="Product's KV prefix.")
 @click.option(
     "--creds-mount", default=DEFAULT_CREDS_MOUNT, show_default=True, help="The plugin's mount."
+)
+@click.option(
+    "--transit-mount",
+    default=DEFAULT_VALUES["transit_mount"],
+    show_default=True,
+    help="Transit mount of the OIDC issuer's signing key.",
+)
+@click.option(
+    "--issuer-key",
+    default=DEFAULT_VALUES["issuer_key"],
+    show_default=True,
+    help="Transit key the OIDC issuer signs with.",
 )
 @click.option(
     "--templates",
@@ -44,6 +56,8 @@ def render(
     kv_mount: str,
     prefix: str,
     creds_mount: str,
+    transit_mount: str,
+    issuer_key: str,
     templates: Path | None,
     out: Path | None,
 ) -> None:
@@ -53,6 +67,8 @@ def render(
         "kv_mount": kv_mount.strip("/"),
         "prefix": prefix.strip("/"),
         "creds_mount": creds_mount.strip("/"),
+        "transit_mount": transit_mount.strip("/"),
+        "issuer_key": issuer_key,
     }
     rendered = render_all(values, templates)
     if out is None:

@@ -2,7 +2,8 @@
 
 The templates (``<name>.hcl`` beside this module, shipped in the wheel as
 package data) name the deployment's values with placeholders
-(``<kv_mount>``, ``<prefix>``, ``<creds_mount>``, ``<jwt_accessor>``)
+(``<kv_mount>``, ``<prefix>``, ``<creds_mount>``, ``<jwt_accessor>``, and the
+issuer's ``<transit_mount>`` and ``<issuer_key>``, which have defaults)
 because the runner policy must name the JWT mount's accessor, which exists
 only once JWT auth is enabled. ``runner-role.json`` is the JWT role whose
 claim mappings fill the alias metadata the runner policy reads
@@ -22,16 +23,19 @@ from typing import Any
 
 from sidecar.errors import InputError
 
-NAMES = ("sidecar", "runner", "operator", "plugin")
+NAMES = ("sidecar", "runner", "operator", "plugin", "issuer")
 SHIPPED: Traversable = files(__name__)
 """The directory of the shipped templates (a real directory for an unpacked install)."""
 RUNNER_ROLE = "runner-role.json"
 _VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*")
-_PLACEHOLDER = re.compile(r"<(kv_mount|prefix|creds_mount|jwt_accessor)>")
+_PLACEHOLDER = re.compile(r"<(kv_mount|prefix|creds_mount|jwt_accessor|transit_mount|issuer_key)>")
+#: Placeholders with a default: the issuer's Transit mount and key (sidecar.issuer).
+DEFAULT_VALUES = {"transit_mount": "transit", "issuer_key": "azsidecar-issuer"}
 
 
 def render_policy(template: str, values: dict[str, str]) -> str:
     """Replace every placeholder; refuse values that could change a path's meaning."""
+    values = {**DEFAULT_VALUES, **values}
     for key, value in values.items():
         if not _VALUE.fullmatch(value) or ".." in value:
             raise InputError(f"invalid {key} {value[:40]!r}: letters, digits, '_', '.', '-', '/'")

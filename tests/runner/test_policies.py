@@ -29,7 +29,7 @@ def test_render_writes_every_policy_with_the_accessor(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        f"azsidecar-{n}.hcl" for n in ("operator", "plugin", "runner", "sidecar")
+        f"azsidecar-{n}.hcl" for n in ("issuer", "operator", "plugin", "runner", "sidecar")
     ]
     runner = (tmp_path / "azsidecar-runner.hcl").read_text()
     assert (
@@ -40,6 +40,8 @@ def test_render_writes_every_policy_with_the_accessor(tmp_path: Path) -> None:
         text = path.read_text()
         assert "<" not in text.replace("<-", ""), path.name
     assert 'path "kv/data/az/prod/*"' in (tmp_path / "azsidecar-sidecar.hcl").read_text()
+    issuer = (tmp_path / "azsidecar-issuer.hcl").read_text()
+    assert 'path "transit/sign/azsidecar-issuer/sha2-256"' in issuer
 
 
 def test_the_templates_default_to_secret_and_azsidecar() -> None:
