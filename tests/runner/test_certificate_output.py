@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from sidecar.answers import ClientCertificate, ResolvedCredential
+from sidecar.devstack.openbao import OpenBaoDevServer
 from sidecar.errors import InputError
 from sidecar.model import CredentialKind
 from sidecar.runner.envfmt import arm_variables, pkcs12_bytes, render
 from sidecar.sensitive import Sensitive
 from tests.ids import guid
 from tests.pfx import make_certificate
-from tests.runner.test_hostile_values import payloads
+from tests.runner.test_hostile_values import _kv1_with, _render_template, consume, payloads
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 MADE = make_certificate(client_id=guid("app"), tenant_id=guid("tenant"), created=NOW)
@@ -107,3 +108,35 @@ def test_a_bundle_that_is_not_base64_is_refused_before_any_file_is_written() -> 
         pkcs12_bytes(cred.certificate)
     assert secretish not in str(info.value)
     assert MADE.version.pfx.reveal() not in repr(answer()) + str(answer().certificate)
+
+
+# -- the shipped agent template, rendered by a real `bao agent` -----------------
+
+
+def test_the_agent_template_renders_a_hostile_certificate_password_inert(
+    openbao: OpenBaoDevServer, tmp_path: Path
+) -> None:
+    canary = tmp_path / "ran"
+    for value in payloads(canary):
+        data = {
+            "kind": "certificate",
+            "client_id": guid("app"),
+            "client_certificate": BUNDLE,
+            "client_certificate_password": value,
+            "tenant_id": guid("tenant"),
+            "subscription_id": guid("sub"),
+        }
+        env_file = _render_template(openbao, tmp_path, _kv1_with(openbao, data))
+        lines = env_file.read_text().splitlines()
+        assert [line.split("=", 1)[0] for line in lines] == [
+            "ARM_CLIENT_ID",
+            "ARM_CLIENT_CERTIFICATE_PATH",
+            "ARM_CLIENT_CERTIFICATE_PASSWORD",
+            "ARM_TENANT_ID",
+            "ARM_SUBSCRIPTION_ID",
+        ]
+        for line in lines:
+            _, rendered = line.split("=", 1)
+            assert all(ch.isalnum() or ch in "._~+/=-" for ch in rendered), line
+        consume(env_file, tmp_path)
+    assert not canary.exists()

@@ -17,6 +17,7 @@ import base64
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -38,7 +39,7 @@ from sidecar.runner.source import read_plugin
 from sidecar.sensitive import Sensitive
 from sidecar.store import StackRecord
 from tests.pfx import MadeCertificate, make_certificate, sign_in_and_read_subscription
-from tests.runner.conftest import ROOT, RunnerWorld, write_file
+from tests.runner.conftest import ROOT, RunnerWorld, run_agent, write_file
 from tests.world import UserTenant, World, make_world, run_terraform
 
 #: What the plugin and the resolver are told of Azure AD's replication here (no lag).
@@ -173,6 +174,38 @@ def test_a_run_signs_in_with_the_certificate_from_the_resolver(
         handle.stop(grace=0)
     assert cred.kind is CredentialKind.CERTIFICATE and not cred.client_secret
     ok, why = cw.run(cred)
+    assert ok, why
+
+
+def test_bao_agent_renders_the_bundle_to_a_private_file_and_the_run_signs_in(
+    ready_certificate: CertWorld, tmp_path: Path
+) -> None:
+    cw = ready_certificate
+    rendered, result = run_agent(cw.runner, tmp_path, "A", "apply")
+    assert rendered.exists(), result.stderr[-2000:]
+    pfx = tmp_path / "client-certificate.pfx"
+    assert stat.S_IMODE(pfx.stat().st_mode) == 0o600
+    assert stat.S_IMODE(rendered.stat().st_mode) == 0o600
+    version = cw.certificates[-1].version
+    assert pfx.read_bytes() == base64.b64decode(version.pfx.reveal())
+    values = dict(line.split("=", 1) for line in rendered.read_text().splitlines() if line)
+    assert values == {
+        "ARM_CLIENT_ID": cw.record.client_id,
+        "ARM_CLIENT_CERTIFICATE_PATH": str(pfx),
+        "ARM_CLIENT_CERTIFICATE_PASSWORD": version.pfx_password.reveal(),
+        "ARM_TENANT_ID": cw.tenant.tenant_id,
+        "ARM_SUBSCRIPTION_ID": cw.tenant.subscription_id,
+    }
+    ok, why = sign_in_and_read_subscription(
+        login_url=cw.emu.base_url,
+        arm_url=cw.emu.arm_url,
+        session=cw.emu.session(),
+        tenant_id=values["ARM_TENANT_ID"],
+        client_id=values["ARM_CLIENT_ID"],
+        subscription_id=values["ARM_SUBSCRIPTION_ID"],
+        bundle=Path(values["ARM_CLIENT_CERTIFICATE_PATH"]).read_bytes(),
+        password=values["ARM_CLIENT_CERTIFICATE_PASSWORD"],
+    )
     assert ok, why
 
 
