@@ -31,6 +31,7 @@ from click.testing import CliRunner
 
 from sidecar.answers import ResolvedCredential
 from sidecar.cli.creds import creds
+from sidecar.demo.runs import token_form
 from sidecar.emulator import EmulatorConfig, EmulatorServer
 from sidecar.integrations import Integrations
 from sidecar.model import CredentialKind, IntegrationRecord, Phase
@@ -44,6 +45,15 @@ from tests.world import UserTenant, World, make_world, run_terraform
 
 #: What the plugin and the resolver are told of Azure AD's replication here (no lag).
 DELAY = timedelta(seconds=2)
+
+
+def propagate(delay: timedelta) -> None:
+    """Wait out the propagation delay on the plugin's clock (real time here).
+
+    The index rounds a credential's creation up to the whole second, so readiness
+    may come up to a second after ``created + delay``.
+    """
+    time.sleep(delay.total_seconds() + 1.5)
 
 
 @pytest.fixture
@@ -139,7 +149,7 @@ def ready_certificate(world: RunnerWorld, live_emulator: EmulatorServer) -> Cert
     cw = _cert_world(world, live_emulator, DELAY)
     cw.want(CredentialKind.CERTIFICATE)
     cw.add_certificate()
-    time.sleep(DELAY.total_seconds() + 0.5)  # the propagation delay, on the plugin's clock
+    propagate(DELAY)
     return cw
 
 
@@ -296,13 +306,13 @@ def test_a_switch_to_certificates_hands_out_the_secret_until_the_certificate_is_
     delay = timedelta(seconds=4)
     cw = _cert_world(world, live_emulator, delay)
     cw.want(CredentialKind.CERTIFICATE)
-    time.sleep(delay.total_seconds() + 0.5)  # the integration's first secret is ready
+    propagate(delay)  # the integration's first secret is ready
     made = cw.add_certificate()
     during = read_plugin(cw.runner.login("A", "apply"), "azure", "A", Phase.APPLY)
     assert during.kind is CredentialKind.SECRET
     ok, why = cw.run(during)
     assert ok, why
-    time.sleep(delay.total_seconds() + 0.5)
+    propagate(delay)
     after = read_plugin(cw.runner.login("A", "apply"), "azure", "A", Phase.APPLY)
     assert after.certificate is not None and after.certificate.bundle == made.version.pfx
     ok, why = cw.run(after)
@@ -323,7 +333,7 @@ def test_a_tampered_certificate_is_refused_in_every_format_and_never_printed(
         else replace(made.version, pfx_password=Sensitive(hostile))
     )
     cw.runner.store.store_secret(cw.record.name, tampered)
-    time.sleep(DELAY.total_seconds() + 2.5)  # ready, and past the plugin's 2 s index cache
+    propagate(DELAY + timedelta(seconds=2))  # ready, and past the plugin's 2 s index cache
     jwt_file = write_file(tmp_path / "ci.jwt", cw.runner.jwt("A", "apply"))
     args = ["--stack", "A", "--phase", "apply", "--jwt-file", str(jwt_file)]
     args += ["--role", "azsidecar-runner", "--mount", "azure"]
@@ -336,3 +346,15 @@ def test_a_tampered_certificate_is_refused_in_every_format_and_never_printed(
         assert hostile not in result.output
         assert made.version.pfx_password.reveal() not in result.output
     assert not canary.exists()
+
+
+def test_the_demos_runs_sign_in_with_a_certificate_assertion(
+    ready_certificate: CertWorld,
+) -> None:
+    cw = ready_certificate
+    cred = read_plugin(cw.runner.login("A", "apply"), "azure", "A", Phase.APPLY)
+    token_url = f"{cw.emu.base_url}/{cred.tenant_id}/oauth2/v2.0/token"
+    form = token_form(cred, token_url)
+    assert "client_secret" not in form
+    response = cw.emu.session().post(token_url, data=form, timeout=10)
+    assert response.status_code == 200, response.text
