@@ -26,11 +26,12 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from sidecar.answers import ResolvedCredential
-from sidecar.cli.creds import creds
+from sidecar.cli.creds import creds, exec_
 from sidecar.demo.runs import token_form
 from sidecar.emulator import EmulatorConfig, EmulatorServer
 from sidecar.integrations import Integrations
@@ -319,9 +320,10 @@ def test_a_switch_to_certificates_hands_out_the_secret_until_the_certificate_is_
     assert ok, why
 
 
+@pytest.mark.parametrize("via", ["plugin", "resolver"])
 @pytest.mark.parametrize("field", ["client_certificate", "client_certificate_password"])
 def test_a_tampered_certificate_is_refused_in_every_format_and_never_printed(
-    ready_certificate: CertWorld, tmp_path: Path, field: str
+    ready_certificate: CertWorld, tmp_path: Path, field: str, via: str
 ) -> None:
     cw = ready_certificate
     canary = tmp_path / "ran"
@@ -334,18 +336,27 @@ def test_a_tampered_certificate_is_refused_in_every_format_and_never_printed(
     )
     cw.runner.store.store_secret(cw.record.name, tampered)
     propagate(DELAY + timedelta(seconds=2))  # ready, and past the plugin's 2 s index cache
+    handle = cw.runner.resolver(propagation=DELAY)
     jwt_file = write_file(tmp_path / "ci.jwt", cw.runner.jwt("A", "apply"))
     args = ["--stack", "A", "--phase", "apply", "--jwt-file", str(jwt_file)]
-    args += ["--role", "azsidecar-runner", "--mount", "azure"]
-    for fmt in ("env", "dotenv", "json"):
-        result = CliRunner().invoke(
-            creds, [*args, "--format", fmt], env=cw.runner.env(VAULT_TOKEN=None)
-        )
-        assert result.exit_code == 1, result.output
-        assert f"field {field} is not" in result.output
-        assert hostile not in result.output
-        assert made.version.pfx_password.reveal() not in result.output
+    args += ["--role", "azsidecar-runner", "--mount", "azure", "--via", via]
+    args += ["--resolver", f"127.0.0.1:{handle.port}"]
+    env = cw.runner.env(VAULT_TOKEN=None, TMPDIR=str(tmp_path))
+    try:
+        runs: list[tuple[click.Command, list[str]]] = [
+            (creds, [*args, "--format", fmt]) for fmt in ("env", "dotenv", "json")
+        ]
+        runs.append((exec_, [*args, "--", "sh", "-c", f"touch {canary}"]))
+        for command, argv in runs:
+            result = CliRunner().invoke(command, argv, env=env)
+            assert result.exit_code == 1, result.output
+            assert f"field {field} is not" in result.output
+            assert hostile not in result.output
+            assert made.version.pfx_password.reveal() not in result.output
+    finally:
+        handle.stop(grace=0)
     assert not canary.exists()
+    assert list(tmp_path.glob("azsidecar-*")) == []
 
 
 def test_the_demos_runs_sign_in_with_a_certificate_assertion(
