@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import signal
 import stat
@@ -172,9 +173,10 @@ def test_a_run_signs_in_with_the_certificate_read_from_the_plugin(
 
 
 def test_a_run_signs_in_with_the_certificate_from_the_resolver(
-    ready_certificate: CertWorld,
+    ready_certificate: CertWorld, caplog: pytest.LogCaptureFixture
 ) -> None:
     cw = ready_certificate
+    caplog.set_level(logging.DEBUG)
     handle = cw.runner.resolver(propagation=DELAY)
     client = ResolverClient(f"127.0.0.1:{handle.port}")
     try:
@@ -186,6 +188,47 @@ def test_a_run_signs_in_with_the_certificate_from_the_resolver(
     assert cred.kind is CredentialKind.CERTIFICATE and not cred.client_secret
     ok, why = cw.run(cred)
     assert ok, why
+    version = cw.certificates[-1].version
+    assert "resolved stack A phase plan" in caplog.text
+    assert version.pfx_password.reveal() not in caplog.text
+    assert version.pfx.reveal()[:64] not in caplog.text
+
+
+@pytest.mark.parametrize("via", ["plugin", "resolver"])
+def test_creds_prints_the_bundle_in_base64_and_a_run_signs_in_with_it(
+    ready_certificate: CertWorld, tmp_path: Path, via: str
+) -> None:
+    cw = ready_certificate
+    handle = cw.runner.resolver(propagation=DELAY)
+    jwt_file = write_file(tmp_path / "ci.jwt", cw.runner.jwt("A", "apply"))
+    args = ["--stack", "A", "--phase", "apply", "--jwt-file", str(jwt_file), "--format", "dotenv"]
+    args += ["--role", "azsidecar-runner", "--mount", "azure", "--via", via]
+    args += ["--resolver", f"127.0.0.1:{handle.port}"]
+    try:
+        result = CliRunner().invoke(creds, args, env=cw.runner.env(VAULT_TOKEN=None))
+    finally:
+        handle.stop(grace=0)
+    assert result.exit_code == 0, result.output
+    values = dict(line.split("=", 1) for line in result.stdout.splitlines() if line)
+    assert set(values) == {
+        "ARM_CLIENT_ID",
+        "ARM_CLIENT_CERTIFICATE",
+        "ARM_CLIENT_CERTIFICATE_PASSWORD",
+        "ARM_TENANT_ID",
+        "ARM_SUBSCRIPTION_ID",
+    }
+    ok, why = sign_in_and_read_subscription(
+        login_url=cw.emu.base_url,
+        arm_url=cw.emu.arm_url,
+        session=cw.emu.session(),
+        tenant_id=values["ARM_TENANT_ID"],
+        client_id=values["ARM_CLIENT_ID"],
+        subscription_id=values["ARM_SUBSCRIPTION_ID"],
+        bundle=base64.b64decode(values["ARM_CLIENT_CERTIFICATE"]),
+        password=values["ARM_CLIENT_CERTIFICATE_PASSWORD"],
+    )
+    assert ok, why
+    assert values["ARM_CLIENT_CERTIFICATE_PASSWORD"] not in result.stderr
 
 
 def test_bao_agent_renders_the_bundle_to_a_private_file_and_the_run_signs_in(
