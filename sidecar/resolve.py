@@ -192,7 +192,7 @@ def _resolve(
     for attempt in range(_ATTEMPTS):
         latest = cache.latest(store, name, policy, now, fresh=attempt > 0)
         if latest is None:
-            raise NotReadyError(f"integration {name!r} has no secret yet", None)
+            raise NotReadyError(f"integration {name!r} has no credential yet", None)
         index = parse_index(latest.custom_metadata)
         probes = probe_rule.parse(latest.custom_metadata)
         choice = choose_for_kind(index, record.kind, now, policy, probes)
@@ -212,7 +212,7 @@ def _resolve(
                 continue  # destroyed since the index was read: read it again
             cache.remember(name, chosen.version, data)
         return _answer(name, data, chosen, choice, stack_record, record)
-    raise NotReadyError(f"the secrets of {name!r} changed while reading; retry", now)
+    raise NotReadyError(f"the credentials of {name!r} changed while reading; retry", now)
 
 
 def _answer(
