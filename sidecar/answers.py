@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sidecar import fieldcheck
 from sidecar.errors import (
     InputError,
     NotFoundError,
@@ -34,7 +35,7 @@ from sidecar.errors import (
     SidecarError,
     VaultForbidden,
 )
-from sidecar.model import Phase
+from sidecar.model import CredentialKind, Phase
 from sidecar.sensitive import Sensitive
 
 #: One safe path segment: a stack or integration name.
@@ -108,8 +109,28 @@ def parse_time(value: object) -> datetime:
 
 
 @dataclass(frozen=True)
+class ClientCertificate:
+    """A certificate credential as the azurerm provider takes it.
+
+    ``bundle`` is the PKCS#12 bundle (certificate and private key) in base64,
+    the form of ``ARM_CLIENT_CERTIFICATE``; ``password`` decrypts it
+    (``ARM_CLIENT_CERTIFICATE_PASSWORD``). ``thumbprint`` is the certificate's
+    SHA-1 in upper-case hex, which a client signing its own assertion names.
+    """
+
+    bundle: Sensitive = field(repr=False)
+    password: Sensitive = field(repr=False)
+    thumbprint: str = ""
+
+
+@dataclass(frozen=True)
 class ResolvedCredential:
-    """The ready answer: what a run needs; ``safe_until`` is when it must stop being handed out."""
+    """The ready answer: what a run needs; ``safe_until`` is when it must stop being handed out.
+
+    ``kind`` says which credential it carries: a client secret in
+    ``client_secret``, or a certificate in ``certificate`` (``client_secret``
+    is then empty, as the resolver's older clients see it).
+    """
 
     client_id: str
     client_secret: Sensitive = field(repr=False)
@@ -120,6 +141,83 @@ class ResolvedCredential:
     created: datetime
     expires: datetime
     safe_until: datetime
+    kind: CredentialKind = CredentialKind.SECRET
+    certificate: ClientCertificate | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.kind is CredentialKind.CERTIFICATE) != (self.certificate is not None):
+            raise ValueError("a certificate credential carries a certificate, and only it")
+        if self.certificate is not None and self.client_secret:
+            raise ValueError("a certificate credential carries no client secret")
+
+    def to_data(self) -> dict[str, Any]:
+        """The plugin's ``creds`` response data (and ``azsidecar creds --format json``).
+
+        A secret's fields are those of before, plus ``kind``; a certificate has
+        ``client_certificate`` (the base64 PKCS#12 bundle, what
+        ``ARM_CLIENT_CERTIFICATE`` takes), ``client_certificate_password`` and
+        ``thumbprint`` instead of ``client_secret``.
+        """
+        data: dict[str, Any] = {"client_id": self.client_id}
+        if self.certificate is not None:
+            data["client_certificate"] = self.certificate.bundle.reveal()
+            data["client_certificate_password"] = self.certificate.password.reveal()
+            data["thumbprint"] = self.certificate.thumbprint
+        else:
+            data["client_secret"] = self.client_secret.reveal()
+        return data | {
+            "tenant_id": self.tenant_id,
+            "subscription_id": self.subscription_id,
+            "integration": self.integration,
+            "key_id": self.key_id,
+            "created_at": iso(self.created),
+            "expires_at": iso(self.expires),
+            "safe_until": iso(self.safe_until),
+            "kind": str(self.kind),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> ResolvedCredential:
+        """What :meth:`to_data` wrote; without ``kind`` (an older plugin) a secret.
+
+        A certificate's bundle must be base64 and its password of the client
+        secret alphabet, or :class:`InvalidRecord` names the field (never the value).
+        """
+        kind = fieldcheck.one_of(data.get("kind", "secret"), tuple(CredentialKind), _WIRE, "kind")
+        certificate = None
+        secret = Sensitive("")
+        if kind == CredentialKind.CERTIFICATE:
+            bundle = fieldcheck.base64_text(
+                data.get("client_certificate"), _WIRE, "client_certificate"
+            )
+            password = fieldcheck.secret_text(
+                data.get("client_certificate_password"), _WIRE, "client_certificate_password"
+            )
+            thumbprint = data.get("thumbprint")
+            certificate = ClientCertificate(
+                Sensitive(bundle),
+                Sensitive(password),
+                thumbprint if isinstance(thumbprint, str) else "",
+            )
+        else:
+            secret = Sensitive(str(data["client_secret"]))
+        return cls(
+            client_id=str(data["client_id"]),
+            client_secret=secret,
+            tenant_id=str(data["tenant_id"]),
+            subscription_id=data.get("subscription_id") or None,
+            integration=str(data.get("integration", "")),
+            key_id=str(data.get("key_id", "")),
+            created=parse_time(data["created_at"]),
+            expires=parse_time(data["expires_at"]),
+            safe_until=parse_time(data["safe_until"]),
+            kind=CredentialKind(kind),
+            certificate=certificate,
+        )
+
+
+#: Where :meth:`ResolvedCredential.from_data` says a bad field was read.
+_WIRE = "the credential answer"
 
 
 class NotReadyYet(NotReadyError):

@@ -70,6 +70,16 @@ def secret_text(value: object, where: str, field: str) -> str:
     return value
 
 
+#: Base64 (standard alphabet, padded): a PKCS#12 bundle of a few kilobytes.
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4}){1,16384}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def base64_text(value: object, where: str, field: str) -> str:
+    if not isinstance(value, str) or not _BASE64.fullmatch(value):
+        raise _bad(where, field, "base64 of at most 48 KiB")
+    return value
+
+
 def token(value: object, where: str, field: str) -> str:
     if not isinstance(value, str) or not _TOKEN.fullmatch(value):
         raise _bad(where, field, "an id (letters, digits, '._:-')")

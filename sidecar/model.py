@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -50,6 +50,18 @@ class IntegrationStatus(StrEnum):
     READY = "ready"
 
 
+class CredentialKind(StrEnum):
+    """What an integration hands to runs; the integration record says which it wants."""
+
+    SECRET = "secret"  # noqa: S105 - a kind of credential, not a password
+    CERTIFICATE = "certificate"
+
+    @property
+    def noun(self) -> str:
+        """The word reasons and messages use for one credential of the kind."""
+        return "secret" if self is CredentialKind.SECRET else "certificate"
+
+
 class IntentKind(StrEnum):
     SECRET = "secret"  # noqa: S105 - a kind of intent, not a password
     CERTIFICATE = "certificate"
@@ -79,6 +91,9 @@ class IntegrationRecord:
     consent: ConsentState
     created: datetime
     status: IntegrationStatus = IntegrationStatus.READY
+    #: The kind runs should get. Switching it keeps handing out the old kind until
+    #: the new one is ready (:func:`sidecar.ready.choose_for_kind`).
+    kind: CredentialKind = CredentialKind.SECRET
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -91,6 +106,7 @@ class IntegrationRecord:
             "consent": str(self.consent),
             "created": to_epoch(self.created),
             "status": str(self.status),
+            "kind": str(self.kind),
         }
 
     @classmethod
@@ -106,6 +122,7 @@ class IntegrationRecord:
         status = fieldcheck.one_of(
             data.get("status", "ready"), tuple(IntegrationStatus), where, "status"
         )
+        kind = fieldcheck.one_of(data.get("kind", "secret"), tuple(CredentialKind), where, "kind")
         return cls(
             name=name,
             tenant_id=fieldcheck.guid(data.get("tenant_id"), where, "tenant_id"),
@@ -120,6 +137,7 @@ class IntegrationRecord:
             consent=ConsentState(consent),
             created=created,
             status=IntegrationStatus(status),
+            kind=CredentialKind(kind),
         )
 
 
@@ -177,6 +195,8 @@ class SecretVersion:
     created: datetime
     expires: datetime
 
+    kind = CredentialKind.SECRET
+
     def to_data(self) -> dict[str, Any]:
         return {
             "client_id": self.client_id,
@@ -210,6 +230,88 @@ class SecretVersion:
 
 
 @dataclass(frozen=True)
+class CertificateVersion:
+    """The data of one ``credentials/<name>`` version of kind certificate.
+
+    ``pfx`` is the PKCS#12 bundle (certificate and private key) in base64, as
+    the azurerm provider takes it in ``ARM_CLIENT_CERTIFICATE``, encrypted with
+    ``pfx_password``. The key was made in the daemon's memory and exists only
+    here. ``thumbprint`` is the certificate's SHA-1 in upper-case hex (Graph's
+    ``customKeyIdentifier``); ``key_id`` the keyCredential's id in Azure.
+    """
+
+    client_id: str
+    tenant_id: str
+    key_id: str
+    thumbprint: str
+    intent_id: str
+    created: datetime
+    expires: datetime
+    pfx: Sensitive = field(repr=False)
+    pfx_password: Sensitive = field(repr=False)
+
+    kind = CredentialKind.CERTIFICATE
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind),
+            "client_id": self.client_id,
+            "tenant_id": self.tenant_id,
+            "key_id": self.key_id,
+            "thumbprint": self.thumbprint,
+            "intent_id": self.intent_id,
+            "created": to_epoch(self.created),
+            "expires": to_epoch(self.expires),
+            "client_certificate": self.pfx.reveal(),
+            "client_certificate_password": self.pfx_password.reveal(),
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> CertificateVersion:
+        where = "a credentials version"
+        try:
+            created, expires = from_epoch(data["created"]), from_epoch(data["expires"])
+        except (KeyError, ValueError, OverflowError, OSError):
+            raise fieldcheck.InvalidRecord(f"{where}: created/expires are not times") from None
+        thumbprint = data.get("thumbprint")
+        if not isinstance(thumbprint, str) or not _THUMBPRINT.fullmatch(thumbprint):
+            raise fieldcheck.InvalidRecord(f"{where}: field thumbprint is not a SHA-1 in hex")
+        return cls(
+            client_id=fieldcheck.guid(data.get("client_id"), where, "client_id"),
+            tenant_id=fieldcheck.guid(data.get("tenant_id"), where, "tenant_id"),
+            key_id=fieldcheck.token(data.get("key_id"), where, "key_id"),
+            thumbprint=thumbprint,
+            intent_id=fieldcheck.token(data.get("intent_id"), where, "intent_id"),
+            created=created,
+            expires=expires,
+            pfx=Sensitive(
+                fieldcheck.base64_text(data.get("client_certificate"), where, "client_certificate")
+            ),
+            pfx_password=Sensitive(
+                fieldcheck.secret_text(
+                    data.get("client_certificate_password"), where, "client_certificate_password"
+                )
+            ),
+        )
+
+
+_THUMBPRINT = re.compile(r"[0-9A-F]{40}")
+
+#: One stored version of an integration's credential, whatever its kind.
+CredentialVersion = SecretVersion | CertificateVersion
+
+
+def credential_from_data(data: dict[str, Any]) -> CredentialVersion:
+    """Decode a ``credentials/<name>`` version by its ``kind`` (none: a secret)."""
+    kind = fieldcheck.one_of(
+        data.get("kind", "secret"), tuple(CredentialKind), "a credentials version", "kind"
+    )
+    if kind == CredentialKind.CERTIFICATE:
+        return CertificateVersion.from_data(data)
+    return SecretVersion.from_data(data)
+
+
+@dataclass(frozen=True)
 class ManagementIdentity:
     """``management/identity``: the application the daemon signs in as."""
 
@@ -239,6 +341,7 @@ class StoredCredential:
     intent_id: str
     created: datetime
     expires: datetime
+    kind: CredentialKind = CredentialKind.SECRET
 
 
 @dataclass(frozen=True)
@@ -331,6 +434,9 @@ class CredentialIndexError(SidecarError):
 def index_entry(credential: StoredCredential) -> tuple[str, str]:
     """Encode one credential as ``("v<version>", "<keyId>|<intent>|<created>|<expires>")``.
 
+    A certificate's entry ends in ``|certificate``; a secret's has no fifth part,
+    so indexes written before certificates existed read the same.
+
     Times are whole epoch seconds, rounded towards the safe side: ``created``
     up (readiness never starts early) and ``expires`` down.
     """
@@ -343,6 +449,8 @@ def index_entry(credential: StoredCredential) -> tuple[str, str]:
     created = math.ceil(credential.created.timestamp())
     expires = math.floor(credential.expires.timestamp())
     value = f"{credential.key_id}|{credential.intent_id}|{created}|{expires}"
+    if credential.kind is not CredentialKind.SECRET:
+        value += f"|{credential.kind}"
     if len(value.encode()) >= _VALUE_LIMIT:
         raise CredentialIndexError(key, f"encoded entry exceeds {_VALUE_LIMIT} bytes")
     return key, value
@@ -360,8 +468,12 @@ def parse_index(custom_metadata: Mapping[str, str] | None) -> list[StoredCredent
 
 def _parse_entry(key: str, version: int, value: str) -> StoredCredential:
     parts = value.split("|") if isinstance(value, str) else []
+    kind = CredentialKind.SECRET
+    if len(parts) == 5 and parts[4] == CredentialKind.CERTIFICATE:
+        kind = CredentialKind.CERTIFICATE
+        parts = parts[:4]
     if len(parts) != 4:
-        raise CredentialIndexError(key, "expected keyId|intent|created|expires")
+        raise CredentialIndexError(key, "expected keyId|intent|created|expires[|certificate]")
     key_id, intent_id, created, expires = parts
     if not key_id or not intent_id:
         raise CredentialIndexError(key, "keyId and intent must be non-empty")
@@ -372,7 +484,7 @@ def _parse_entry(key: str, version: int, value: str) -> StoredCredential:
         raise CredentialIndexError(key, "created and expires must be epoch seconds") from None
     if expires_at <= created_at:
         raise CredentialIndexError(key, "expires must be after created")
-    return StoredCredential(version, key_id, intent_id, created_at, expires_at)
+    return StoredCredential(version, key_id, intent_id, created_at, expires_at, kind)
 
 
 def with_index(

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sidecar.model import StoredCertificate, StoredCredential
+from sidecar.model import CredentialKind, StoredCertificate, StoredCredential
 from sidecar.probes import rule
 from sidecar.probes.rule import ProbeRecord, ProbeState
 from sidecar.timing import TimingPolicy
@@ -69,8 +69,13 @@ def choose_ready(
     now: datetime,
     policy: TimingPolicy,
     probes: Probes | None = None,
+    noun: str = "secret",
 ) -> Ready | NotReady:
-    """Pick the secret to hand out at ``now``, or say when one will exist and why not yet."""
+    """Pick the secret to hand out at ``now``, or say when one will exist and why not yet.
+
+    Every credential given is a candidate whatever its kind; ``noun`` names them
+    in reasons. :func:`choose_for_kind` is the rule for an integration's kinds.
+    """
     probes = (probes or {}) if policy.probes else {}
     listed = list(credentials)
     ready: list[StoredCredential] = []
@@ -89,18 +94,44 @@ def choose_ready(
             continue
         if verdict in _TIME_RULE_DECIDES:
             if start < end:
-                upcoming.append((start, "newest secret is still propagating through Azure AD"))
+                upcoming.append((start, f"newest {noun} is still propagating through Azure AD"))
         elif probe is not None:
             expected = max(start, rule.verified_at_earliest(probe, now, policy))
             if expected < end:
-                upcoming.append((expected, _probe_reason(verdict, probe)))
+                upcoming.append((expected, _probe_reason(verdict, probe, noun)))
     if ready:
         best = max(ready, key=lambda c: (c.expires, c.created, c.version))
         return Ready(best, usable_until(best, policy))
     if upcoming:
         at, reason = min(upcoming)
         return NotReady(at, reason)
-    return NotReady(None, "no secret that is or will become ready; the daemon must create one")
+    return NotReady(None, f"no {noun} that is or will become ready; the daemon must create one")
+
+
+def choose_for_kind(
+    credentials: Iterable[StoredCredential],
+    kind: CredentialKind,
+    now: datetime,
+    policy: TimingPolicy,
+    probes: Probes | None = None,
+) -> Ready | NotReady:
+    """The ready credential of the integration's ``kind``, or during a switch the old kind's.
+
+    An integration switched to another kind keeps handing out its ready
+    credential of the old kind until one of the new kind is ready, so a switch
+    never fails a run. Without a ready one of either, the answer is the new
+    kind's: when it will be ready and why not yet.
+    """
+    listed = list(credentials)
+    wanted = choose_ready([c for c in listed if c.kind is kind], now, policy, probes, kind.noun)
+    if isinstance(wanted, Ready):
+        return wanted
+    others = [c for c in listed if c.kind is not kind]
+    if others:
+        fallback = choose_ready(others, now, policy, probes)
+        if isinstance(fallback, Ready):
+            return fallback
+    return wanted
 
 
 #: Verdicts under which the time rule alone decides (no record, verified, or no evidence).
@@ -122,14 +153,14 @@ def _start(
     return ready_from(credential, policy, probe)
 
 
-def _probe_reason(verdict: ProbeState, probe: ProbeRecord) -> str:
+def _probe_reason(verdict: ProbeState, probe: ProbeRecord, noun: str) -> str:
     if verdict is ProbeState.FAILING:
         return (
-            f"newest secret is refused at sign-in after its propagation delay "
+            f"newest {noun} is refused at sign-in after its propagation delay "
             f"({probe.failures} of {probe.sign_ins} probes failed); the previous one stays"
             " in use while Azure AD catches up"
         )
-    return "newest secret is propagating: waiting for sign-in probes to succeed over the window"
+    return f"newest {noun} is propagating: waiting for sign-in probes to succeed over the window"
 
 
 def newness(c: StoredCertificate) -> tuple[datetime, int]:

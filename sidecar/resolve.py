@@ -2,7 +2,10 @@
 
 Used by the gRPC resolver, the Vault plugin and the runner helper. It reads
 only and never repairs, so a read-only Vault policy suffices. The choice is
-:func:`sidecar.ready.choose_ready`.
+:func:`sidecar.ready.choose_for_kind` with the kind the integration record
+wants: during a switch of kind the old kind is handed out until the new one
+is ready. The chosen version is decoded by its own kind (a client secret or
+a certificate bundle), and refused if it is not the kind its index entry says.
 
 Reads, in the common case, cost no Vault round trip at all, and never more
 than one. Reading the latest version of ``credentials/<name>`` returns, in
@@ -39,11 +42,20 @@ from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sidecar.answers import ResolvedCredential
-from sidecar.errors import NotFoundError, NotReadyError, VaultNotFound
-from sidecar.model import IntegrationRecord, Phase, SecretVersion, StackRecord, parse_index
+from sidecar.answers import ClientCertificate, ResolvedCredential
+from sidecar.errors import InvalidRecord, NotFoundError, NotReadyError, VaultNotFound
+from sidecar.model import (
+    CertificateVersion,
+    IntegrationRecord,
+    Phase,
+    StackRecord,
+    StoredCredential,
+    credential_from_data,
+    parse_index,
+)
 from sidecar.probes import rule as probe_rule
-from sidecar.ready import NotReady, choose_ready
+from sidecar.ready import NotReady, Ready, choose_for_kind
+from sidecar.sensitive import Sensitive
 from sidecar.store import RecordFolder, Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import KVVersion, VaultKV, check_segment
@@ -180,9 +192,10 @@ def _resolve(
     for attempt in range(_ATTEMPTS):
         latest = cache.latest(store, name, policy, now, fresh=attempt > 0)
         if latest is None:
-            raise NotReadyError(f"integration {name!r} has no secret yet", None)
+            raise NotReadyError(f"integration {name!r} has no credential yet", None)
         index = parse_index(latest.custom_metadata)
-        choice = choose_ready(index, now, policy, probe_rule.parse(latest.custom_metadata))
+        probes = probe_rule.parse(latest.custom_metadata)
+        choice = choose_for_kind(index, record.kind, now, policy, probes)
         if isinstance(choice, NotReady):
             raise NotReadyError(
                 f"no ready credential for integration {name!r}: {choice.reason}", choice.ready_at
@@ -198,16 +211,42 @@ def _resolve(
             except VaultNotFound:
                 continue  # destroyed since the index was read: read it again
             cache.remember(name, chosen.version, data)
-        secret = SecretVersion.from_data(data)
-        return ResolvedCredential(
-            client_id=secret.client_id,
-            client_secret=secret.secret,
-            tenant_id=secret.tenant_id,
-            subscription_id=stack_record.subscription_id or record.subscription_id,
-            integration=name,
-            key_id=secret.key_id,
-            created=chosen.created,
-            expires=chosen.expires,
-            safe_until=choice.usable_until,
+        return _answer(name, data, chosen, choice, stack_record, record)
+    raise NotReadyError(f"the credentials of {name!r} changed while reading; retry", now)
+
+
+def _answer(
+    name: str,
+    data: dict[str, Any],
+    chosen: StoredCredential,
+    choice: Ready,
+    stack: StackRecord,
+    record: IntegrationRecord,
+) -> ResolvedCredential:
+    """The chosen version as a run gets it; a version of another kind than indexed is refused."""
+    version = credential_from_data(data)
+    if version.kind is not chosen.kind:
+        raise InvalidRecord(
+            f"credentials/{name} version {chosen.version}: field kind is not the"
+            f" {chosen.kind} its index entry names; the record was altered:"
+            " correct it with the azsidecar CLI"
         )
-    raise NotReadyError(f"the secrets of {name!r} changed while reading; retry", now)
+    certificate = None
+    secret = Sensitive("")
+    if isinstance(version, CertificateVersion):
+        certificate = ClientCertificate(version.pfx, version.pfx_password, version.thumbprint)
+    else:
+        secret = version.secret
+    return ResolvedCredential(
+        client_id=version.client_id,
+        client_secret=secret,
+        tenant_id=version.tenant_id,
+        subscription_id=stack.subscription_id or record.subscription_id,
+        integration=name,
+        key_id=version.key_id,
+        created=chosen.created,
+        expires=chosen.expires,
+        safe_until=choice.usable_until,
+        kind=version.kind,
+        certificate=certificate,
+    )

@@ -26,8 +26,9 @@ import logging
 from typing import Any, Literal
 
 from sidecar.crashpoints import crash_point
-from sidecar.errors import VaultError, VaultNotFound
+from sidecar.errors import InvalidRecord, VaultError, VaultNotFound
 from sidecar.model import (
+    CredentialVersion,
     IntegrationRecord,
     Intent,
     IntentKind,
@@ -36,6 +37,7 @@ from sidecar.model import (
     SecretVersion,
     StackRecord,
     StoredCredential,
+    credential_from_data,
     from_epoch,
     index_entry,
     parse_index,
@@ -200,16 +202,10 @@ class Store:
         stale = set(indexed) - live
         for version in missing:
             try:
-                secret = SecretVersion.from_data(self.kv.read(path, version).data)
+                found = credential_from_data(self.kv.read(path, version).data)
             except VaultNotFound:
                 continue
-            indexed[version] = StoredCredential(
-                version=version,
-                key_id=secret.key_id,
-                intent_id=secret.intent_id,
-                created=secret.created,
-                expires=secret.expires,
-            )
+            indexed[version] = _indexed(version, found)
         for version in stale:
             indexed.pop(version, None)
         if missing or stale:
@@ -284,8 +280,8 @@ class Store:
         self._write_index(path, meta.custom_metadata, entries, record)
         return True
 
-    def store_secret(self, name: str, secret: SecretVersion) -> StoredCredential:
-        """Write a new version (check-and-set on the current one), then index it."""
+    def store_secret(self, name: str, secret: CredentialVersion) -> StoredCredential:
+        """Write a new version of any kind (check-and-set on the current one), then index it."""
         check_segment(name, "integration name")
         path = _credentials_path(name)
         try:
@@ -295,19 +291,20 @@ class Store:
             current, custom = 0, {}
         version = self.kv.write(path, secret.to_data(), cas=current)
         crash_point("after_kv_write")
-        stored = StoredCredential(
-            version=version,
-            key_id=secret.key_id,
-            intent_id=secret.intent_id,
-            created=secret.created,
-            expires=secret.expires,
-        )
+        stored = _indexed(version, secret)
         entries = [c for c in parse_index(custom) if c.version != version] + [stored]
         self._write_index(path, custom, entries)
         return stored
 
     def secret(self, name: str, version: int) -> SecretVersion:
-        return SecretVersion.from_data(self.secret_data(name, version))
+        found = self.credential_version(name, version)
+        if not isinstance(found, SecretVersion):
+            raise InvalidRecord(f"credentials/{name} v{version} is not a client secret")
+        return found
+
+    def credential_version(self, name: str, version: int) -> CredentialVersion:
+        """One stored version, decoded by its kind."""
+        return credential_from_data(self.secret_data(name, version))
 
     def destroy_secret(self, name: str, version: int) -> None:
         """Destroy a version's data and drop it from the index."""
@@ -483,6 +480,17 @@ class Store:
     def save_leader_lease(self, record: LeaseRecord, cas: int) -> int:
         data = {"holder": record.holder, "expires": to_epoch(record.expires)}
         return self.kv.write(LEASE_PATH, data, cas=cas)
+
+
+def _indexed(version: int, found: CredentialVersion) -> StoredCredential:
+    return StoredCredential(
+        version=version,
+        key_id=found.key_id,
+        intent_id=found.intent_id,
+        created=found.created,
+        expires=found.expires,
+        kind=found.kind,
+    )
 
 
 def _is_index_key(key: str) -> bool:

@@ -21,7 +21,7 @@ from sidecar.errors import VaultUnavailable
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.runner import child
 from sidecar.runner.auth import RunnerLogin, runner_login
-from sidecar.runner.envfmt import Format, arm_variables, render
+from sidecar.runner.envfmt import Format, arm_variables, pkcs12_bytes, render
 from sidecar.runner.source import CredentialSource, Via
 from sidecar.runner.wait import fetch_ready
 
@@ -172,7 +172,17 @@ def creds(fmt: Format, **options: Any) -> None:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @friendly_errors
 def exec_(command: tuple[str, ...], **options: Any) -> None:
-    """Run COMMAND (after --) with the credential's ARM_* variables in its environment."""
+    """Run COMMAND (after --) with the credential's ARM_* variables in its environment.
+
+    A certificate is written to a private file for as long as COMMAND runs
+    (ARM_CLIENT_CERTIFICATE_PATH).
+    """
     child.forbid_core_dumps()
-    variables = arm_variables(_fetch(options))
-    sys.exit(child.run(command, variables))
+    cred = _fetch(options)
+    if cred.certificate is None:
+        sys.exit(child.run(command, arm_variables(cred)))
+    # The provider reads a PKCS#12 file at any version (see sidecar.runner.envfmt).
+    bundle = pkcs12_bytes(cred.certificate)
+    with child.private_file("client-certificate.pfx", bundle) as path:
+        code = child.run(command, arm_variables(cred, certificate_path=str(path)))
+    sys.exit(code)

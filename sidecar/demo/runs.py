@@ -11,8 +11,11 @@ subscription through ARM. Any step failing fails the run.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,7 +26,9 @@ from typing import Literal
 import hvac
 import jwt
 import requests
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from sidecar.answers import ResolvedCredential
 from sidecar.demo.emulator_admin import https_session
@@ -35,6 +40,49 @@ from sidecar.runner.source import read_plugin
 from sidecar.vault import connect
 
 Path_ = Literal["plugin", "resolver"]
+
+#: https://learn.microsoft.com/entra/identity-platform/certificate-credentials
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def token_form(credential: ResolvedCredential, token_url: str) -> dict[str, str]:
+    """The client-credentials request body: the client secret, or a certificate's assertion.
+
+    The assertion is what MSAL sends for a certificate (Microsoft's "certificate
+    credentials" format, linked above): RS256 over ``aud`` (the token endpoint),
+    ``iss`` = ``sub`` = the client id, a ``jti`` and a ten-minute life, with the
+    certificate's SHA-1 thumbprint as ``x5t``. The key is read from the PKCS#12
+    bundle in memory and dropped with it.
+    """
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": credential.client_id,
+        "scope": ARM_SCOPE,
+    }
+    if credential.certificate is None:
+        return form | {"client_secret": credential.client_secret.reveal()}
+    key, cert, _ = pkcs12.load_key_and_certificates(
+        base64.b64decode(credential.certificate.bundle.reveal()),
+        credential.certificate.password.reveal().encode(),
+    )
+    if not isinstance(key, rsa.RSAPrivateKey) or cert is None:
+        raise ValueError("the certificate credential's bundle holds no RSA key and certificate")
+    digest = hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).digest()  # noqa: S324
+    now = int(time.time())
+    claims = {
+        "aud": token_url,
+        "iss": credential.client_id,
+        "sub": credential.client_id,
+        "jti": str(uuid.uuid4()),
+        "nbf": now,
+        "iat": now,
+        "exp": now + 600,
+    }
+    x5t = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assertion = jwt.encode(claims, key, algorithm="RS256", headers={"x5t": x5t})
+    return form | {"client_assertion_type": CLIENT_ASSERTION_TYPE, "client_assertion": assertion}
+
+
 PATHS: tuple[Path_, ...] = ("plugin", "resolver")
 AUDIENCE = "azsidecar"  # vault-config/runner-role.json: bound_audiences
 
@@ -194,7 +242,7 @@ class Runner:
     def _use(
         self, credential: ResolvedCredential, stack: str, phase: Phase, path: Path_, at: datetime
     ) -> RunResult:
-        """Sign in with the secret and read the subscription, as terraform's azurerm would.
+        """Sign in with the credential and read the subscription, as terraform's azurerm would.
 
         Like the Azure SDK, a run whose access token expired before ARM saw it
         signs in again once: at thousands of times real speed an emulated hour
@@ -208,16 +256,8 @@ class Runner:
         session = self._session()
         try:
             for attempt in range(2):
-                token = session.post(
-                    f"{self.login_url}/{credential.tenant_id}/oauth2/v2.0/token",
-                    data={
-                        "grant_type": "client_credentials",
-                        "client_id": credential.client_id,
-                        "client_secret": credential.client_secret.reveal(),
-                        "scope": ARM_SCOPE,
-                    },
-                    timeout=30,
-                )
+                token_url = f"{self.login_url}/{credential.tenant_id}/oauth2/v2.0/token"
+                token = session.post(token_url, data=token_form(credential, token_url), timeout=30)
                 if token.status_code != 200:
                     return result(False, "sign-in", str(token.json().get("error_description")))
                 arm = session.get(

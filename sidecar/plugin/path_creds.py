@@ -53,17 +53,7 @@ def _response(cred: ResolvedCredential, stack: str, phase: Phase, now: datetime)
     # A zero TTL would mean "the mount's default" to OpenBao, so never send one.
     ttl = max(cred.safe_until - now, timedelta(seconds=1))
     return Response(
-        data={
-            "client_id": cred.client_id,
-            "client_secret": cred.client_secret.reveal(),
-            "tenant_id": cred.tenant_id,
-            "subscription_id": cred.subscription_id,
-            "integration": cred.integration,
-            "key_id": cred.key_id,
-            "created_at": iso(cred.created),
-            "expires_at": iso(cred.expires),
-            "safe_until": iso(cred.safe_until),
-        },
+        data=cred.to_data(),
         lease=Lease(
             ttl=ttl,
             internal={
@@ -139,10 +129,12 @@ def path_creds(backend: CredsMount) -> list[Path]:
             operations={Op.READ: read, Op.REVOKE: revoke, Op.RENEW: renew},
             synopsis="The ready Azure credential for a stack's plan or apply run.",
             description="""
-Returns client_id, client_secret, tenant_id and subscription_id of a client
-secret that has had time to replicate through Azure AD and is not close to
-expiry. The lease ends when the secret leaves that safe window; read again
-then. If no secret is ready yet, the error says when to retry.
+Returns kind, client_id, tenant_id and subscription_id of a credential that
+has had time to replicate through Azure AD and is not close to expiry, with
+client_secret for kind "secret", or for kind "certificate" client_certificate
+(a base64 PKCS#12 bundle) and client_certificate_password. The lease ends when
+the credential leaves that safe window; read again then. If none is ready yet,
+the error says when to retry.
 """,
         )
     ]

@@ -14,9 +14,9 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sidecar.answers import ResolvedCredential
+from sidecar.answers import ResolvedCredential, iso
+from sidecar.model import CredentialKind
 from sidecar.resolver.proto.resolver_pb2 import Credential, ResolveRequest
-from sidecar.sensitive import Sensitive
 
 SERVICE = "azsidecar.resolver.v1.Resolver"
 RESOLVE = "Resolve"
@@ -71,7 +71,8 @@ def _timestamp(moment: datetime) -> Timestamp:
 
 
 def to_message(cred: ResolvedCredential) -> Credential:
-    return Credential(
+    """A secret's message carries no kind, as before certificates; a certificate's no secret."""
+    message = Credential(
         client_id=cred.client_id,
         client_secret=cred.client_secret.reveal(),
         tenant_id=cred.tenant_id,
@@ -82,17 +83,31 @@ def to_message(cred: ResolvedCredential) -> Credential:
         expires=_timestamp(cred.expires),
         safe_until=_timestamp(cred.safe_until),
     )
+    if cred.certificate is not None:
+        message.kind = str(cred.kind)
+        message.client_certificate = cred.certificate.bundle.reveal()
+        message.client_certificate_password = cred.certificate.password.reveal()
+        message.thumbprint = cred.certificate.thumbprint
+    return message
 
 
 def from_message(message: Credential) -> ResolvedCredential:
-    return ResolvedCredential(
-        client_id=message.client_id,
-        client_secret=Sensitive(message.client_secret),
-        tenant_id=message.tenant_id,
-        subscription_id=message.subscription_id or None,
-        integration=message.integration,
-        key_id=message.key_id,
-        created=message.created.ToDatetime(tzinfo=UTC),
-        expires=message.expires.ToDatetime(tzinfo=UTC),
-        safe_until=message.safe_until.ToDatetime(tzinfo=UTC),
-    )
+    """The answer; a certificate's fields are checked as the plugin's answer's are."""
+    data: dict[str, Any] = {
+        "kind": message.kind or str(CredentialKind.SECRET),
+        "client_id": message.client_id,
+        "tenant_id": message.tenant_id,
+        "subscription_id": message.subscription_id,
+        "integration": message.integration,
+        "key_id": message.key_id,
+        "created_at": iso(message.created.ToDatetime(tzinfo=UTC)),
+        "expires_at": iso(message.expires.ToDatetime(tzinfo=UTC)),
+        "safe_until": iso(message.safe_until.ToDatetime(tzinfo=UTC)),
+    }
+    if message.kind:
+        data["client_certificate"] = message.client_certificate
+        data["client_certificate_password"] = message.client_certificate_password
+        data["thumbprint"] = message.thumbprint
+    else:
+        data["client_secret"] = message.client_secret
+    return ResolvedCredential.from_data(data)

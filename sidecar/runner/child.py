@@ -17,7 +17,17 @@ the core limit and no ptrace or /proc/<pid>/mem by other processes of the user
 which the kernel applies and the child inherits: its environment holds the
 secret too; the hard limit is left so a later process may still raise it).
 The child gets the ``ARM_*`` variables but none of the helper's Vault login
-variables: a run has no business with the runner's Vault token.
+variables: a run has no business with the runner's Vault token, nor any
+credential variable of the azurerm provider the helper did not set itself
+(an inherited ``ARM_CLIENT_SECRET`` would otherwise sit beside a certificate).
+
+A certificate reaches the child as a file (:func:`private_file`): a PKCS#12
+bundle in a new directory only this user may enter (0700), itself readable
+only by this user (0600), removed with its directory once the child has
+exited -- also when the child was killed, or the helper got SIGTERM, SIGINT
+or SIGHUP while the file existed (the signal ends the helper through its
+clean-up, with 128 + the signal). Only SIGKILL of the helper itself leaves it
+behind, in the temporary directory (``TMPDIR``) of the runner's user.
 """
 
 from __future__ import annotations
@@ -30,7 +40,9 @@ import resource
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 
 from sidecar.errors import InputError
@@ -47,6 +59,14 @@ DROPPED = (
     "AZSIDECAR_VAULT_SECRET_ID_FILE",
     "AZSIDECAR_VAULT_ROLE_ID",
     "VAULT_WRAPPED_TOKEN",
+)
+#: The azurerm provider's credential variables: the child gets only those the helper sets.
+CREDENTIAL_VARIABLES = (
+    "ARM_CLIENT_SECRET",
+    "ARM_CLIENT_SECRET_FILE_PATH",
+    "ARM_CLIENT_CERTIFICATE",
+    "ARM_CLIENT_CERTIFICATE_PATH",
+    "ARM_CLIENT_CERTIFICATE_PASSWORD",
 )
 _PR_SET_DUMPABLE = 4
 
@@ -88,7 +108,8 @@ def _forwarding(child: subprocess.Popen[bytes]) -> Iterator[None]:
 
 
 def child_environment(variables: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in DROPPED}
+    dropped = (*DROPPED, *CREDENTIAL_VARIABLES)
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(variables)
     return env
 
@@ -110,3 +131,55 @@ def run(argv: Sequence[str], variables: Mapping[str, str]) -> int:
     with _forwarding(child):
         code = child.wait()
     return 128 - code if code < 0 else code
+
+
+class _Ended(BaseException):
+    """A forwarded signal reached the helper while a private file existed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _end(signum: int, frame: FrameType | None) -> None:
+    raise _Ended(signum)
+
+
+@contextlib.contextmanager
+def private_file(name: str, content: bytes) -> Iterator[Path]:
+    """``content`` in a new 0600 file ``name`` in a new 0700 directory, removed on the way out.
+
+    While it exists, SIGTERM, SIGINT and SIGHUP end the helper through this
+    clean-up (:func:`run` forwards them to the child meanwhile, and the child's
+    end returns here). Signals are held while the file and directory are removed.
+    """
+    previous = {sig: signal.signal(sig, _end) for sig in FORWARDED}
+    directory: str | None = None
+    try:
+        directory = tempfile.mkdtemp(prefix="azsidecar-")  # 0700, ours alone
+        path = Path(directory) / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        yield path
+    except _Ended as ended:
+        raise SystemExit(128 + ended.signum) from None
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+        try:
+            if directory is not None:
+                _remove_tree(Path(directory))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+
+
+def _remove_tree(directory: Path) -> None:
+    """Our directory holds only the files we wrote; the child may have added some."""
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            _remove_tree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+    directory.rmdir()

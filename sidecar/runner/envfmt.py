@@ -1,19 +1,33 @@
-"""The credential as a run consumes it: ``ARM_*`` variables for Terraform's azurerm provider."""
+"""The credential as a run consumes it: ``ARM_*`` variables for Terraform's azurerm provider.
+
+A client secret is ``ARM_CLIENT_SECRET``. A certificate is a PKCS#12 bundle
+with ``ARM_CLIENT_CERTIFICATE_PASSWORD``, given either in base64 as
+``ARM_CLIENT_CERTIFICATE`` (what ``azsidecar creds`` prints) or as a file in
+``ARM_CLIENT_CERTIFICATE_PATH`` (what ``azsidecar exec`` gives its child).
+The provider reads ``ARM_CLIENT_CERTIFICATE`` only since its ``client_certificate``
+property was added (hashicorp/terraform-provider-azurerm pull request 20320,
+February 2023, in the 3.x line; issue 17741 found 3.15.0 without it), while
+``ARM_CLIENT_CERTIFICATE_PATH`` is read by every version: see
+https://registry.terraform.io/providers/hashicorp/azurerm/latest/docs/guides/service_principal_client_certificate
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import shlex
 from typing import Literal
 
-from sidecar.answers import ResolvedCredential
+from sidecar.answers import ClientCertificate, ResolvedCredential
 from sidecar.errors import InputError
 
 Format = Literal["env", "dotenv", "json"]
 
-#: Characters a value may hold in ``env`` and ``dotenv`` output. Every field is a GUID or
-#: an Azure client secret (letters, digits, ``~._-``), so anything else means a record
+#: Characters a value may hold in ``env`` and ``dotenv`` output. Every field is a GUID,
+#: an Azure client secret (letters, digits, ``~._-``), base64 or a path we made, so
+#: anything else means a record
 #: that was altered: it is refused, not escaped, because each consumer of these files
 #: (``eval``, ``set -a; . file``, ``docker --env-file``, dotenv libraries) unquotes
 #: differently.
@@ -30,20 +44,36 @@ def _checked(name: str, value: str) -> str:
     return value
 
 
-def arm_variables(cred: ResolvedCredential) -> dict[str, str]:
-    """``ARM_SUBSCRIPTION_ID`` is left out when neither stack nor integration names one."""
-    env = {
-        "ARM_CLIENT_ID": cred.client_id,
-        "ARM_CLIENT_SECRET": cred.client_secret.reveal(),
-        "ARM_TENANT_ID": cred.tenant_id,
-    }
+def arm_variables(cred: ResolvedCredential, certificate_path: str | None = None) -> dict[str, str]:
+    """``ARM_SUBSCRIPTION_ID`` is left out when neither stack nor integration names one.
+
+    A certificate is given in base64 (``ARM_CLIENT_CERTIFICATE``), or as the
+    file at ``certificate_path`` (``ARM_CLIENT_CERTIFICATE_PATH``) when one is given.
+    """
+    env = {"ARM_CLIENT_ID": cred.client_id}
+    if cred.certificate is None:
+        env["ARM_CLIENT_SECRET"] = cred.client_secret.reveal()
+    elif certificate_path is None:
+        env["ARM_CLIENT_CERTIFICATE"] = cred.certificate.bundle.reveal()
+    else:
+        env["ARM_CLIENT_CERTIFICATE_PATH"] = certificate_path
+    if cred.certificate is not None:
+        env["ARM_CLIENT_CERTIFICATE_PASSWORD"] = cred.certificate.password.reveal()
+    env["ARM_TENANT_ID"] = cred.tenant_id
     if cred.subscription_id:
         env["ARM_SUBSCRIPTION_ID"] = cred.subscription_id
     return env
 
 
-def _iso(cred: ResolvedCredential, name: str) -> str:
-    return str(getattr(cred, name).isoformat().replace("+00:00", "Z"))
+def pkcs12_bytes(certificate: ClientCertificate) -> bytes:
+    """The bundle's bytes; a bundle that is not base64 is refused without showing it."""
+    try:
+        return base64.b64decode(certificate.bundle.reveal(), validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(
+            "client_certificate is not base64; the stored record was altered:"
+            " ask an operator to correct it"
+        ) from None
 
 
 def _dotenv_value(name: str, value: str) -> str:
@@ -57,18 +87,7 @@ def render(cred: ResolvedCredential, fmt: Format) -> str:
     """``env``: shell ``export`` lines for ``eval``; ``dotenv``: KEY='value' lines; ``json``:
     the same fields as the plugin's ``creds`` response (JSON-escaped, ASCII only)."""
     if fmt == "json":
-        data = {
-            "client_id": cred.client_id,
-            "client_secret": cred.client_secret.reveal(),
-            "tenant_id": cred.tenant_id,
-            "subscription_id": cred.subscription_id,
-            "integration": cred.integration,
-            "key_id": cred.key_id,
-            "created_at": _iso(cred, "created"),
-            "expires_at": _iso(cred, "expires"),
-            "safe_until": _iso(cred, "safe_until"),
-        }
-        return json.dumps(data, indent=2) + "\n"
+        return json.dumps(cred.to_data(), indent=2) + "\n"
     variables = arm_variables(cred)
     if fmt == "env":
         return "".join(f"export {k}={shlex.quote(_checked(k, v))}\n" for k, v in variables.items())

@@ -16,10 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from sidecar.answers import Refusal, ResolvedCredential, creds_path, parse_time
+from sidecar.answers import Refusal, ResolvedCredential, creds_path
 from sidecar.errors import SidecarError, VaultError, VaultNotFound, VaultUnavailable
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
-from sidecar.sensitive import Sensitive
 from sidecar.vault_transport import PathRefusal, VaultTransport
 
 if TYPE_CHECKING:
@@ -65,17 +64,7 @@ def read_plugin(
             path=path,
             status=404,
         )
-    return ResolvedCredential(
-        client_id=str(data["client_id"]),
-        client_secret=Sensitive(str(data["client_secret"])),
-        tenant_id=str(data["tenant_id"]),
-        subscription_id=data.get("subscription_id") or None,
-        integration=str(data.get("integration", "")),
-        key_id=str(data.get("key_id", "")),
-        created=parse_time(data["created_at"]),
-        expires=parse_time(data["expires_at"]),
-        safe_until=parse_time(data["safe_until"]),
-    )
+    return ResolvedCredential.from_data(data)
 
 
 @dataclass

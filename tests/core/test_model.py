@@ -13,6 +13,7 @@ from sidecar.model import (
     INDEX_CAP,
     ConsentState,
     CredentialIndexError,
+    CredentialKind,
     IntegrationRecord,
     IntegrationStatus,
     Phase,
@@ -84,6 +85,7 @@ def test_records_keep_their_on_disk_format() -> None:
         "consent": "pending",
         "created": int(T.timestamp()),
         "status": "creating",
+        "kind": "secret",
     }
     assert list(data) == list(record.__dataclass_fields__)
     assert all(type(v) in (str, int, type(None)) for v in data.values())
@@ -93,12 +95,18 @@ def test_records_keep_their_on_disk_format() -> None:
     assert parsed.status is IntegrationStatus.CREATING
     legacy = {k: v for k, v in data.items() if k != "status"}
     assert IntegrationRecord.from_data(legacy).status is IntegrationStatus.READY
+    before_kinds = {k: v for k, v in data.items() if k != "kind"}
+    assert IntegrationRecord.from_data(before_kinds).kind is CredentialKind.SECRET
+    certified = IntegrationRecord.from_data({**data, "kind": "certificate"})
+    assert certified.kind is CredentialKind.CERTIFICATE
     stack = StackRecord("s", "r", None, GUID)
     assert stack.to_data() == {"name": "s", "read": "r", "write": None, "subscription_id": GUID}
     assert StackRecord.from_data(stack.to_data()) == stack
 
 
-@pytest.mark.parametrize(("field", "value"), [("consent", "revoked"), ("status", "gone")])
+@pytest.mark.parametrize(
+    ("field", "value"), [("consent", "revoked"), ("status", "gone"), ("kind", "password")]
+)
 def test_records_refuse_values_outside_their_enum(field: str, value: str) -> None:
     data = {
         "name": "web",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sidecar.answers import ResolvedCredential
+from sidecar.answers import ClientCertificate, ResolvedCredential
 from sidecar.errors import NotReadyError
-from sidecar.model import Phase
+from sidecar.model import CredentialKind, Phase
 from sidecar.plugin import path_creds
 from sidecar.sensitive import Sensitive
 
@@ -74,3 +75,40 @@ def test_never_ready_says_so() -> None:
     assert response.data["data"]["status"] == "not_ready"
     assert "ready_at" not in response.data["data"]
     assert "retry_after_seconds" not in response.data["data"]
+
+
+def test_a_certificate_answer_has_the_bundle_instead_of_a_secret_and_none_in_the_lease() -> None:
+    certificate = ClientCertificate(Sensitive("QUJDRA=="), Sensitive("pfx-pass"), "AB" * 20)
+    cred = replace(
+        credential(),
+        client_secret=Sensitive(""),
+        kind=CredentialKind.CERTIFICATE,
+        certificate=certificate,
+    )
+    response = path_creds._response(cred, "A", Phase("apply"), NOW)
+    assert "client_secret" not in response.data
+    assert response.data["kind"] == "certificate"
+    assert response.data["client_certificate"] == "QUJDRA=="
+    assert response.data["client_certificate_password"] == "pfx-pass"
+    assert response.data["thumbprint"] == "AB" * 20
+    assert response.lease is not None
+    assert "QUJDRA==" not in str(response.lease.internal)
+    assert "pfx-pass" not in str(response.lease.internal)
+    assert "pfx-pass" not in repr(cred)
+
+
+def test_a_secret_answer_has_the_fields_it_always_had_and_its_kind() -> None:
+    response = path_creds._response(credential(), "A", Phase("apply"), NOW)
+    assert list(response.data) == [
+        "client_id",
+        "client_secret",
+        "tenant_id",
+        "subscription_id",
+        "integration",
+        "key_id",
+        "created_at",
+        "expires_at",
+        "safe_until",
+        "kind",
+    ]
+    assert response.data["kind"] == "secret"

@@ -194,7 +194,11 @@ def write_file(path: Path, text: str) -> Path:
 
 
 def run_agent(
-    world: RunnerWorld, tmp_path: Path, stack: str, phase: str
+    world: RunnerWorld,
+    tmp_path: Path,
+    stack: str,
+    phase: str,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """Run a real ``bao agent`` with the shipped config and template, once.
 
@@ -209,6 +213,8 @@ def run_agent(
     write_file(tmp_path / "ci.jwt", world.jwt(stack, phase))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
     env |= {"AZSIDECAR_STACK": stack, "AZSIDECAR_PHASE": phase, "AZSIDECAR_MOUNT": MOUNT}
+    env |= {"AZSIDECAR_CERTIFICATE_FILE": str(tmp_path / "client-certificate.pfx")}
+    env |= extra_env or {}
     result = subprocess.run(
         [find_bao(), "agent", f"-config={config_file}"],
         env=env,

@@ -70,13 +70,29 @@ class Credential(_message.Message):
     CREATED_FIELD_NUMBER: _builtins.int
     EXPIRES_FIELD_NUMBER: _builtins.int
     SAFE_UNTIL_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CLIENT_CERTIFICATE_FIELD_NUMBER: _builtins.int
+    CLIENT_CERTIFICATE_PASSWORD_FIELD_NUMBER: _builtins.int
+    THUMBPRINT_FIELD_NUMBER: _builtins.int
     client_id: _builtins.str
     client_secret: _builtins.str
+    """Empty for kind "certificate"."""
     tenant_id: _builtins.str
     subscription_id: _builtins.str
     """Empty when neither the stack nor the integration names one."""
     integration: _builtins.str
     key_id: _builtins.str
+    kind: _builtins.str
+    """"certificate", or empty for a client secret (so a secret's message is
+    byte for byte what resolvers sent before certificates existed).
+    """
+    client_certificate: _builtins.str
+    """For kind "certificate": the PKCS#12 bundle (certificate and private key)
+    in base64, as ARM_CLIENT_CERTIFICATE takes it, and its password.
+    """
+    client_certificate_password: _builtins.str
+    thumbprint: _builtins.str
+    """The certificate's SHA-1 in upper-case hex."""
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -97,10 +113,14 @@ class Credential(_message.Message):
         created: _timestamp_pb2.Timestamp | None = ...,
         expires: _timestamp_pb2.Timestamp | None = ...,
         safe_until: _timestamp_pb2.Timestamp | None = ...,
+        kind: _builtins.str = ...,
+        client_certificate: _builtins.str = ...,
+        client_certificate_password: _builtins.str = ...,
+        thumbprint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "expires", b"expires", "safe_until", b"safe_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "client_secret", b"client_secret", "created", b"created", "expires", b"expires", "integration", b"integration", "key_id", b"key_id", "safe_until", b"safe_until", "subscription_id", b"subscription_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_certificate", b"client_certificate", "client_certificate_password", b"client_certificate_password", "client_id", b"client_id", "client_secret", b"client_secret", "created", b"created", "expires", b"expires", "integration", b"integration", "key_id", b"key_id", "kind", b"kind", "safe_until", b"safe_until", "subscription_id", b"subscription_id", "tenant_id", b"tenant_id", "thumbprint", b"thumbprint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
