@@ -35,6 +35,8 @@ from typing import Any
 
 import hvac
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from bench.chaos import invariants
 from bench.chaos.schedule import RATES, Fault, schedule
@@ -138,6 +140,53 @@ class ChaosResult:
             "real_seconds": round(self.real_seconds, 1),
             "error": self.error,
         }
+
+
+def setup_session() -> requests.Session:
+    """The set-up's HTTP session to Vault: a connection the load balancer closes (no
+    active node while an election runs) is tried again, for up to about ten seconds.
+
+    Only the set-up uses it, where no fault is injected yet: nothing else writes, so a
+    retried write whose first answer was lost either lands or fails loudly (a
+    check-and-set write finds its version taken). The product's own clients keep
+    their behaviour, which is what the faults test.
+    """
+    session = requests.Session()
+    retry = Retry(
+        total=8,
+        connect=8,
+        read=8,
+        other=8,
+        status=0,
+        allowed_methods=None,  # every method: the set-up is alone with Vault
+        backoff_factor=0.25,
+        backoff_max=2.0,
+        raise_on_status=False,
+    )
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    return session
+
+
+def settle(
+    cluster: OpenBaoRaftCluster,
+    balancer: ActiveNodeBalancer,
+    hold: float = 2.0,
+    timeout: float = 60.0,
+) -> int:
+    """Wait until one node has stayed active for ``hold`` seconds and the balancer sends
+    new connections to it; its index. A cluster just formed may elect again while the
+    joined nodes become voters, and the balancer refuses connections meanwhile."""
+    deadline = time.monotonic() + timeout
+    last: int | None = None
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        leader = cluster.leader()
+        if leader is None or leader != last or balancer.active(refresh=True) != leader:
+            last, since = leader, time.monotonic()
+        elif time.monotonic() - since >= hold:
+            return leader
+        time.sleep(0.1)
+    raise SidecarError(f"the raft cluster did not keep one leader for {hold:g} s in {timeout:g} s")
 
 
 def refusal_causes(integration: str, status: int, standing: list[Applied]) -> list[Applied]:
@@ -396,25 +445,34 @@ class Chaos(Demo):
         endpoints, admin = self._start_emulator()
         self.admin = admin
         policy = chaos_timing()
-        root = connect(self.balancer.addr, token=self.cluster.root_token)
+        # The set-up runs before any fault, but on two shared cores a raft cluster with
+        # performance_multiplier 1 may still hold an election or two; set-up goes once
+        # the leader has held and rides out an election with every Vault call.
+        settle(self.cluster, self.balancer)
+        rides = setup_session()
+        root = connect(self.balancer.addr, token=self.cluster.root_token, session=rides)
         setup = vault_setup.configure(root, vault_addr)
         config = self._product_config(vault_addr, endpoints, policy)
 
-        def store(token: str) -> Store:
-            return Store(
-                VaultKV(connect(vault_addr, token=token), vault_setup.KV_MOUNT, vault_setup.PREFIX)
-            )
+        def store(token: str, session: requests.Session | None = None) -> Store:
+            client = connect(vault_addr, token=token, session=session)
+            return Store(VaultKV(client, vault_setup.KV_MOUNT, vault_setup.PREFIX))
 
         sidecar_store, operator_store = (
             store(setup.sidecar_token.reveal()),
             store(setup.operator_token.reveal()),
         )
-        setup_runtime = Runtime(config=config, clock=AdminClock(admin), store=sidecar_store)
+        setup_runtime = Runtime(
+            config=config,
+            clock=AdminClock(admin),
+            store=store(setup.sidecar_token.reveal(), rides),
+        )
         self._management(admin, setup_runtime)
         self._integrations(admin, setup_runtime, endpoints)
         self.foreign_apps.add(self.management_app)
         by_phase = {t.phase: t.integration for t in INTEGRATIONS}
-        attach(operator_store, STACK, read=by_phase["plan"], write=by_phase["apply"])
+        setup_operator = store(setup.operator_token.reveal(), rides)
+        attach(setup_operator, STACK, read=by_phase["plan"], write=by_phase["apply"])
         self.expected_stacks[STACK] = (by_phase["plan"], by_phase["apply"])
         admin.advance(policy.propagation_delay.total_seconds() + 600)
         clock_info = admin.accelerate(self.chaos.speed)
