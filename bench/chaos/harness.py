@@ -350,6 +350,7 @@ class DaemonSlot:
     incarnation: int = 0
     down_until: datetime | None = None  # killed by a fault; restart then
     armed: str = ""  # crash point armed in the running process
+    armed_until: datetime | None = None  # restarted plain then if no rotation came
     logs: list[Path] = field(default_factory=list)
 
     def leader(self) -> bool:
@@ -562,7 +563,13 @@ class Chaos(Demo):
         slot.eager_config_path.write_text(daemon_config(eager_sections(sections, config.timing)))
         self.slots.append(slot)
 
-    def _start(self, slot: DaemonSlot, setup: vault_setup.VaultSetup, crash_at: str = "") -> None:
+    def _start(
+        self,
+        slot: DaemonSlot,
+        setup: vault_setup.VaultSetup,
+        crash_at: str = "",
+        armed_until: datetime | None = None,
+    ) -> None:
         slot.incarnation += 1
         extra = {"AZSIDECAR_TEST_CRASH_AT": crash_at} if crash_at else {}
         # Armed, it renews at once whatever it leads, so the crash point meets a rotation.
@@ -573,6 +580,7 @@ class Chaos(Demo):
             _clean_env(VAULT_TOKEN=setup.sidecar_token.reveal(), **extra),
         )
         slot.armed = crash_at
+        slot.armed_until = armed_until if crash_at else None
         slot.down_until = None
         slot.logs.append(slot.child.log_path)
 
@@ -619,8 +627,7 @@ class Chaos(Demo):
                 ):
                     with self.lock:
                         self.applied[id(fault)] = Applied(now, fault)
-                    ends = start + fault.at + self._held_for(fault, policy)
-                    endings.append((ends, id(fault), fault))
+                    endings.append((start + fault.end, id(fault), fault))
             for item in sorted(endings, key=lambda e: (e[0], e[1])):
                 if item[0] <= now:
                     endings.remove(item)
@@ -665,15 +672,28 @@ class Chaos(Demo):
         ]
 
     def _supervise(self, now: datetime, setup: vault_setup.VaultSetup) -> None:
-        """Restart daemons whose downtime ended, and those an armed crash point killed."""
+        """Restart daemons whose downtime ended, and those that died; an armed daemon
+        that died of something else than its crash point (it exits at start-up when
+        Vault is unreachable) comes back armed until its time is up."""
         for slot in self.slots:
             child = slot.child
+            step = slot.armed
+            expired = slot.armed_until is not None and now >= slot.armed_until
             if slot.down_until is not None:
                 if now >= slot.down_until:
                     self._start(slot, setup)
             elif child is not None and not child.alive():
-                if slot.armed and child.process.returncode == -signal.SIGKILL:
-                    self.figures.faults_injected[f"crashed_{slot.armed}"] += 1
+                crashed = child.process.returncode == -signal.SIGKILL
+                if step and crashed:
+                    self.figures.faults_injected[f"crashed_{step}"] += 1
+                elif step and expired:
+                    self.figures.faults_injected[f"armed_not_reached_{step}"] += 1
+                rearm = step if step and not crashed and not expired else ""
+                self._start(slot, setup, crash_at=rearm, armed_until=slot.armed_until)
+            elif step and expired:
+                # No rotation came while armed: restart it plain.
+                self.figures.faults_injected[f"armed_not_reached_{step}"] += 1
+                self._kill(slot)
                 self._start(slot, setup)
 
     def _start_fault(
@@ -690,6 +710,8 @@ class Chaos(Demo):
             if slot.down_until is not None or not self._kill(slot):
                 f.faults_injected["skipped_" + kind] += 1
                 return False
+            if slot.armed:  # killed before a rotation came; restarted plain
+                f.faults_injected[f"armed_not_reached_{slot.armed}"] += 1
             slot.down_until = now + fault.duration
             self._block_if_all_down(now)
         elif kind == "daemon_kill_mid_rotation":
@@ -699,11 +721,12 @@ class Chaos(Demo):
                 f.faults_injected["skipped_" + kind] += 1
                 return False
             step = self.rng.choice(CRASH_STEPS)
+            until = now + self._armed_for(fault, chaos_timing())
             for other in others:  # the next leader dies at `step` of its first rotation
                 self._kill(other)
-                self._start(other, setup, crash_at=step)
+                self._start(other, setup, crash_at=step, armed_until=until)
             self._kill(leaders[0])
-            leaders[0].down_until = now + self._held_for(fault, chaos_timing())
+            leaders[0].down_until = now + fault.duration
         elif kind == "raft_leader_kill":
             cluster = self.cluster
             assert cluster is not None
@@ -769,24 +792,19 @@ class Chaos(Demo):
             self.lags.pop(id(fault), None)
             self._apply_lag()
         elif kind in ("daemon_kill", "daemon_kill_mid_rotation"):
-            for slot in self.slots if kind == "daemon_kill_mid_rotation" else ():
-                if slot.armed and slot.child is not None and slot.child.alive():
-                    # No rotation came while armed: restart it plain.
-                    self.figures.faults_injected[f"armed_not_reached_{slot.armed}"] += 1
-                    self._kill(slot)
-                    self._start(slot, setup)
+            # An armed daemon stays armed past the fault's end until it took the lease
+            # over and died at its step, or its time is up (see _supervise).
             self._unblock_if_any_up(now)
 
     # -- helpers for faults -----------------------------------------------------------------
 
     @staticmethod
-    def _held_for(fault: Fault, policy: TimingPolicy) -> timedelta:
-        """How long the harness holds ``fault``: its duration, except that a kill
-        mid-rotation keeps the leader down until the armed daemon can have taken the
-        lease over (the dead leader's lease runs out, the standby renews every third
-        of it) and ticked, so that the crash point meets the rotation it waits for."""
-        if fault.kind != "daemon_kill_mid_rotation":
-            return fault.duration
+    def _armed_for(fault: Fault, policy: TimingPolicy) -> timedelta:
+        """How long the standby of a kill mid-rotation stays armed: the fault's duration,
+        or longer, until it can have taken the lease over (the dead leader's lease runs
+        out, the standby renews every third of it) and ticked. The killed leader is down
+        for the fault's duration only and comes back plain; whichever takes the lease
+        first leads, so the fault blocks rotation no longer than it did."""
         takeover = policy.lease_ttl + policy.lease_ttl / 3 + timedelta(minutes=15)
         return max(fault.duration, takeover)
 
