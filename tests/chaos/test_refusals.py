@@ -85,7 +85,7 @@ def test_the_figures_keep_refusals_a_fault_explains_apart() -> None:
     )
     assert figures["refused_under_fault"] == 1 and figures["refused_without_fault"] == 1
     text = readme_section(figures)
-    assert "**1 refused by Azure with no fault to explain it**" in text
+    assert "**1 refused by Azure with no recorded fault to explain it**" in text
     assert "1 refused while something injected explained it" in text
     older = _seed([])  # a seed from the harness before: a refusal and no record of it
     older["failures_by_stage"] = {"sign-in": 1}
