@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-scale", type=float, default=1.0)
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at the same time")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--logs", type=Path, default=None, help="keep every process's log here")
     parser.add_argument("--update-readme", type=Path, default=None)
     args = parser.parse_args(argv)
     seeds = list(range(args.seeds[0], args.seeds[0] + args.count)) if args.count else args.seeds
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             speed=args.speed,
             rate_scale=args.rate_scale,
             runs_every=timedelta(minutes=20),
+            logs=None if args.logs is None else args.logs / f"seed{s}",
         )
         for s in seeds
     ]

@@ -16,14 +16,17 @@ quiescence invariants are checked once Azure and Vault have had a tick.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import random
+import re
 import shutil
 import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -32,6 +35,8 @@ from typing import Any
 
 import hvac
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from bench.chaos import invariants
 from bench.chaos.schedule import RATES, Fault, schedule
@@ -64,6 +69,7 @@ from sidecar.vault import VaultKV, connect
 from tests.raftlb import ActiveNodeBalancer
 from tests.tcpproxy import TcpProxy
 
+_AADSTS = re.compile(r"AADSTS\d+")
 CRASH_STEPS = ("after_intent", "after_add_password", "after_kv_write", "after_store")
 #: The worst replication lag any fault brings (the stuck replica): the delay must bound it.
 WORST_LAG = timedelta(hours=1)
@@ -92,6 +98,7 @@ class ChaosResult:
     runs_failed: int = 0
     failures_by_stage: Counter[str] = field(default_factory=Counter)
     failure_reasons: list[tuple[str, int]] = field(default_factory=list)
+    refusals: list[dict[str, Any]] = field(default_factory=list)  # every sign-in refused
     handed_checked: int = 0
     samples: int = 0
     unobservable_samples: int = 0
@@ -119,6 +126,7 @@ class ChaosResult:
             "runs_failed": self.runs_failed,
             "failures_by_stage": dict(sorted(self.failures_by_stage.items())),
             "failure_reasons": self.failure_reasons,
+            "refusals": self.refusals,
             "handed_checked": self.handed_checked,
             "samples": self.samples,
             "unobservable_samples": self.unobservable_samples,
@@ -132,6 +140,105 @@ class ChaosResult:
             "real_seconds": round(self.real_seconds, 1),
             "error": self.error,
         }
+
+
+def setup_session() -> requests.Session:
+    """The set-up's HTTP session to Vault: a connection the load balancer closes (no
+    active node while an election runs) is tried again, for up to about ten seconds.
+
+    Only the set-up uses it, where no fault is injected yet: nothing else writes, so a
+    retried write whose first answer was lost either lands or fails loudly (a
+    check-and-set write finds its version taken). The product's own clients keep
+    their behaviour, which is what the faults test.
+    """
+    session = requests.Session()
+    retry = Retry(
+        total=8,
+        connect=8,
+        read=8,
+        other=8,
+        status=0,
+        allowed_methods=None,  # every method: the set-up is alone with Vault
+        backoff_factor=0.25,
+        backoff_max=2.0,
+        raise_on_status=False,
+    )
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    return session
+
+
+def settle(
+    cluster: OpenBaoRaftCluster,
+    balancer: ActiveNodeBalancer,
+    hold: float = 2.0,
+    timeout: float = 60.0,
+) -> int:
+    """Wait until one node has stayed active for ``hold`` seconds and the balancer sends
+    new connections to it; its index. A cluster just formed may elect again while the
+    joined nodes become voters, and the balancer refuses connections meanwhile."""
+    deadline = time.monotonic() + timeout
+    last: int | None = None
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        leader = cluster.leader()
+        if leader is None or leader != last or balancer.active(refresh=True) != leader:
+            last, since = leader, time.monotonic()
+        elif time.monotonic() - since >= hold:
+            return leader
+        time.sleep(0.1)
+    raise SidecarError(f"the raft cluster did not keep one leader for {hold:g} s in {timeout:g} s")
+
+
+def refusal_causes(integration: str, status: int, standing: list[Applied]) -> list[Applied]:
+    """The injected faults among ``standing`` (those applied while the run was in flight)
+    that explain Azure refusing a handed credential of ``integration`` with ``status``.
+
+    Only two do: the operator deleting that integration (its application is gone, or
+    going replica by replica), and an error storm answering the sign-in itself (a 5xx
+    or 429, which no credential can cause). Replication lag does not: every lag profile
+    the schedule switches to stays within the configured propagation delay
+    (:data:`WORST_LAG`), and a kill, a Vault cut or a Graph storm must not make Azure
+    refuse a credential the product handed out.
+    """
+    storm = status >= 500 or status == 429
+    return [
+        a
+        for a in standing
+        if (a.fault.kind == "op_delete_integration" and a.target == integration)
+        or (storm and a.fault.kind in ("graph_5xx", "graph_429", "graph_drop"))
+    ]
+
+
+def expired_in_flight(asked: datetime, signed: datetime, expires: datetime) -> str:
+    """Why a secret handed inside the ready rule had expired by its sign-in, or "".
+
+    The rule stops handing a secret out ``ready_safety_margin`` before it expires,
+    room for a run's own minutes; at 1440 times real speed a run held up a real
+    second or two on a loaded machine spans more emulated time than that.
+    """
+    if signed < expires:
+        return ""
+    return (
+        f"the run took {signed - asked} (emulated) from asking to signing in, past the"
+        f" secret's expiry at {expires:%F %T}: the accelerated clock, not Azure"
+    )
+
+
+def eager_sections(
+    sections: dict[str, dict[str, object]], policy: TimingPolicy
+) -> dict[str, dict[str, object]]:
+    """A daemon's configuration made to renew every secret on its first tick.
+
+    The operator's lever is the timing: a secret lifetime twice the usual and a
+    renewal window as long as the usual lifetime puts every secret the others
+    made inside the window (the configuration still validates: the window is half
+    the lifetime). Only a daemon armed for a kill mid-rotation runs with it; it
+    dies at the armed step of that renewal and comes back with the usual timing.
+    """
+    timing = dict(sections["timing"])
+    timing["secret_lifetime"] = 2 * policy.secret_lifetime
+    timing["secret_renew_before"] = policy.secret_lifetime
+    return {**sections, "timing": timing}
 
 
 def chaos_timing() -> TimingPolicy:
@@ -177,6 +284,8 @@ class CheckedRunner(Runner):
         self.clock = clock
         self.handed = 0
         self._asked = threading.local()
+        self.on_refusal: Callable[[RunResult, datetime, datetime, ResolvedCredential], None]
+        self.on_refusal = lambda *_: None
 
     def _fetch(
         self, client: hvac.Client, stack: str, phase: Phase, path: Path_
@@ -204,19 +313,44 @@ class CheckedRunner(Runner):
             asked, self.clock.now(), credential.integration, credential.client_id, credential.key_id
         )
         self.handed += 1
-        return super()._use(credential, stack, phase, path, at)
+        result = super()._use(credential, stack, phase, path, at)
+        if result.stage == "sign-in":
+            self.on_refusal(result, asked, self.clock.now(), credential)
+        return result
+
+
+@dataclass
+class Applied:
+    """A fault or operator action as the harness applied it: emulated start and end."""
+
+    start: datetime
+    fault: Fault
+    end: datetime | None = None  # None: still standing
+    target: str = ""  # an operator action's integration or stack
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.start <= end and (self.end is None or self.end >= start)
+
+    def describe(self, origin: datetime) -> str:
+        hours = (self.start - origin).total_seconds() / 3600
+        until = "" if self.end is None else f"..{(self.end - origin).total_seconds() / 3600:.2f}"
+        extra = " ".join(f"{k}={v}" for k, v in self.fault.params if k != "pick")
+        target = f" {self.target}" if self.target else ""
+        return f"{hours:.2f}{until} h {self.fault.kind}{target} {extra}".rstrip()
 
 
 @dataclass
 class DaemonSlot:
     index: int
     config_path: Path
+    eager_config_path: Path  # the same daemon renewing every secret at once (mid-rotation kills)
     metrics_port: int
     resolver_port: int
     child: Child | None = None
     incarnation: int = 0
     down_until: datetime | None = None  # killed by a fault; restart then
     armed: str = ""  # crash point armed in the running process
+    armed_until: datetime | None = None  # restarted plain then if no rotation came
     logs: list[Path] = field(default_factory=list)
 
     def leader(self) -> bool:
@@ -270,6 +404,8 @@ class Chaos(Demo):
         self.extra_stacks: list[str] = []
         self.foreign_apps: set[str] = set()
         self.fault_state: dict[int, int] = {}
+        self.applied: dict[int, Applied] = {}  # by id(fault), in the order applied
+        self.schedule_start = datetime.now(UTC)
         self.admin: EmulatorAdmin
         self.clock: RealTimeClock
 
@@ -310,25 +446,34 @@ class Chaos(Demo):
         endpoints, admin = self._start_emulator()
         self.admin = admin
         policy = chaos_timing()
-        root = connect(self.balancer.addr, token=self.cluster.root_token)
+        # The set-up runs before any fault, but on two shared cores a raft cluster with
+        # performance_multiplier 1 may still hold an election or two; set-up goes once
+        # the leader has held and rides out an election with every Vault call.
+        settle(self.cluster, self.balancer)
+        rides = setup_session()
+        root = connect(self.balancer.addr, token=self.cluster.root_token, session=rides)
         setup = vault_setup.configure(root, vault_addr)
         config = self._product_config(vault_addr, endpoints, policy)
 
-        def store(token: str) -> Store:
-            return Store(
-                VaultKV(connect(vault_addr, token=token), vault_setup.KV_MOUNT, vault_setup.PREFIX)
-            )
+        def store(token: str, session: requests.Session | None = None) -> Store:
+            client = connect(vault_addr, token=token, session=session)
+            return Store(VaultKV(client, vault_setup.KV_MOUNT, vault_setup.PREFIX))
 
         sidecar_store, operator_store = (
             store(setup.sidecar_token.reveal()),
             store(setup.operator_token.reveal()),
         )
-        setup_runtime = Runtime(config=config, clock=AdminClock(admin), store=sidecar_store)
+        setup_runtime = Runtime(
+            config=config,
+            clock=AdminClock(admin),
+            store=store(setup.sidecar_token.reveal(), rides),
+        )
         self._management(admin, setup_runtime)
         self._integrations(admin, setup_runtime, endpoints)
         self.foreign_apps.add(self.management_app)
         by_phase = {t.phase: t.integration for t in INTEGRATIONS}
-        attach(operator_store, STACK, read=by_phase["plan"], write=by_phase["apply"])
+        setup_operator = store(setup.operator_token.reveal(), rides)
+        attach(setup_operator, STACK, read=by_phase["plan"], write=by_phase["apply"])
         self.expected_stacks[STACK] = (by_phase["plan"], by_phase["apply"])
         admin.advance(policy.propagation_delay.total_seconds() + 600)
         clock_info = admin.accelerate(self.chaos.speed)
@@ -366,6 +511,8 @@ class Chaos(Demo):
             )
             for slot in self.slots
         ]
+        for runner in runners:
+            runner.on_refusal = functools.partial(self._refused, checker)
         ops = Operator(self, admin, config, clock, sidecar_store, operator_store, endpoints)
         threads = [
             threading.Thread(target=self._sampler, args=(checker, clock, policy), daemon=True),
@@ -402,22 +549,38 @@ class Chaos(Demo):
     def _new_slot(
         self, i: int, config: Config, clock: dict[str, Any], setup: vault_setup.VaultSetup
     ) -> None:
-        slot = DaemonSlot(i, self.workdir / f"daemon{i}.toml", free_port(), free_port())
+        slot = DaemonSlot(
+            i,
+            self.workdir / f"daemon{i}.toml",
+            self.workdir / f"daemon{i}-eager.toml",
+            free_port(),
+            free_port(),
+        )
         sections = self._daemon_sections(
             config, clock, setup, slot.metrics_port, slot.resolver_port
         )
         slot.config_path.write_text(daemon_config(sections))
+        slot.eager_config_path.write_text(daemon_config(eager_sections(sections, config.timing)))
         self.slots.append(slot)
 
-    def _start(self, slot: DaemonSlot, setup: vault_setup.VaultSetup, crash_at: str = "") -> None:
+    def _start(
+        self,
+        slot: DaemonSlot,
+        setup: vault_setup.VaultSetup,
+        crash_at: str = "",
+        armed_until: datetime | None = None,
+    ) -> None:
         slot.incarnation += 1
         extra = {"AZSIDECAR_TEST_CRASH_AT": crash_at} if crash_at else {}
+        # Armed, it renews at once whatever it leads, so the crash point meets a rotation.
+        config_path = slot.eager_config_path if crash_at else slot.config_path
         slot.child = self.children.start(
             f"daemon{slot.index}-{slot.incarnation}",
-            azsidecar_argv("daemon", "--config", str(slot.config_path)),
+            azsidecar_argv("daemon", "--config", str(config_path)),
             _clean_env(VAULT_TOKEN=setup.sidecar_token.reveal(), **extra),
         )
         slot.armed = crash_at
+        slot.armed_until = armed_until if crash_at else None
         slot.down_until = None
         slot.logs.append(slot.child.log_path)
 
@@ -453,7 +616,8 @@ class Chaos(Demo):
                 day = round((now - start).total_seconds() / 86400)
                 self.out(
                     f"  day {day}: {sum(self.figures.faults_injected.values())} faults,"
-                    f" {self.tally.runs} runs, {len(self.tally.failed)} failed while faults stood"
+                    f" {self.tally.runs} runs, {len(self.tally.failed)} failed while faults stood;"
+                    f" daemons {self._daemons_state()}"
                 )
                 next_day += timedelta(days=1)
             while pending and start + pending[0].at <= now:
@@ -461,6 +625,8 @@ class Chaos(Demo):
                 if self._start_fault(
                     fault, len(endings) + len(self.figures.faults_injected), now, setup
                 ):
+                    with self.lock:
+                        self.applied[id(fault)] = Applied(now, fault)
                     endings.append((start + fault.end, id(fault), fault))
             for item in sorted(endings, key=lambda e: (e[0], e[1])):
                 if item[0] <= now:
@@ -485,6 +651,17 @@ class Chaos(Demo):
             with contextlib.suppress(Exception):
                 job.result(timeout=120)
 
+    def _daemons_state(self) -> str:
+        """Each daemon: down, leading or standing by, for the progress line."""
+        states = []
+        for slot in self.slots:
+            if slot.child is None or not slot.child.alive():
+                states.append(f"{slot.index}:down")
+            else:
+                armed = f" armed {slot.armed}" if slot.armed else ""
+                states.append(f"{slot.index}:{'leader' if slot.leader() else 'standby'}{armed}")
+        return ", ".join(states)
+
     def _run_stacks(self) -> list[tuple[str, list[Phase]]]:
         """Every attached stack with the phases it has an integration for."""
         with self.lock:
@@ -495,15 +672,28 @@ class Chaos(Demo):
         ]
 
     def _supervise(self, now: datetime, setup: vault_setup.VaultSetup) -> None:
-        """Restart daemons whose downtime ended, and those an armed crash point killed."""
+        """Restart daemons whose downtime ended, and those that died; an armed daemon
+        that died of something else than its crash point (it exits at start-up when
+        Vault is unreachable) comes back armed until its time is up."""
         for slot in self.slots:
             child = slot.child
+            step = slot.armed
+            expired = slot.armed_until is not None and now >= slot.armed_until
             if slot.down_until is not None:
                 if now >= slot.down_until:
                     self._start(slot, setup)
             elif child is not None and not child.alive():
-                if slot.armed and child.process.returncode == -signal.SIGKILL:
-                    self.figures.faults_injected[f"crashed_{slot.armed}"] += 1
+                crashed = child.process.returncode == -signal.SIGKILL
+                if step and crashed:
+                    self.figures.faults_injected[f"crashed_{step}"] += 1
+                elif step and expired:
+                    self.figures.faults_injected[f"armed_not_reached_{step}"] += 1
+                rearm = step if step and not crashed and not expired else ""
+                self._start(slot, setup, crash_at=rearm, armed_until=slot.armed_until)
+            elif step and expired:
+                # No rotation came while armed: restart it plain.
+                self.figures.faults_injected[f"armed_not_reached_{step}"] += 1
+                self._kill(slot)
                 self._start(slot, setup)
 
     def _start_fault(
@@ -520,6 +710,8 @@ class Chaos(Demo):
             if slot.down_until is not None or not self._kill(slot):
                 f.faults_injected["skipped_" + kind] += 1
                 return False
+            if slot.armed:  # killed before a rotation came; restarted plain
+                f.faults_injected[f"armed_not_reached_{slot.armed}"] += 1
             slot.down_until = now + fault.duration
             self._block_if_all_down(now)
         elif kind == "daemon_kill_mid_rotation":
@@ -529,9 +721,10 @@ class Chaos(Demo):
                 f.faults_injected["skipped_" + kind] += 1
                 return False
             step = self.rng.choice(CRASH_STEPS)
+            until = now + self._armed_for(fault, chaos_timing())
             for other in others:  # the next leader dies at `step` of its first rotation
                 self._kill(other)
-                self._start(other, setup, crash_at=step)
+                self._start(other, setup, crash_at=step, armed_until=until)
             self._kill(leaders[0])
             leaders[0].down_until = now + fault.duration
         elif kind == "raft_leader_kill":
@@ -581,6 +774,9 @@ class Chaos(Demo):
 
     def _end_fault(self, fault: Fault, now: datetime, setup: vault_setup.VaultSetup) -> None:
         kind = fault.kind
+        with self.lock:
+            if id(fault) in self.applied:
+                self.applied[id(fault)].end = now
         if kind == "raft_leader_kill":
             index = self.fault_state.pop(id(fault), None)
             if index is not None and self.cluster is not None:
@@ -596,15 +792,21 @@ class Chaos(Demo):
             self.lags.pop(id(fault), None)
             self._apply_lag()
         elif kind in ("daemon_kill", "daemon_kill_mid_rotation"):
-            for slot in self.slots:
-                if slot.armed and slot.child is not None and slot.child.alive():
-                    # No rotation came while armed: restart it plain.
-                    self.figures.faults_injected[f"armed_not_reached_{slot.armed}"] += 1
-                    self._kill(slot)
-                    self._start(slot, setup)
+            # An armed daemon stays armed past the fault's end until it took the lease
+            # over and died at its step, or its time is up (see _supervise).
             self._unblock_if_any_up(now)
 
     # -- helpers for faults -----------------------------------------------------------------
+
+    @staticmethod
+    def _armed_for(fault: Fault, policy: TimingPolicy) -> timedelta:
+        """How long the standby of a kill mid-rotation stays armed: the fault's duration,
+        or longer, until it can have taken the lease over (the dead leader's lease runs
+        out, the standby renews every third of it) and ticked. The killed leader is down
+        for the fault's duration only and comes back plain; whichever takes the lease
+        first leads, so the fault blocks rotation no longer than it did."""
+        takeover = policy.lease_ttl + policy.lease_ttl / 3 + timedelta(minutes=15)
+        return max(fault.duration, takeover)
 
     def _until_leader(self, since: datetime) -> None:
         cluster = self.cluster
@@ -655,6 +857,73 @@ class Chaos(Demo):
     def _apply_lag(self) -> None:
         profile = list(self.lags.values())[-1] if self.lags else "default"
         self._admin_post("/replication", {"profile": profile})
+
+    # -- sign-ins refused -----------------------------------------------------------------
+
+    def _refused(
+        self,
+        checker: invariants.Checker,
+        result: RunResult,
+        asked: datetime,
+        after: datetime,
+        credential: ResolvedCredential,
+    ) -> None:
+        """Azure refused a handed credential: what it said, what Azure and each directory
+        replica hold, and every fault or operator action standing since the key was made."""
+        code = _AADSTS.search(result.reason)
+        key = credential.key_id
+        record: dict[str, Any] = {
+            "at": f"{after:%F %T}",
+            "asked": f"{asked:%F %T}",
+            "stack": result.stack,
+            "phase": str(result.phase),
+            "path": result.path,
+            "integration": credential.integration,
+            "key": key[:8],
+            "status": result.status,
+            "code": code.group(0) if code else "",
+        }
+        since = asked - WORST_LAG - timedelta(hours=2)
+        try:
+            app = checker.azure.application(credential.client_id)
+            held = invariants.held_by(app) if app is not None else {}
+            record["app_exists"] = app is not None
+            window = held.get(key)
+            record["key_window"] = None if window is None else [f"{w:%F %T}" for w in window]
+            if window is not None:
+                since = min(since, window[0])
+            record["replicas_holding"] = self._replicas_holding(credential.client_id, key)
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            record["azure_error"] = type(exc).__name__
+        with self.lock:
+            standing = [a for a in self.applied.values() if a.overlaps(since, after)]
+        record["faults"] = [a.describe(self.schedule_start) for a in standing]
+        in_flight = [a for a in standing if a.overlaps(asked, after)]
+        causes = refusal_causes(credential.integration, result.status, in_flight)
+        record["caused_by"] = [a.describe(self.schedule_start) for a in causes]
+        outlived = expired_in_flight(asked, after, credential.expires)
+        if outlived:
+            record["caused_by"].append(outlived)
+        self.figures.refusals.append(record)
+        self.out(f"  sign-in refused: {record}")
+        said = record["code"] or f"HTTP {result.status}"
+        checker.refused(after, credential.integration, key, said, record["caused_by"])
+
+    def _replicas_holding(self, client_id: str, key: str) -> list[int]:
+        """The directory replicas whose view of the application holds ``key`` now."""
+        replicas = int(
+            self.admin.session.get(f"{self.admin.url}/replication", timeout=10).json()["replicas"]
+        )
+        out = []
+        for replica in range(replicas):
+            response = self.admin.session.get(
+                f"{self.admin.url}/applications/{client_id}",
+                params={"replica": replica},
+                timeout=10,
+            )
+            if response.status_code == 200 and key in invariants.held_by(response.json()):
+                out.append(replica)
+        return out
 
     # -- invariants ---------------------------------------------------------------------------
 
@@ -796,6 +1065,7 @@ class Operator:
         self.runtime = Runtime(config=config, clock=clock, store=sidecar_store)
         self.login_url = endpoints.base_url
         self.made = 0
+        self.target = ""  # what the action in hand acts on, for the record of faults
 
     def work(self) -> None:
         """Until the run stops and the queue is empty: take an action and carry it out."""
@@ -808,8 +1078,12 @@ class Operator:
                 continue
             if fault is None:
                 return
+            began = self.clock.now()
+            self.target = ""
             done = self._retry(fault)
             self.chaos.figures.operator_actions[fault.kind + ("" if done else "_gave_up")] += 1
+            with self.chaos.lock:
+                self.chaos.applied[id(fault)] = Applied(began, fault, self.clock.now(), self.target)
 
     def _retry(self, fault: Fault) -> bool:
         for _ in range(200):
@@ -826,6 +1100,7 @@ class Operator:
         if fault.kind == "op_create_integration":
             name = getattr(fault, "_name", None) or f"ops-{len(c.ops_made) + self.made}"
             object.__setattr__(fault, "_name", name)  # a retry resumes the same name
+            self.target = name
             self._create(name, pick)
             stack = f"ops-stack-{name}"
             attach(self.operator_store, stack, read=name, write=name)
@@ -839,6 +1114,7 @@ class Operator:
             if not candidates:
                 return
             name = candidates[pick % len(candidates)]
+            self.target = name
             with c.lock:
                 stacks = [s for s, pair in c.expected_stacks.items() if name in pair]
             for stack in stacks:
@@ -867,6 +1143,7 @@ class Operator:
                 names = sorted(c.expected_integrations)
             name = names[pick % len(names)]
             stack = f"extra-{pick % 1000}"
+            self.target = f"{stack} read={name}"
             attach(self.operator_store, stack, read=name)
             with c.lock:
                 old = c.expected_stacks.get(stack, ("", ""))
@@ -879,6 +1156,7 @@ class Operator:
             if not extra:
                 return
             stack = extra[pick % len(extra)]
+            self.target = stack
             detach(self.operator_store, stack)
             with c.lock:
                 c.expected_stacks.pop(stack, None)

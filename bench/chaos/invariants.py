@@ -249,6 +249,26 @@ class Checker:
                 f" {start:%F %T}, expiring {end:%F %T}: outside the ready rule",
             )
 
+    def refused(
+        self, at: datetime, integration: str, key_id: str, said: str, causes: list[str]
+    ) -> None:
+        """Azure refused a handed credential at sign-in (``said``: the AADSTS code or status).
+
+        That is what the product promises never happens, unless an injected fault
+        explains it (``causes``, worked out by the harness: the operator deleting the
+        integration while the run was in flight, an error storm answering the sign-in
+        itself, the secret expiring while the run was held up at thousands of times real
+        speed): such a refusal is reported apart, any other one is a violation.
+        """
+        if causes:
+            self.findings.excuse(f"{at:%F %T} {integration}: sign-in refused ({said}): {causes[0]}")
+        self.findings.check(
+            "refused-only-under-fault",
+            bool(causes),
+            f"{at:%F %T} {integration}: Azure refused handed key {key_id[:8]} ({said})"
+            " with no fault standing that explains it",
+        )
+
     # -- a periodic sample --------------------------------------------------------------
 
     def sample(self, at: datetime, windows: list[Window]) -> None:
@@ -400,6 +420,11 @@ class Checker:
                 _PRIVATE_KEY not in text,
                 f"{where} holds a PEM private key",
             )
+
+
+def held_by(app: dict[str, Any]) -> dict[str, tuple[datetime, datetime]]:
+    """keyId -> (start, end) of the product's secrets on ``app`` (an admin API answer)."""
+    return _ours(app)
 
 
 def _ours(app: dict[str, Any]) -> dict[str, tuple[datetime, datetime]]:

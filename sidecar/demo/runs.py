@@ -98,6 +98,7 @@ class RunResult:
     stage: str = ""  # where it failed: login, credential, sign-in, arm
     reason: str = ""
     fetch_seconds: float = 0.0  # real seconds to log in and get the credential
+    status: int = 0  # the HTTP status of the answer that failed the run (sign-in, arm)
 
     @property
     def auth_failure(self) -> bool:
@@ -250,8 +251,8 @@ class Runner:
         """
         name = credential.integration
 
-        def result(ok: bool, stage: str = "", reason: str = "") -> RunResult:
-            return RunResult(at, stack, phase, path, name, ok, stage, reason[:160])
+        def result(ok: bool, stage: str = "", reason: str = "", status: int = 0) -> RunResult:
+            return RunResult(at, stack, phase, path, name, ok, stage, reason[:160], status=status)
 
         session = self._session()
         try:
@@ -259,7 +260,8 @@ class Runner:
                 token_url = f"{self.login_url}/{credential.tenant_id}/oauth2/v2.0/token"
                 token = session.post(token_url, data=token_form(credential, token_url), timeout=30)
                 if token.status_code != 200:
-                    return result(False, "sign-in", str(token.json().get("error_description")))
+                    description = str(token.json().get("error_description"))
+                    return result(False, "sign-in", description, token.status_code)
                 arm = session.get(
                     f"{self.arm_url}/subscriptions/{credential.subscription_id}",
                     params={"api-version": "2022-12-01"},
@@ -269,7 +271,8 @@ class Runner:
                 if arm.status_code == 200:
                     return result(True)
                 if "ExpiredAuthenticationToken" not in arm.text or attempt:
-                    return result(False, "arm", f"{arm.status_code} {arm.text[:120]}")
+                    reason = f"{arm.status_code} {arm.text[:120]}"
+                    return result(False, "arm", reason, arm.status_code)
         except (requests.RequestException, ValueError) as exc:
             return result(False, "network", type(exc).__name__)
         raise AssertionError("unreachable")
