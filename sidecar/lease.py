@@ -2,7 +2,19 @@
 
 Several daemon replicas may run; only the holder of an unexpired lease
 rotates. Taking over needs the lease to have expired, and the check-and-set
-write means two replicas racing for it cannot both win.
+write means two replicas racing for it cannot both win: the version it
+checks is the one whose record was read and found expired or absent
+(:meth:`sidecar.store.Store.leader_lease` never pairs a "no lease" with a
+version someone else just wrote).
+
+Clock skew between replicas. The lease stores its expiry as the holder's
+``renewed_at + ttl`` (rounded up to the second), and the holder writes to
+Graph without asking Vault only until ``renewed_at + ttl / 3`` on its own
+clock (:meth:`LeaderLease.confirm`). A replica whose clock runs ``s`` ahead
+takes over at the holder's ``renewed_at + ttl - s``, so the two never
+overlap while ``s`` plus one Graph request (``azure.request_timeout``) stays
+under ``2/3 ttl``: 60 s less the request time with the default 90 s lease.
+Replicas' clocks must agree that well (NTP keeps them within milliseconds).
 """
 
 from __future__ import annotations
@@ -44,7 +56,11 @@ class LeaderLease:
 
     def _acquire(self) -> bool:
         now = self.clock.now()
-        current, version = self.store.leader_lease()
+        try:
+            current, version = self.store.leader_lease()
+        except VaultConflict:  # rewritten under every read: someone else is taking it
+            self._set(False)
+            return False
         if current and current.holder and current.holder != self.holder and current.expires > now:
             self._set(False)
             return False

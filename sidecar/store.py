@@ -23,10 +23,11 @@ Nothing here talks to hvac directly: it goes through :class:`sidecar.vault.Vault
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Literal
 
 from sidecar.crashpoints import crash_point
-from sidecar.errors import InvalidRecord, VaultError, VaultNotFound
+from sidecar.errors import InvalidRecord, VaultConflict, VaultError, VaultNotFound
 from sidecar.model import (
     CredentialVersion,
     IntegrationRecord,
@@ -46,7 +47,7 @@ from sidecar.model import (
 from sidecar.probes import lag as probe_lag
 from sidecar.probes import rule as probe_rule
 from sidecar.probes.rule import ProbeRecord
-from sidecar.vault import KVVersion, VaultKV, check_segment
+from sidecar.vault import KVVersion, VaultKV, VersionInfo, check_segment
 
 __all__ = [
     "IntegrationRecord",
@@ -59,6 +60,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Reads of one key that may each find it rewritten before a writer gives up (VaultConflict).
+_READ_FOR_UPDATE_TRIES = 3
 
 CERTIFICATE_INTENTS = "management/intents"
 IDENTITY_PATH = "management/identity"
@@ -244,13 +248,9 @@ class Store:
 
     def lag_samples(self) -> tuple[list[probe_lag.LagSample], int]:
         """The probes' lag samples and the KV version they were read at (0: none yet)."""
-        try:
-            found = self.kv.read(LAG_PATH)
-        except VaultNotFound:
-            try:
-                return [], self.kv.read_metadata(LAG_PATH).current_version
-            except VaultNotFound:
-                return [], 0
+        found, version = self._read_for_update(LAG_PATH)
+        if found is None:
+            return [], version
         raw = found.data.get("samples", [])
         samples = [
             probe_lag.LagSample(float(item[0]), float(item[1]))
@@ -340,10 +340,9 @@ class Store:
         self._clear_intent_at(CERTIFICATE_INTENTS, intent_id)
 
     def _intents_at(self, path: str) -> tuple[list[Intent], int]:
-        try:
-            found = self.kv.read(path)
-        except VaultNotFound:
-            return [], self._current_version(path)
+        found, version = self._read_for_update(path)
+        if found is None:
+            return [], version
         items = found.data.get("intents", {})
         intents = [
             Intent(
@@ -380,6 +379,37 @@ class Store:
         except VaultNotFound:
             return 0
 
+    def _read_for_update(self, path: str) -> tuple[KVVersion | None, int]:
+        """The key's current version as read, or ``None``, and the version to check-and-set.
+
+        A 404 on the read alone gives no version, and the metadata read that
+        supplies one is a second request: a writer that creates the key in
+        between would hand us *its* version with none of its data, and a
+        check-and-set on that version overwrites what we never saw (two daemons
+        starting at once both took the leader lease this way). So the version
+        is taken from the metadata only when it agrees with the 404 (no version
+        yet, or the current one deleted or destroyed); a live current version
+        means the key was written meanwhile, and it is read again.
+        """
+        for _ in range(_READ_FOR_UPDATE_TRIES):
+            try:
+                found = self.kv.read(path)
+            except VaultNotFound:
+                pass
+            else:
+                return found, found.version
+            try:
+                meta = self.kv.read_metadata(path)
+            except VaultNotFound:
+                return None, 0
+            current = meta.versions.get(meta.current_version)
+            if meta.current_version == 0 or current is None or not _is_live(current):
+                return None, meta.current_version
+        raise VaultConflict(
+            "kept changing while it was read; re-read and retry",
+            path=f"{self.kv.mount}/{self.kv.full_path(path)}",
+        )
+
     # -- stacks --------------------------------------------------------------------
 
     def stack(self, name: str) -> tuple[StackRecord, int]:
@@ -389,10 +419,11 @@ class Store:
 
     def find_stack(self, name: str) -> tuple[StackRecord | None, int]:
         """The stack and its version, or ``None`` and the version to create it with."""
-        try:
-            return self.stack(name)
-        except VaultNotFound:
-            return None, self._current_version(f"stacks/{name}")
+        check_segment(name, "stack name")
+        found, version = self._read_for_update(f"stacks/{name}")
+        if found is None:
+            return None, version
+        return StackRecord.from_data(found.data), version
 
     def save_stack(self, record: StackRecord, cas: int) -> int:
         check_segment(record.name, "stack name")
@@ -467,10 +498,9 @@ class Store:
 
     def leader_lease(self) -> tuple[LeaseRecord | None, int]:
         """The lease as stored (``None`` if there is none) and its version for check-and-set."""
-        try:
-            found = self.kv.read(LEASE_PATH)
-        except VaultNotFound:
-            return None, self._current_version(LEASE_PATH)
+        found, version = self._read_for_update(LEASE_PATH)
+        if found is None:
+            return None, version
         record = LeaseRecord(
             holder=str(found.data.get("holder", "")),
             expires=from_epoch(found.data.get("expires", 0)),
@@ -478,7 +508,12 @@ class Store:
         return record, found.version
 
     def save_leader_lease(self, record: LeaseRecord, cas: int) -> int:
-        data = {"holder": record.holder, "expires": to_epoch(record.expires)}
+        """Write the lease (check-and-set); its expiry is stored rounded *up* to the second.
+
+        Rounding down would let another replica see the lease expire before
+        its holder's own reckoning does.
+        """
+        data = {"holder": record.holder, "expires": math.ceil(record.expires.timestamp())}
         return self.kv.write(LEASE_PATH, data, cas=cas)
 
 
@@ -491,6 +526,11 @@ def _indexed(version: int, found: CredentialVersion) -> StoredCredential:
         expires=found.expires,
         kind=found.kind,
     )
+
+
+def _is_live(version: VersionInfo) -> bool:
+    """Whether a read of this version finds data (as :meth:`KVMetadata.live_versions` counts)."""
+    return not version.destroyed and version.deletion_time is None
 
 
 def _is_index_key(key: str) -> bool:
