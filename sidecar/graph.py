@@ -45,6 +45,7 @@ from urllib.parse import quote
 import jwt
 import msal
 import requests
+from cryptography import x509
 
 from sidecar.clock import Clock
 from sidecar.errors import GraphError, GraphThrottled, GraphWriteUncertain
@@ -285,6 +286,18 @@ class CredentialGraph(Protocol):
 
     def remove_key(self, object_id: str, key_id: str, signer: CertificateCredential) -> bool:
         """False if the application no longer had it."""
+        ...
+
+    def patch_add_key(self, object_id: str, cert_der: bytes, display_name: str) -> KeyCredential:
+        """A certificate credential for an application without a valid key to prove with.
+
+        The whole ``keyCredentials`` collection is written: every key it lists
+        now is kept, ours is added.
+        """
+        ...
+
+    def patch_remove_key(self, object_id: str, key_id: str) -> bool:
+        """Remove a key by writing the collection without it; False if it was not there."""
         ...
 
 
@@ -820,6 +833,63 @@ class GraphClient:
                 return False
             raise
         return True
+
+    # -- the whole keyCredentials collection -------------------------------------------
+
+    def patch_add_key(self, object_id: str, cert_der: bytes, display_name: str) -> KeyCredential:
+        """``PATCH /applications/{id}`` with ``keyCredentials``: the collection read, plus ours.
+
+        For an application with no valid certificate, which cannot use
+        ``addKey`` (learn.microsoft.com/graph/api/application-addkey: "use the
+        Update application operation"). The property replaces the whole
+        collection (learn.microsoft.com/graph/api/application-update), so every
+        key the application lists is written back by its ``keyId`` with a null
+        ``key`` (kept as it is) and nothing someone else added is dropped. The
+        read and the write share the pooled connection, so both see the same
+        directory replica. Our key's ``keyId`` is chosen here, so a repeated
+        write (a gateway error) writes the same collection again.
+        """
+        app = self.get_application(object_id)
+        key_id = str(uuid.uuid4())
+        entries: list[dict[str, Any]] = [{"keyId": k.key_id, "key": None} for k in app.keys]
+        entries.append(
+            {
+                "keyId": key_id,
+                "type": "AsymmetricX509Cert",
+                "usage": "Verify",
+                "key": base64.b64encode(cert_der).decode(),
+                "displayName": display_name,
+            }
+        )
+        self._patch_keys(object_id, entries)
+        cert = x509.load_der_x509_certificate(cert_der)
+        return KeyCredential(
+            key_id=key_id,
+            display_name=display_name,
+            thumbprint=hashlib.sha1(cert_der).hexdigest().upper(),  # noqa: S324 - Azure's thumbprint
+            start=cert.not_valid_before_utc,
+            end=cert.not_valid_after_utc,
+        )
+
+    def patch_remove_key(self, object_id: str, key_id: str) -> bool:
+        """``PATCH`` the collection without ``key_id``: when no valid key is left to prove with."""
+        app = self.get_application(object_id)
+        if key_id not in {k.key_id for k in app.keys}:
+            return False
+        self._patch_keys(
+            object_id, [{"keyId": k.key_id, "key": None} for k in app.keys if k.key_id != key_id]
+        )
+        return True
+
+    def _patch_keys(self, object_id: str, entries: list[dict[str, Any]]) -> None:
+        self.request(
+            "PATCH",
+            f"/applications/{quote(object_id, safe='')}",
+            "patch_key_credentials",
+            json={"keyCredentials": entries},
+            ok_statuses=(200, 204),
+            repeatable=True,  # the same collection, keyIds included, written again
+        )
 
 
 def sign_in_with_secret(
