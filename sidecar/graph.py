@@ -954,12 +954,50 @@ def acquire_token_with_secret(
     return result
 
 
+def acquire_token_with_certificate(
+    *,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    cert_pem: str,
+    key_pem: Sensitive,
+    thumbprint: str,
+    scope: str = ARM_SCOPE,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Client-credentials sign-in with a certificate (a signed ``client_assertion``).
+
+    MSAL signs the assertion with the private key and names the certificate by
+    its SHA-1 ``thumbprint`` (the ``x5t`` header), as a run would
+    (learn.microsoft.com/entra/identity-platform/certificate-credentials).
+    Returns MSAL's result dict, as :func:`acquire_token_with_secret` does.
+    """
+    app = msal.ConfidentialClientApplication(
+        client_id,
+        authority=f"{login_url.rstrip('/')}/{tenant_id}",
+        client_credential={
+            "private_key": key_pem.reveal(),
+            "thumbprint": thumbprint,
+            "public_certificate": cert_pem,
+        },
+        http_client=session or requests.Session(),
+        instance_discovery=False,
+        token_cache=msal.TokenCache(),
+    )
+    result: dict[str, Any] = app.acquire_token_for_client(scopes=[scope])
+    return result
+
+
 # -- sign-in probes (verified readiness) --------------------------------------------------
 
 #: Refusals that mean "the replica that answered does not know this secret (yet)".
 #: AADSTS7000215 is Entra's answer to a client secret it does not hold
 #: (https://learn.microsoft.com/azure/developer/java/sdk/troubleshooting-authentication-service-principal).
 SECRET_REFUSED = frozenset({7000215})
+#: AADSTS700027 is Entra's answer to a client assertion signed by a key it does not
+#: hold for the application ("Client assertion failed signature validation"; see
+#: https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+CERTIFICATE_REFUSED = frozenset({700027})
 
 
 def probe_sign_in(
@@ -1001,5 +1039,44 @@ def probe_sign_in(
         return True
     codes = result.get("error_codes") or []
     if any(code in SECRET_REFUSED for code in codes):
+        return False
+    return None
+
+
+def probe_sign_in_certificate(
+    *,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    certificate: CertificateCredential,
+    scope: str = ARM_SCOPE,
+    ca_bundle: str | None = None,
+) -> bool | None:
+    """:func:`probe_sign_in` for a certificate credential: True, False (refused) or None.
+
+    Refused means AADSTS700027, the key unknown to the replica that answered;
+    everything else is inconclusive, and nothing about the key reaches an
+    exception or a log.
+    """
+    session = make_session(ca_bundle)
+    try:
+        result = acquire_token_with_certificate(
+            login_url=login_url,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            cert_pem=certificate.cert_pem,
+            key_pem=certificate.key_pem,
+            thumbprint=certificate.thumbprint,
+            scope=scope,
+            session=session,
+        )
+    except Exception:  # any transport failure is inconclusive; its text is dropped
+        return None
+    finally:
+        session.close()
+    if result.get("access_token"):
+        return True
+    codes = result.get("error_codes") or []
+    if any(code in CERTIFICATE_REFUSED for code in codes):
         return False
     return None

@@ -34,6 +34,7 @@ from sidecar.lifecycle.reconcile import Verdict, confirm_destroy
 from sidecar.model import (
     AzureCredential,
     CertificateVersion,
+    CredentialKind,
     Intent,
     IntentKind,
     StoredCredential,
@@ -72,6 +73,7 @@ class TickReport:
     cleared: list[str] = field(default_factory=list)
     next_at: datetime | None = None
     stored_after: tuple[StoredCredential, ...] = ()  # the live credentials once the tick is done
+    kind: CredentialKind = CredentialKind.SECRET  # the kind the integration wants
 
 
 #: The intents of an integration's credentials (a management certificate's live elsewhere).
@@ -422,7 +424,7 @@ def rotate(
 ) -> TickReport:
     """One integration's tick: observe, plan, apply."""
     state = observe(record, graph, store, clock.now(), policy)
-    report = TickReport(integration=record.name)
+    report = TickReport(integration=record.name, kind=record.kind)
     actions = plan(state, policy, clock.now())
     apply_actions(record, actions, graph, store, clock, policy, report)
     # When the plan could next change on Vault's state alone (a renewal coming
