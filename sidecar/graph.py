@@ -928,6 +928,38 @@ def sign_in_with_secret(
     return response.status_code, codes, str(body.get("error_description", ""))[:160]
 
 
+def sign_in_with_certificate(
+    session: requests.Session,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    certificate: CertificateCredential,
+    scope: str = ARM_SCOPE,
+) -> tuple[int, list[int], str]:
+    """:func:`sign_in_with_secret` with a certificate: (200 or 401, AADSTS codes, description).
+
+    MSAL builds the signed assertion; its answer carries the endpoint's codes.
+    GraphError (without the key) when the endpoint is not reached.
+    """
+    try:
+        result = acquire_token_with_certificate(
+            login_url=login_url,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            cert_pem=certificate.cert_pem,
+            key_pem=certificate.key_pem,
+            thumbprint=certificate.thumbprint,
+            scope=scope,
+            session=session,
+        )
+    except Exception as exc:  # the transport's failure; nothing of the key is in its type
+        raise GraphError(f"sign-in with a certificate failed: {type(exc).__name__}") from None
+    if result.get("access_token"):
+        return 200, [], ""
+    codes = [int(c) for c in result.get("error_codes") or [] if isinstance(c, int)]
+    return 401, codes, str(result.get("error_description", ""))[:160]
+
+
 def acquire_token_with_secret(
     *,
     login_url: str,
