@@ -362,7 +362,7 @@ def watch_vault_login(login: VaultLogin) -> None:
 
 def _removal_kind(reason: str) -> str:
     """A bounded label for a removal (the reason text names versions and times)."""
-    for kind in ("expired", "orphan"):
+    for kind in ("expired", "orphan", "retired"):
         if kind in reason:
             return kind
     return "other"
