@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.model import (
     AzureCredential,
@@ -249,3 +251,66 @@ def test_replan_at_wakes_for_the_switch() -> None:
     """While two kinds are held, the daemon wakes when the old one may be retired."""
     state = state_of(Row(CERT, stored=(s(1), c(2, age=5 * M))))
     assert replan_at(state, POLICY, NOW) == NOW - 5 * M + 40 * M
+
+
+# -- both kinds at once, as properties ------------------------------------------------
+
+minutes = st.integers(-48 * 60, 48 * 60).map(lambda n: n * M)
+
+
+@st.composite
+def mixed_states(draw: st.DrawFn) -> IntegrationState:
+    stored = []
+    for version in range(1, draw(st.integers(0, 5)) + 1):
+        created = NOW - abs(draw(minutes))
+        kind = draw(st.sampled_from([SECRET, CERT]))
+        stored.append(
+            StoredCredential(version, f"k{version}", f"i{version}", created, created + 24 * H, kind)
+        )
+    intents = [
+        Intent(f"p{n}", NOW - abs(draw(minutes)), draw(st.sampled_from(list(IntentKind))))
+        for n in range(draw(st.integers(0, 3)))
+    ]
+    listed = draw(st.booleans())
+    secrets = tuple(on_azure(c) for c in stored if c.kind is SECRET and draw(st.booleans()))
+    keys = tuple(on_azure(c) for c in stored if c.kind is CERT and draw(st.booleans()))
+    if draw(st.booleans()):
+        keys += (FOREIGN,)
+    return IntegrationState(
+        "p",
+        tuple(stored),
+        secrets if listed else None,
+        tuple(intents),
+        kind=draw(st.sampled_from([SECRET, CERT])),
+        keys=keys if listed else None,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(state=mixed_states(), offset=st.integers(1, 48 * 60))
+def test_a_mixed_plan_does_not_change_before_replan_at(
+    state: IntegrationState, offset: int
+) -> None:
+    wake = replan_at(state, POLICY, NOW)
+    later = NOW + offset * M
+    if wake is None or later < wake:
+        assert plan(state, POLICY, later) == plan(state, POLICY, NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(state=mixed_states())
+def test_only_the_wanted_kind_is_created_and_foreign_keys_are_never_touched(
+    state: IntegrationState,
+) -> None:
+    actions = plan(state, POLICY, NOW)
+    creates = [a for a in actions if isinstance(a, CreateSecret)]
+    assert len(creates) <= 1
+    for create in creates:
+        assert isinstance(create, CreateCertificate) is (state.kind is CERT)
+    assert all(getattr(a, "key_id", None) != "theirs" for a in actions)
+    # A proof is always a certificate version we hold that is valid now.
+    held = {c.version: c for c in state.stored if c.kind is CERT}
+    for a in actions:
+        proof = getattr(a, "proof_version", None)
+        if proof is not None:
+            assert proof in held and held[proof].created <= NOW < held[proof].expires
