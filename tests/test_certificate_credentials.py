@@ -236,3 +236,19 @@ def test_the_client_patch_keeps_keys_it_does_not_name(world: World) -> None:
     world.time.advance(timedelta(minutes=11))
     assert [k.key_id for k in graph.get_application(app.object_id).keys] == [b.key_id]
     assert not graph.patch_remove_key(app.object_id, a.key_id)
+
+
+def test_a_certificate_removed_outside_us_is_destroyed_after_the_grace_and_replaced(
+    setting: Setting,
+) -> None:
+    setting.tick()
+    (ours,) = setting.store.credentials("certs")
+    setting.key_ids()
+    assert setting.graph.patch_remove_key(setting.record.app_object_id, ours.key_id)
+    setting.key_ids()  # replicated: every confirming read lacks it
+    assert setting.tick().destroyed == []  # not before missing_grace
+    setting.advance(setting.policy.missing_grace)
+    report = setting.tick()
+    assert report.destroyed == [ours.version] and len(report.created) == 1
+    (new,) = setting.store.credentials("certs")
+    assert set(setting.key_ids()) == {new.key_id}
