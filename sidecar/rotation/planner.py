@@ -26,11 +26,12 @@ Certificates have Graph's proof rules besides
 (learn.microsoft.com/graph/api/application-addkey,
 learn.microsoft.com/graph/api/application-removekey): a new certificate is
 added by ``addKey`` with a proof signed by a valid key of ours that the
-application lists (the one settled longest: accepted ``propagation_delay``
-ago, if any), and only without one by writing the whole ``keyCredentials``
-collection (PATCH); a certificate is removed by ``removeKey`` with a proof
-signed by itself while it is valid, else by a valid key of ours that this
-plan keeps, else by PATCH. The plan names the stored version that signs
+application lists (preferring one accepted ``propagation_delay`` ago, so
+every replica knows it), and only without one by writing the whole
+``keyCredentials`` collection (PATCH); a certificate is removed by
+``removeKey`` with a proof signed by itself while it is valid, else by a
+valid key of ours still on the application at that point of the plan, else
+by PATCH. The plan names the stored version that signs
 (:class:`CreateCertificate`, :class:`RemoveKeyCredential`).
 
 The executor (``rotation/run.py``) applies the returned actions in order.
@@ -208,27 +209,49 @@ def _with_proofs(
     policy: TimingPolicy,
     now: datetime,
 ) -> list[Action]:
-    """The certificate's actions, each naming the stored key that proves it (module docstring)."""
+    """The certificate's actions, each naming the stored key that proves it (module docstring).
+
+    A key can prove an action only while the application still has it: a
+    removal is proven by the key itself if it is ours and valid, else by a
+    valid key of ours that no earlier action removes (one this plan keeps
+    first); a creation, which comes last, only by a key this plan keeps.
+    """
     listed = None if listing is None else {a.key_id for a in listing}
     valid = [
         c
         for c in certificates
         if c.created <= now < c.expires and (listed is None or c.key_id in listed)
     ]
-    removed = {a.key_id for a in actions if isinstance(a, RemoveFromAzure)}
+    removed_at = {a.key_id: i for i, a in enumerate(actions) if isinstance(a, RemoveFromAzure)}
     destroyed = {a.version for a in actions if isinstance(a, DestroyStored)}
-    kept = [c for c in valid if c.version not in destroyed and c.key_id not in removed]
-    settled = [c for c in kept if c.created + policy.propagation_delay <= now]
-    prover = max(settled or kept, key=lambda c: (c.expires, c.created, c.version), default=None)
-    proof = None if prover is None else prover.version
+    never = len(actions)
+
+    def prover(at: int) -> int | None:
+        usable = [c for c in valid if removed_at.get(c.key_id, never + 1) > at]
+        if at == never:
+            usable = [c for c in usable if c.version not in destroyed]
+        best = max(
+            usable,
+            key=lambda c: (
+                c.key_id not in removed_at,
+                c.created + policy.propagation_delay <= now,
+                c.expires,
+                c.created,
+                c.version,
+            ),
+            default=None,
+        )
+        return None if best is None else best.version
+
     by_key = {c.key_id: c.version for c in valid}
     result: list[Action] = []
-    for action in actions:
+    for i, action in enumerate(actions):
         match action:
             case RemoveFromAzure(key_id=key_id, reason=reason):
-                result.append(RemoveKeyCredential(key_id, reason, by_key.get(key_id, proof)))
+                proof = by_key.get(key_id)
+                result.append(RemoveKeyCredential(key_id, reason, proof or prover(i)))
             case Create(reason=reason):
-                result.append(CreateCertificate(reason, proof))
+                result.append(CreateCertificate(reason, prover(never)))
             case _:
                 result.append(action)
     return result

@@ -198,7 +198,13 @@ ROWS: dict[str, Row] = {
         stored=(c(1), c(2, age=30 * M), s(3, age=41 * M)),
         expect=("remove k1 (proof v1)", "remove k2 (proof v2)", "destroy v1", "destroy v2"),
     ),
-    "retiring certificates, an orphan goes by PATCH (no key is kept to prove with)": Row(
+    "retiring certificates, an orphan removed first is proven by one removed later": Row(
+        SECRET,
+        stored=(c(1), s(3, age=41 * M)),
+        extra_keys=(orphan("k0", "i0"), FOREIGN),
+        expect=("remove k0 (proof v1)", "remove k1 (proof v1)", "destroy v1"),
+    ),
+    "retiring certificates, an orphan removed last goes by PATCH (no key of ours left)": Row(
         SECRET,
         stored=(c(1), s(3, age=41 * M)),
         extra_keys=(orphan("k9", "i9"), FOREIGN),
