@@ -26,14 +26,19 @@ from werkzeug.wrappers import Request, Response
 from sidecar import metrics
 from sidecar.certs import renewal
 from sidecar.errors import SidecarError, VaultError, VaultForbidden
-from sidecar.graph import GraphClient, probe_sign_in
+from sidecar.graph import (
+    CertificateCredential,
+    GraphClient,
+    probe_sign_in,
+    probe_sign_in_certificate,
+)
 from sidecar.health import RETRY_AFTER_FAILURE, Health, healthz, token_health
 from sidecar.http_listener import BoundedHTTPServer
 from sidecar.lease import LeaderLease
 from sidecar.management import CertificateProvider
 from sidecar.model import IntegrationStatus
 from sidecar.probing import ProbeExecutor
-from sidecar.ready import Ready, choose_ready
+from sidecar.ready import Ready, choose_for_kind
 from sidecar.rotation.run import TickReport, rotate
 from sidecar.runtime import Runtime
 from sidecar.sensitive import Sensitive
@@ -92,6 +97,18 @@ class Daemon:
                     ca_bundle=azure.ca_bundle,
                 )
 
+            def sign_in_certificate(
+                tenant: str, client_id: str, certificate: CertificateCredential
+            ) -> bool | None:
+                return probe_sign_in_certificate(
+                    login_url=azure.login_url,
+                    tenant_id=tenant,
+                    client_id=client_id,
+                    certificate=certificate,
+                    scope=azure.arm_scope,
+                    ca_bundle=azure.ca_bundle,
+                )
+
             self._probes = ProbeExecutor(
                 self.runtime.store,
                 self.clock,
@@ -99,6 +116,7 @@ class Daemon:
                 sign_in,
                 home_tenant=self.runtime.identity().tenant_id,
                 guard=self.lease.confirm,
+                sign_in_certificate=sign_in_certificate,
             )
         return self._probes
 
@@ -222,7 +240,9 @@ class Daemon:
         for _, reason in report.removed:
             metrics.REMOVALS.labels(_removal_kind(reason)).inc()
         probes = self.runtime.store.probes(report.integration) if self.policy.probes else {}
-        choice = choose_ready(report.stored_after, self.clock.now(), self.policy, probes)
+        choice = choose_for_kind(
+            report.stored_after, report.kind, self.clock.now(), self.policy, probes
+        )
         remaining = (
             (choice.usable_until - self.clock.now()).total_seconds()
             if isinstance(choice, Ready)
@@ -342,7 +362,7 @@ def watch_vault_login(login: VaultLogin) -> None:
 
 def _removal_kind(reason: str) -> str:
     """A bounded label for a removal (the reason text names versions and times)."""
-    for kind in ("expired", "orphan"):
+    for kind in ("expired", "orphan", "retired"):
         if kind in reason:
             return kind
     return "other"

@@ -45,6 +45,7 @@ from urllib.parse import quote
 import jwt
 import msal
 import requests
+from cryptography import x509
 
 from sidecar.clock import Clock
 from sidecar.errors import GraphError, GraphThrottled, GraphWriteUncertain
@@ -285,6 +286,18 @@ class CredentialGraph(Protocol):
 
     def remove_key(self, object_id: str, key_id: str, signer: CertificateCredential) -> bool:
         """False if the application no longer had it."""
+        ...
+
+    def patch_add_key(self, object_id: str, cert_der: bytes, display_name: str) -> KeyCredential:
+        """A certificate credential for an application without a valid key to prove with.
+
+        The whole ``keyCredentials`` collection is written: every key it lists
+        now is kept, ours is added.
+        """
+        ...
+
+    def patch_remove_key(self, object_id: str, key_id: str) -> bool:
+        """Remove a key by writing the collection without it; False if it was not there."""
         ...
 
 
@@ -821,6 +834,63 @@ class GraphClient:
             raise
         return True
 
+    # -- the whole keyCredentials collection -------------------------------------------
+
+    def patch_add_key(self, object_id: str, cert_der: bytes, display_name: str) -> KeyCredential:
+        """``PATCH /applications/{id}`` with ``keyCredentials``: the collection read, plus ours.
+
+        For an application with no valid certificate, which cannot use
+        ``addKey`` (learn.microsoft.com/graph/api/application-addkey: "use the
+        Update application operation"). The property replaces the whole
+        collection (learn.microsoft.com/graph/api/application-update), so every
+        key the application lists is written back by its ``keyId`` with a null
+        ``key`` (kept as it is) and nothing someone else added is dropped. The
+        read and the write share the pooled connection, so both see the same
+        directory replica. Our key's ``keyId`` is chosen here, so a repeated
+        write (a gateway error) writes the same collection again.
+        """
+        app = self.get_application(object_id)
+        key_id = str(uuid.uuid4())
+        entries: list[dict[str, Any]] = [{"keyId": k.key_id, "key": None} for k in app.keys]
+        entries.append(
+            {
+                "keyId": key_id,
+                "type": "AsymmetricX509Cert",
+                "usage": "Verify",
+                "key": base64.b64encode(cert_der).decode(),
+                "displayName": display_name,
+            }
+        )
+        self._patch_keys(object_id, entries)
+        cert = x509.load_der_x509_certificate(cert_der)
+        return KeyCredential(
+            key_id=key_id,
+            display_name=display_name,
+            thumbprint=hashlib.sha1(cert_der).hexdigest().upper(),  # noqa: S324 - Azure's thumbprint
+            start=cert.not_valid_before_utc,
+            end=cert.not_valid_after_utc,
+        )
+
+    def patch_remove_key(self, object_id: str, key_id: str) -> bool:
+        """``PATCH`` the collection without ``key_id``: when no valid key is left to prove with."""
+        app = self.get_application(object_id)
+        if key_id not in {k.key_id for k in app.keys}:
+            return False
+        self._patch_keys(
+            object_id, [{"keyId": k.key_id, "key": None} for k in app.keys if k.key_id != key_id]
+        )
+        return True
+
+    def _patch_keys(self, object_id: str, entries: list[dict[str, Any]]) -> None:
+        self.request(
+            "PATCH",
+            f"/applications/{quote(object_id, safe='')}",
+            "patch_key_credentials",
+            json={"keyCredentials": entries},
+            ok_statuses=(200, 204),
+            repeatable=True,  # the same collection, keyIds included, written again
+        )
+
 
 def sign_in_with_secret(
     session: requests.Session,
@@ -858,6 +928,38 @@ def sign_in_with_secret(
     return response.status_code, codes, str(body.get("error_description", ""))[:160]
 
 
+def sign_in_with_certificate(
+    session: requests.Session,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    certificate: CertificateCredential,
+    scope: str = ARM_SCOPE,
+) -> tuple[int, list[int], str]:
+    """:func:`sign_in_with_secret` with a certificate: (200 or 401, AADSTS codes, description).
+
+    MSAL builds the signed assertion; its answer carries the endpoint's codes.
+    GraphError (without the key) when the endpoint is not reached.
+    """
+    try:
+        result = acquire_token_with_certificate(
+            login_url=login_url,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            cert_pem=certificate.cert_pem,
+            key_pem=certificate.key_pem,
+            thumbprint=certificate.thumbprint,
+            scope=scope,
+            session=session,
+        )
+    except Exception as exc:  # the transport's failure; nothing of the key is in its type
+        raise GraphError(f"sign-in with a certificate failed: {type(exc).__name__}") from None
+    if result.get("access_token"):
+        return 200, [], ""
+    codes = [int(c) for c in result.get("error_codes") or [] if isinstance(c, int)]
+    return 401, codes, str(result.get("error_description", ""))[:160]
+
+
 def acquire_token_with_secret(
     *,
     login_url: str,
@@ -884,12 +986,50 @@ def acquire_token_with_secret(
     return result
 
 
+def acquire_token_with_certificate(
+    *,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    cert_pem: str,
+    key_pem: Sensitive,
+    thumbprint: str,
+    scope: str = ARM_SCOPE,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Client-credentials sign-in with a certificate (a signed ``client_assertion``).
+
+    MSAL signs the assertion with the private key and names the certificate by
+    its SHA-1 ``thumbprint`` (the ``x5t`` header), as a run would
+    (learn.microsoft.com/entra/identity-platform/certificate-credentials).
+    Returns MSAL's result dict, as :func:`acquire_token_with_secret` does.
+    """
+    app = msal.ConfidentialClientApplication(
+        client_id,
+        authority=f"{login_url.rstrip('/')}/{tenant_id}",
+        client_credential={
+            "private_key": key_pem.reveal(),
+            "thumbprint": thumbprint,
+            "public_certificate": cert_pem,
+        },
+        http_client=session or requests.Session(),
+        instance_discovery=False,
+        token_cache=msal.TokenCache(),
+    )
+    result: dict[str, Any] = app.acquire_token_for_client(scopes=[scope])
+    return result
+
+
 # -- sign-in probes (verified readiness) --------------------------------------------------
 
 #: Refusals that mean "the replica that answered does not know this secret (yet)".
 #: AADSTS7000215 is Entra's answer to a client secret it does not hold
 #: (https://learn.microsoft.com/azure/developer/java/sdk/troubleshooting-authentication-service-principal).
 SECRET_REFUSED = frozenset({7000215})
+#: AADSTS700027 is Entra's answer to a client assertion signed by a key it does not
+#: hold for the application ("Client assertion failed signature validation"; see
+#: https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+CERTIFICATE_REFUSED = frozenset({700027})
 
 
 def probe_sign_in(
@@ -931,5 +1071,44 @@ def probe_sign_in(
         return True
     codes = result.get("error_codes") or []
     if any(code in SECRET_REFUSED for code in codes):
+        return False
+    return None
+
+
+def probe_sign_in_certificate(
+    *,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    certificate: CertificateCredential,
+    scope: str = ARM_SCOPE,
+    ca_bundle: str | None = None,
+) -> bool | None:
+    """:func:`probe_sign_in` for a certificate credential: True, False (refused) or None.
+
+    Refused means AADSTS700027, the key unknown to the replica that answered;
+    everything else is inconclusive, and nothing about the key reaches an
+    exception or a log.
+    """
+    session = make_session(ca_bundle)
+    try:
+        result = acquire_token_with_certificate(
+            login_url=login_url,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            cert_pem=certificate.cert_pem,
+            key_pem=certificate.key_pem,
+            thumbprint=certificate.thumbprint,
+            scope=scope,
+            session=session,
+        )
+    except Exception:  # any transport failure is inconclusive; its text is dropped
+        return None
+    finally:
+        session.close()
+    if result.get("access_token"):
+        return True
+    codes = result.get("error_codes") or []
+    if any(code in CERTIFICATE_REFUSED for code in codes):
         return False
     return None

@@ -23,8 +23,8 @@ from sidecar.answers import check_new_name
 from sidecar.clock import Clock
 from sidecar.errors import GraphError, InputError
 from sidecar.graph import Application, GraphClient
-from sidecar.model import ConsentState, IntegrationRecord, IntegrationStatus
-from sidecar.rotation.run import create_secret
+from sidecar.model import ConsentState, CredentialKind, IntegrationRecord, IntegrationStatus
+from sidecar.rotation.run import create_certificate, create_secret
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
 
@@ -63,6 +63,17 @@ def validate_guid(value: str, what: str) -> str:
     return value.lower()
 
 
+def validate_kind(value: CredentialKind | str) -> CredentialKind:
+    """A credential kind from operator input, or an InputError naming the allowed ones."""
+    try:
+        return CredentialKind(value)
+    except ValueError:
+        allowed = ", ".join(k.value for k in CredentialKind)
+        raise InputError(
+            f"unknown credential kind {str(value)[:40]!r}; allowed: {allowed}"
+        ) from None
+
+
 def consent_url(login_url: str, record: IntegrationRecord, redirect_uri: str) -> str:
     """The admin-consent link a tenant administrator opens to install the application."""
     query = urlencode(
@@ -99,15 +110,21 @@ class Integrations:
         self.redirect_uri = redirect_uri
 
     def create(
-        self, name: str, tenant_id: str, subscription_id: str | None = None
+        self,
+        name: str,
+        tenant_id: str,
+        subscription_id: str | None = None,
+        kind: CredentialKind | str = CredentialKind.SECRET,
     ) -> IntegrationRecord:
+        """A new application and its first credential of ``kind`` (resumes a half-made one)."""
         validate_name(name)
+        kind = validate_kind(kind)
         tenant_id = validate_guid(tenant_id, "tenant id")
         if subscription_id is not None:
             subscription_id = validate_guid(subscription_id, "subscription id")
         for attempt in range(1, RESUME_ATTEMPTS + 1):
             try:
-                return self._create_once(name, tenant_id, subscription_id)
+                return self._create_once(name, tenant_id, subscription_id, kind)
             except GraphError as exc:
                 if attempt == RESUME_ATTEMPTS or not _transient(exc):
                     raise
@@ -121,7 +138,7 @@ class Integrations:
         raise AssertionError("unreachable")
 
     def _create_once(
-        self, name: str, tenant_id: str, subscription_id: str | None
+        self, name: str, tenant_id: str, subscription_id: str | None, kind: CredentialKind
     ) -> IntegrationRecord:
         found = self.store.find_integration(name)
         if found is None:
@@ -135,6 +152,7 @@ class Integrations:
                 consent=ConsentState.PENDING,
                 created=self.clock.now(),
                 status=IntegrationStatus.CREATING,
+                kind=kind,
             )
             version = self.store.save_integration(record, cas=0)
         else:
@@ -184,9 +202,38 @@ class Integrations:
 
     def _first_secret(self, record: IntegrationRecord) -> None:
         # An intent left by an earlier attempt is reconciled by the daemon; the
-        # first secret is created at once whatever happened before.
+        # first credential is created at once whatever happened before. A new
+        # application has no certificate to prove with, so the first one goes in
+        # by PATCH (proof None), as the planner would say.
         self.graph.get_application(record.app_object_id, just_created=True)
-        create_secret(record, self.graph, self.store, self.clock, self.policy)
+        if record.kind is CredentialKind.CERTIFICATE:
+            create_certificate(record, self.graph, self.store, self.clock, self.policy, None)
+        else:
+            create_secret(record, self.graph, self.store, self.clock, self.policy)
+
+    def set_kind(self, name: str, kind: CredentialKind | str) -> tuple[IntegrationRecord, bool]:
+        """Switch the kind runs get; (the record, whether it changed).
+
+        Only the record changes: the daemon creates the new kind on its next
+        tick, readers keep handing out the old kind until the new one is ready
+        (:func:`sidecar.ready.choose_for_kind`), and the daemon retires the old
+        kind after that (:mod:`sidecar.rotation.planner`).
+        """
+        validate_name(name)
+        wanted = validate_kind(kind)
+        found = self.store.find_integration(name)
+        if found is None:
+            raise InputError(f"no integration named {name!r}; see `azsidecar integration list`")
+        record, version = found
+        if record.status != IntegrationStatus.READY:
+            raise InputError(
+                f"integration {name!r} is half-created; finish it with `integration create` first"
+            )
+        if record.kind is wanted:
+            return record, False
+        record = replace(record, kind=wanted)
+        self.store.save_integration(record, cas=version)
+        return record, True
 
     def delete(self, name: str) -> Removed:
         validate_name(name)

@@ -5,25 +5,21 @@ per certificate (PEM, key, thumbprint, keyId, validity, upload time); where
 they are kept is :class:`sidecar.store.Store`'s business, the certificate's
 codec is :class:`CertificateVersion`.
 
-The private key lives only in Vault; this module makes key pairs in memory.
+The private key lives only in Vault; key pairs are made in memory by
+:mod:`sidecar.keypairs` (re-exported here for the callers that name them).
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-
 from sidecar.clock import Clock
 from sidecar.errors import SidecarError, VaultNotFound
 from sidecar.graph import CertificateCredential
+from sidecar.keypairs import KeyPair, generate_key_pair, key_pair_from
 from sidecar.model import ManagementIdentity, StoredCertificate, from_epoch, to_epoch
 from sidecar.ready import choose_active as ready_certificate
 from sidecar.sensitive import Sensitive
@@ -109,52 +105,6 @@ class CertificateVersion:
             not_after=from_epoch(data["not_after"]),
             uploaded_at=from_epoch(data["uploaded_at"]),
         )
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    cert_pem: str
-    cert_der: bytes
-    key_pem: Sensitive = field(repr=False)
-    thumbprint: str
-    not_before: datetime
-    not_after: datetime
-
-
-def generate_key_pair(common_name: str, now: datetime, lifetime: timedelta) -> KeyPair:
-    """A new RSA key and a self-signed certificate valid from ``now``."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    not_before = now.replace(microsecond=0)
-    not_after = not_before + lifetime
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
-    return key_pair_from(cert, key)
-
-
-def key_pair_from(cert: x509.Certificate, key: Any) -> KeyPair:
-    der = cert.public_bytes(serialization.Encoding.DER)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return KeyPair(
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-        cert_der=der,
-        key_pem=Sensitive(key_pem),
-        thumbprint=hashlib.sha1(der).hexdigest().upper(),  # noqa: S324 - Azure's thumbprint
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-    )
 
 
 def load_identity(store: Store) -> ManagementIdentity:

@@ -33,7 +33,9 @@ from datetime import datetime
 from sidecar import metrics
 from sidecar.clock import Clock
 from sidecar.errors import SidecarError, VaultNotFound
-from sidecar.model import StoredCredential
+from sidecar.graph import CertificateCredential
+from sidecar.keypairs import load_bundle
+from sidecar.model import CertificateVersion, CredentialKind, StoredCredential
 from sidecar.probes import lag, rule
 from sidecar.probes.rule import ProbeRecord, ProbeState
 from sidecar.sensitive import Sensitive
@@ -47,6 +49,9 @@ INCONCLUSIVE_BACKOFF = 5
 
 #: ``(tenant_id, client_id, secret) -> True | False | None`` (refused / inconclusive).
 SignIn = Callable[[str, str, Sensitive], bool | None]
+
+#: ``(tenant_id, client_id, certificate) -> True | False | None``, for certificate credentials.
+CertificateSignIn = Callable[[str, str, CertificateCredential], bool | None]
 
 
 class ProbingStopped(SidecarError):
@@ -62,11 +67,13 @@ class ProbeExecutor:
         sign_in: SignIn,
         home_tenant: str,
         guard: Callable[[], None] | None = None,
+        sign_in_certificate: CertificateSignIn | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.policy = policy
         self.sign_in = sign_in
+        self.sign_in_certificate = sign_in_certificate
         self.home_tenant = home_tenant
         self.guard = guard
         self.watch: set[str] = set()
@@ -83,7 +90,8 @@ class ProbeExecutor:
         """Give every young secret of ``name`` without a record a pending one.
 
         Only secrets the time rule has not released yet are adopted, so a
-        record never takes back a secret runs may already hold.
+        record never takes back a secret runs may already hold. Certificates
+        are adopted only by an executor that can sign in with them.
         """
         if not self.policy.probes:
             return
@@ -92,7 +100,9 @@ class ProbeExecutor:
         young = [
             c
             for c in stored
-            if c.version not in records and now < c.created + self.policy.propagation_delay
+            if c.version not in records
+            and now < c.created + self.policy.propagation_delay
+            and (c.kind is CredentialKind.SECRET or self.sign_in_certificate is not None)
         ]
         if not young:
             if any(not rule.verified(r, self.policy) for r in records.values()):
@@ -202,15 +212,15 @@ class ProbeExecutor:
     ) -> ProbeRecord:
         """``probe_sign_ins`` sign-ins, each on a new connection, then one write."""
         self._guard()
-        secret = self.store.secret(record.name, credential.version).secret
+        sign_in = self._sign_in_with(record, credential)
         before = probe
         for _ in range(self.policy.probe_sign_ins):
-            answer = self.sign_in(record.tenant_id, record.client_id, secret)
+            answer = sign_in(record.tenant_id)
             self.sign_ins += 1
             if answer is None and self.home_tenant != record.tenant_id:
                 # No service principal in the customer's tenant yet (no consent):
                 # the platform's own tenant, if the application has one there.
-                answer = self.sign_in(self.home_tenant, record.client_id, secret)
+                answer = sign_in(self.home_tenant)
                 self.sign_ins += 1
             if answer is None:
                 metrics.PROBE_SIGN_INS.labels("inconclusive").inc()
@@ -222,9 +232,10 @@ class ProbeExecutor:
             if not answer and late:
                 metrics.PROBE_LATE_FAILURES.inc()
                 log.warning(
-                    "secret version %d of %s is refused at sign-in %s after creation, past"
-                    " its propagation delay; it stays unready and the previous secret stays"
+                    "%s version %d of %s is refused at sign-in %s after creation, past"
+                    " its propagation delay; it stays unready and the previous one stays"
                     " in use",
+                    credential.kind.noun,
                     credential.version,
                     record.name,
                     now - credential.created,
@@ -242,6 +253,21 @@ class ProbeExecutor:
             self._measured(record.name, credential, probe)
         return probe
 
+    def _sign_in_with(
+        self, record: IntegrationRecord, credential: StoredCredential
+    ) -> Callable[[str], bool | None]:
+        """One sign-in in a tenant with the stored credential, whatever its kind."""
+        found = self.store.credential_version(record.name, credential.version)
+        if isinstance(found, CertificateVersion):
+            certificate_sign_in = self.sign_in_certificate
+            if certificate_sign_in is None:
+                return lambda tenant: None  # cannot sign in with it: inconclusive
+            pair = load_bundle(found.pfx, found.pfx_password)
+            signer = CertificateCredential(pair.cert_pem, pair.key_pem, pair.thumbprint)
+            return lambda tenant: certificate_sign_in(tenant, record.client_id, signer)
+        secret = found.secret
+        return lambda tenant: self.sign_in(tenant, record.client_id, secret)
+
     def _measured(self, name: str, credential: StoredCredential, probe: ProbeRecord) -> None:
         sample = lag.sample_of(probe, credential.created)
         if sample is None:
@@ -249,8 +275,9 @@ class ProbeExecutor:
         metrics.LAG_FIRST_SUCCESS.observe(sample.first_success)
         metrics.LAG_LAST_FAILURE.observe(sample.last_failure)
         log.info(
-            "secret version %d of %s verified: first sign-in after %.0f s, last refusal"
+            "%s version %d of %s verified: first sign-in after %.0f s, last refusal"
             " after %.0f s, %d sign-ins",
+            credential.kind.noun,
             credential.version,
             name,
             sample.first_success,

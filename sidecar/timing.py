@@ -31,7 +31,14 @@ lagging well past the propagation bound must not make the daemon destroy a
 good secret (the consistency benchmark's stuck-replica profile did exactly
 that with a 15-minute bound).
 
-Certificates: renewal starts at the latest ``cert_renew_before - tick``
+An integration's certificate credentials follow the same rules as its
+secrets, with their own ``certificate_lifetime`` and
+``certificate_renew_before`` (unset: the secret's values), and the same
+inequalities hold for them; the planner's cap of three applies to each kind.
+``max_effective_delay`` and ``rotation_slack`` are the smaller of the two
+kinds', since a raised delay must fit whichever kind a credential is.
+
+The management certificate: renewal starts at the latest ``cert_renew_before - tick``
 before expiry and the new key is used ``cert_switch_delay`` after upload,
 so ``cert_renew_before > cert_switch_delay + tick``.
 """
@@ -59,6 +66,10 @@ class TimingPolicy:
     cert_lifetime: timedelta = timedelta(days=30)
     cert_renew_before: timedelta = timedelta(days=7)
     cert_switch_delay: timedelta = timedelta(minutes=10)
+    #: An integration's certificate credentials (``integration create --kind
+    #: certificate``); unset, as long-lived and renewed as early as its secrets.
+    certificate_lifetime: timedelta | None = None
+    certificate_renew_before: timedelta | None = None
     lease_ttl: timedelta = timedelta(seconds=90)
     intent_timeout: timedelta = timedelta(minutes=15)
     missing_grace: timedelta = timedelta(hours=1)
@@ -81,14 +92,28 @@ class TimingPolicy:
         self.validate()
 
     @property
+    def client_certificate_lifetime(self) -> timedelta:
+        """How long an integration's certificate credential is valid."""
+        return self.certificate_lifetime or self.secret_lifetime
+
+    @property
+    def client_certificate_renew_before(self) -> timedelta:
+        """How long before its expiry an integration's certificate is renewed."""
+        return self.certificate_renew_before or self.secret_renew_before
+
+    @property
+    def _earliest_renewal(self) -> timedelta:
+        return min(self.secret_renew_before, self.client_certificate_renew_before)
+
+    @property
     def max_effective_delay(self) -> timedelta:
         """The longest delay a renewal still fits in (``rotation_slack`` spent on it)."""
-        return self.secret_renew_before - (self.ready_safety_margin + self.tick)
+        return self._earliest_renewal - (self.ready_safety_margin + self.tick)
 
     @property
     def rotation_slack(self) -> timedelta:
         """How much later than the next tick a renewal may come and still be in time."""
-        return self.secret_renew_before - (
+        return self._earliest_renewal - (
             self.propagation_delay + self.ready_safety_margin + self.tick
         )
 
@@ -125,25 +150,19 @@ class TimingPolicy:
             "new_integration_floor",
             "needs probes = true: only probes may justify handing a secret out early",
         )
-        _require(
-            self.secret_renew_before < self.secret_lifetime,
+        self._validate_kind(
+            "secret",
+            "secret_lifetime",
             "secret_renew_before",
-            f"must be shorter than secret_lifetime ({self.secret_lifetime}), "
-            f"got {self.secret_renew_before}",
+            self.secret_lifetime,
+            self.secret_renew_before,
         )
-        _require(
-            2 * self.secret_renew_before <= self.secret_lifetime,
-            "secret_renew_before",
-            f"must be at most half of secret_lifetime ({self.secret_lifetime}) so that "
-            f"no more than three secrets ever overlap, got {self.secret_renew_before}",
-        )
-        needed = self.propagation_delay + self.ready_safety_margin + self.tick
-        _require(
-            self.secret_renew_before >= needed,
-            "secret_renew_before",
-            f"must be at least propagation_delay + ready_safety_margin + tick ({needed}) "
-            f"or a renewed secret may not be ready before the old one is retired, "
-            f"got {self.secret_renew_before}",
+        self._validate_kind(
+            "certificate",
+            "certificate_lifetime",
+            "certificate_renew_before",
+            self.client_certificate_lifetime,
+            self.client_certificate_renew_before,
         )
         _require(
             self.intent_timeout > self.propagation_delay,
@@ -169,9 +188,33 @@ class TimingPolicy:
             f"({self.cert_switch_delay + self.tick}), got {self.cert_renew_before}",
         )
 
+    def _validate_kind(
+        self, noun: str, lifetime_key: str, key: str, lifetime: timedelta, renew: timedelta
+    ) -> None:
+        """The inequalities of the module docstring for one kind of integration credential."""
+        _require(
+            renew < lifetime,
+            key,
+            f"must be shorter than {lifetime_key} ({lifetime}), got {renew}",
+        )
+        _require(
+            2 * renew <= lifetime,
+            key,
+            f"must be at most half of {lifetime_key} ({lifetime}) so that "
+            f"no more than three {noun}s ever overlap, got {renew}",
+        )
+        needed = self.propagation_delay + self.ready_safety_margin + self.tick
+        _require(
+            renew >= needed,
+            key,
+            f"must be at least propagation_delay + ready_safety_margin + tick ({needed}) "
+            f"or a renewed {noun} may not be ready before the old one is retired, "
+            f"got {renew}",
+        )
+
 
 _NOT_DURATIONS = frozenset({"probes", "raise_delay", "probe_sign_ins"})
-_OPTIONAL = frozenset({"new_integration_floor"})
+_OPTIONAL = frozenset({"new_integration_floor", "certificate_lifetime", "certificate_renew_before"})
 
 
 def _require(condition: bool, key: str, message: str) -> None:

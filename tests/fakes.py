@@ -2,11 +2,13 @@
 
 :class:`FakeGraph` implements :class:`sidecar.graph.CredentialGraph` with the
 semantics the executor tests rely on and nothing more: applications hold
-password and key credentials; a new credential starts now and gets a fresh
-key id; ``addPassword`` returns the secret text once; removing a credential
-the application no longer has answers False; an unknown application is a 404.
-No replication lag, throttling or gateway faults: those are the HTTPS
-emulator's business, and the same tests run against it too.
+password and key credentials; ``addKey``/``removeKey`` need a proof by a key
+the application has and that is valid now, the PATCH pair needs none; a new
+credential starts now and gets a fresh key id; ``addPassword`` returns the
+secret text once; removing a credential the application no longer has
+answers False; an unknown application is a 404. No replication lag,
+throttling or gateway faults: those are the HTTPS emulator's business, and
+the same tests run against it too.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class FakeGraph:
     not_found_window: float = NOT_FOUND_WINDOW
     #: Whether an application's listing fails (GraphError 503), as an outage would.
     listing_fails: bool = False
+    #: How many times the whole keyCredentials collection was written.
+    patches: int = 0
 
     def create_application(self, display_name: str) -> Application:
         app = Application(
@@ -87,21 +91,46 @@ class FakeGraph:
         signer: CertificateCredential,
     ) -> KeyCredential:
         app = self._app(object_id)
-        if signer.thumbprint not in {k.thumbprint for k in app.keys}:
-            raise GraphError("the proof is not signed by a key of the application", status=400)
-        cert = x509.load_der_x509_certificate(cert_der)
-        key = KeyCredential(
-            key_id=str(uuid.uuid4()),
-            display_name=display_name,
-            thumbprint=hashlib.sha1(cert_der).hexdigest().upper(),
-            start=cert.not_valid_before_utc,
-            end=cert.not_valid_after_utc,
-        )
+        self._prove(app, signer)
+        key = _key_credential(str(uuid.uuid4()), cert_der, display_name)
         self.applications[object_id] = replace(app, keys=(*app.keys, key))
         return key
 
     def remove_key(self, object_id: str, key_id: str, signer: CertificateCredential) -> bool:
         app = self._app(object_id)
+        self._prove(app, signer)
         kept = tuple(k for k in app.keys if k.key_id != key_id)
         self.applications[object_id] = replace(app, keys=kept)
         return len(kept) < len(app.keys)
+
+    def _prove(self, app: Application, signer: CertificateCredential) -> None:
+        """addKey/removeKey's proof: signed by a key the application has and that is valid now."""
+        now = self.clock.now()
+        valid = {k.thumbprint for k in app.keys if (k.start or k.end) <= now < k.end}
+        if signer.thumbprint not in valid:
+            raise GraphError("the proof is not signed by a valid key of the app", status=401)
+
+    def patch_add_key(self, object_id: str, cert_der: bytes, display_name: str) -> KeyCredential:
+        app = self._app(object_id)
+        key = _key_credential(str(uuid.uuid4()), cert_der, display_name)
+        self.patches += 1
+        self.applications[object_id] = replace(app, keys=(*app.keys, key))
+        return key
+
+    def patch_remove_key(self, object_id: str, key_id: str) -> bool:
+        app = self._app(object_id)
+        kept = tuple(k for k in app.keys if k.key_id != key_id)
+        self.patches += 1
+        self.applications[object_id] = replace(app, keys=kept)
+        return len(kept) < len(app.keys)
+
+
+def _key_credential(key_id: str, cert_der: bytes, display_name: str) -> KeyCredential:
+    cert = x509.load_der_x509_certificate(cert_der)
+    return KeyCredential(
+        key_id=key_id,
+        display_name=display_name,
+        thumbprint=hashlib.sha1(cert_der).hexdigest().upper(),
+        start=cert.not_valid_before_utc,
+        end=cert.not_valid_after_utc,
+    )

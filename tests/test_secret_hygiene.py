@@ -21,8 +21,11 @@ from click.testing import CliRunner
 
 from sidecar.cli.main import main
 from sidecar.devstack.openbao import free_port
+from sidecar.keypairs import load_bundle
 from sidecar.management import load_certificates
+from sidecar.model import CertificateVersion, CredentialKind
 from tests.processes import azsidecar, azsidecar_env, write_config
+from tests.test_certificate_e2e import create_integrations as create_certificate_integrations
 from tests.test_rotation_e2e import create_integrations
 from tests.world import World
 
@@ -150,3 +153,97 @@ def _probe_sign_ins(metrics_text: str) -> float:
         if line.startswith("azsidecar_probe_sign_ins_total{") and "inconclusive" not in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def certificate_material_of(world: World, names: list[str]) -> list[str]:
+    """Each certificate credential's PFX password, PFX (in 64-character pieces) and key lines."""
+    values = []
+    for name in names:
+        for stored in world.store.credentials(name):
+            found = world.store.credential_version(name, stored.version)
+            assert isinstance(found, CertificateVersion)
+            values.append(found.pfx_password.reveal())
+            pfx = found.pfx.reveal()
+            values += [pfx[i : i + 64] for i in range(0, len(pfx) - 64, 64)]
+            key = load_bundle(found.pfx, found.pfx_password).key_pem.reveal()
+            values += [line for line in key.splitlines() if line and "PRIVATE KEY" not in line]
+    return values
+
+
+def test_certificate_keys_and_bundles_stay_out_of_logs_metrics_errors_and_argv(
+    world: World, tmp_path: Path
+) -> None:
+    """The same sweep for certificate integrations: made in memory, probed, renewed."""
+    made = create_certificate_integrations(
+        world, count=2, tenants=1, kind=CredentialKind.CERTIFICATE
+    )
+    names = [name for name, _ in made]
+    world.time.advance(timedelta(hours=22, minutes=30))  # a renewal (addKey) is due
+    port = free_port()
+    config = write_config(
+        world,
+        tmp_path / "d.toml",
+        metrics_addr=f"127.0.0.1:{port}",
+        log_format="json",
+        log_level="debug",
+        resolver_addr=f"127.0.0.1:{free_port()}",
+    )
+    log_path = tmp_path / "daemon.log"
+    env = azsidecar_env(world.config.vault.token or "")
+    texts: list[str] = []
+    with open(log_path, "w") as log:
+        daemon = subprocess.Popen(
+            azsidecar("daemon", "--config", str(config)), env=env, stderr=log, stdout=log
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(len(world.store.credentials(n)) == 2 for n in names):
+                break
+            time.sleep(0.2)
+        assert all(len(world.store.credentials(n)) == 2 for n in names), log_path.read_text()
+        metrics_text = ""
+        while time.monotonic() < deadline:
+            metrics_text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            if _probe_sign_ins(metrics_text) >= 2:
+                break
+            time.sleep(0.2)
+        assert _probe_sign_ins(metrics_text) >= 2, log_path.read_text()
+        texts.append(metrics_text)
+        for name in names:
+            texts.append(repr(world.store.kv.read_metadata(f"credentials/{name}").custom_metadata))
+            texts.append(repr(world.store.probes(name)))
+            texts += [repr(c) for c in world.store.credentials(name)]
+            texts += [
+                repr(world.store.credential_version(name, c.version))
+                for c in world.store.credentials(name)
+            ]
+        texts += [text for _, text in proc_texts()]
+        world.emu.state.faults.fail_next(50, status=500, prefix="/graph/v1.0/applications/")
+        cli_env = {"AZSIDECAR_CONFIG": str(config), "VAULT_TOKEN": world.config.vault.token or ""}
+        tenant = world.add_tenant()
+        for args in (
+            [
+                *["integration", "create", "--name", "broken", "--kind", "certificate", "--tenant"],
+                tenant.tenant_id,
+            ],
+            ["integration", "show", names[0]],
+            ["integration", "show", names[0], "--json"],
+            ["integration", "list", "--json"],
+        ):
+            result = CliRunner().invoke(main, args, env=cli_env)
+            texts.append(result.output)
+            if result.exception is not None:
+                texts.append(repr(result.exception) + str(result.exception))
+        world.emu.state.faults.clear()
+        texts += [text for _, text in proc_texts()]
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=20)
+    texts.append(log_path.read_text())
+    material = certificate_material_of(world, names)
+    assert len(material) >= 4 * 30
+    everything = "\n".join(texts)
+    leaks = [s[:6] + "..." for s in material if s in everything]
+    assert leaks == [], f"certificate material found: {leaks}"
+    assert '"level": "info"' in everything, "the daemon's JSON log was inspected"

@@ -1,4 +1,4 @@
-"""``azsidecar integration``: create, list, show, consent-url, delete."""
+"""``azsidecar integration``: create, set-kind, list, show, consent-url, delete."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import click
 from sidecar.cli.common import config_option, friendly_errors, runtime
 from sidecar.errors import InputError
 from sidecar.integrations import Integrations, consent_url, validate_name
+from sidecar.model import CredentialKind
 from sidecar.orphans import remove_orphans
-from sidecar.ready import Ready, choose_ready
+from sidecar.ready import Ready, choose_for_kind
 from sidecar.runtime import Runtime
 from sidecar.store import IntegrationRecord
+
+#: The credential kinds an integration can hand out, as the commands accept them.
+KIND_CHOICE = click.Choice([k.value for k in CredentialKind], case_sensitive=False)
 
 
 def _record(rt: Runtime, name: str) -> IntegrationRecord:
@@ -43,17 +47,51 @@ def integration() -> None:
 @click.option("--name", required=True, help="Integration name: lowercase letters, digits, '-'.")
 @click.option("--tenant", required=True, help="The user's tenant id (a GUID).")
 @click.option("--subscription", default=None, help="Default subscription id (a GUID).")
+@click.option(
+    "--kind",
+    type=KIND_CHOICE,
+    default=CredentialKind.SECRET.value,
+    show_default=True,
+    help="What runs get: a client secret, or a certificate (a PKCS#12 bundle).",
+)
 @config_option
 @friendly_errors
-def create(name: str, tenant: str, subscription: str | None, config_path: str | None) -> None:
-    """Create the application, its first secret, and print the admin consent URL."""
+def create(
+    name: str, tenant: str, subscription: str | None, kind: str, config_path: str | None
+) -> None:
+    """Create the application, its first credential, and print the admin consent URL."""
     rt = runtime(config_path)
-    record = _service(rt).create(name, tenant, subscription)
+    record = _service(rt).create(name, tenant, subscription, kind.lower())
+    noun = record.kind.noun
     click.echo(f"created integration {record.name}: application {record.display_name}")
     click.echo(f"  client id: {record.client_id}")
-    click.echo("  first secret stored; it is ready for runs once it has replicated")
+    click.echo(f"  first {noun} stored; it is ready for runs once it has replicated")
     click.echo("Ask a tenant administrator to grant consent:")
     click.echo(consent_url(rt.config.azure.login_url, record, rt.config.azure.consent_redirect_uri))
+
+
+@integration.command("set-kind")
+@click.argument("name")
+@click.argument("kind", type=KIND_CHOICE)
+@config_option
+@friendly_errors
+def set_kind(name: str, kind: str, config_path: str | None) -> None:
+    """Switch what runs get (secret or certificate), without a failed run.
+
+    The daemon creates the new kind on its next tick; runs keep getting the
+    old kind until the new one is ready, and the old one is then removed.
+    """
+    rt = runtime(config_path)
+    record, changed = _service(rt).set_kind(name, kind.lower())
+    noun = record.kind.noun
+    if not changed:
+        click.echo(f"integration {record.name} already hands out {noun}s")
+        return
+    click.echo(f"integration {record.name} now wants {noun}s")
+    click.echo(
+        f"  the daemon creates the first {noun} on its next tick; runs keep the current"
+        " credential until it is ready, then the old kind is removed"
+    )
 
 
 @integration.command("list")
@@ -73,6 +111,7 @@ def list_(as_json: bool, config_path: str | None) -> None:
                 "client_id": record.client_id,
                 "consent": record.consent,
                 "status": record.status,
+                "kind": record.kind,
                 "secrets": len(rt.store.credentials(name)),
             }
         )
@@ -84,7 +123,8 @@ def list_(as_json: bool, config_path: str | None) -> None:
     for row in rows:
         click.echo(
             f"{row['name']:<24} tenant {row['tenant_id']}  client {row['client_id'] or '-':<36}"
-            f"  {row['status']:<8} consent {row['consent']:<8} secrets {row['secrets']}"
+            f"  {row['status']:<8} consent {row['consent']:<8} kind {row['kind']:<11}"
+            f" credentials {row['secrets']}"
         )
 
 
@@ -94,16 +134,17 @@ def list_(as_json: bool, config_path: str | None) -> None:
 @config_option
 @friendly_errors
 def show(name: str, as_json: bool, config_path: str | None) -> None:
-    """Show one integration and its secrets' timing (never a secret value)."""
+    """Show one integration and its credentials' timing (never a secret value)."""
     rt = runtime(config_path)
     record = _record(rt, name)
     now = rt.clock.now()
     stored = rt.store.credentials(name)
-    choice = choose_ready(stored, now, rt.config.timing, rt.store.probes(name))
+    choice = choose_for_kind(stored, record.kind, now, rt.config.timing, rt.store.probes(name))
     ready_version = choice.credential.version if isinstance(choice, Ready) else None
     secrets = [
         {
             "version": c.version,
+            "kind": c.kind,
             "key_id": c.key_id,
             "created": c.created.isoformat(),
             "expires": c.expires.isoformat(),
@@ -120,6 +161,7 @@ def show(name: str, as_json: bool, config_path: str | None) -> None:
         "display_name": record.display_name,
         "consent": record.consent,
         "status": record.status,
+        "kind": record.kind,
         "created": record.created.isoformat(),
     }
     if as_json:
@@ -130,7 +172,7 @@ def show(name: str, as_json: bool, config_path: str | None) -> None:
     for secret in secrets:
         mark = "  <- ready" if secret["ready"] else ""
         click.echo(
-            f"  secret v{secret['version']} key {secret['key_id']}"
+            f"  {secret['kind']} v{secret['version']} key {secret['key_id']}"
             f" created {secret['created']} expires {secret['expires']}{mark}"
         )
 

@@ -8,8 +8,14 @@ from datetime import datetime
 from sidecar.config import Config
 from sidecar.doctor.check import Check, days
 from sidecar.errors import GraphError, SidecarError
-from sidecar.ready import NotReady, choose_ready
+from sidecar.graph import CertificateCredential
+from sidecar.keypairs import load_bundle
+from sidecar.model import CertificateVersion, CredentialKind
+from sidecar.ready import NotReady, choose_for_kind
 from sidecar.store import Store
+
+#: A sign-in with a certificate credential: (HTTP status, AADSTS codes, description).
+CertificateSigner = Callable[[str, str, CertificateCredential], tuple[int, list[int], str]]
 
 
 def integration(
@@ -18,6 +24,7 @@ def integration(
     now: datetime,
     config: Config,
     signer: Callable[[str, str, str], tuple[int, list[int], str]],
+    certificate_signer: CertificateSigner | None = None,
 ) -> list[Check]:
     """Consent (observed by signing in with the ready secret) and the ready secret's timing."""
     try:
@@ -36,7 +43,7 @@ def integration(
     stacks = store.stacks_using(name)
     used = f" (used by {', '.join(sorted(stacks))})" if stacks else " (no stack uses it)"
     stored = store.credentials(name, repair=False)
-    choice = choose_ready(stored, now, config.timing, store.probes(name))
+    choice = choose_for_kind(stored, record.kind, now, config.timing, store.probes(name))
     if isinstance(choice, NotReady):
         when = f"; ready at {choice.ready_at:%Y-%m-%d %H:%M} UTC" if choice.ready_at else ""
         fresh = choice.ready_at is not None and choice.ready_at - now <= (
@@ -55,13 +62,19 @@ def integration(
     credential = choice.credential
     age = now - credential.created
     secret_line = (
-        f"integration {name}{used}: ready secret v{credential.version} is {days(age)} old,"
+        f"integration {name}{used}: ready {credential.kind.noun} v{credential.version}"
+        f" is {days(age)} old,"
         f" expires in {days(credential.expires - now)}, handed out for"
         f" {days(choice.usable_until - now)} more"
     )
     newest = max(stored, key=lambda c: c.created)
     checks = [Check("ok", secret_line)]
-    if credential.expires - now < config.timing.secret_renew_before - config.timing.tick and (
+    renew_before = (
+        config.timing.client_certificate_renew_before
+        if credential.kind is CredentialKind.CERTIFICATE
+        else config.timing.secret_renew_before
+    )
+    if credential.expires - now < renew_before - config.timing.tick and (
         newest.version == credential.version
     ):
         checks = [
@@ -71,9 +84,20 @@ def integration(
                 "is the daemon running and leader? see its /healthz and logs",
             )
         ]
-    secret = store.secret(name, credential.version).secret
+    found = store.credential_version(name, credential.version)
     try:
-        status, codes, description = signer(record.tenant_id, record.client_id, secret.reveal())
+        if isinstance(found, CertificateVersion):
+            if certificate_signer is None:
+                return checks
+            pair = load_bundle(found.pfx, found.pfx_password)
+            signing = CertificateCredential(pair.cert_pem, pair.key_pem, pair.thumbprint)
+            status, codes, description = certificate_signer(
+                record.tenant_id, record.client_id, signing
+            )
+        else:
+            status, codes, description = signer(
+                record.tenant_id, record.client_id, found.secret.reveal()
+            )
     except GraphError as exc:
         checks.append(Check("warn", f"integration {name}: cannot reach the login endpoint ({exc})"))
         return checks

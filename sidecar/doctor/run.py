@@ -13,7 +13,12 @@ from sidecar.doctor.management import graph_reachable, management, orphaned_appl
 from sidecar.doctor.token import token_capabilities, token_lifetime
 from sidecar.doctor.vault import kv_version, plugin, template_wildcard_guard, vault_health
 from sidecar.errors import VaultError
-from sidecar.graph import make_session, sign_in_with_secret
+from sidecar.graph import (
+    CertificateCredential,
+    make_session,
+    sign_in_with_certificate,
+    sign_in_with_secret,
+)
 from sidecar.management import load_identity
 from sidecar.model import DEFAULT_CREDS_MOUNT
 from sidecar.runtime import Runtime
@@ -61,6 +66,13 @@ def run_checks(
             session, config.azure.login_url, tenant, client_id, secret, config.azure.arm_scope
         )
 
+    def certificate_signer(
+        tenant: str, client_id: str, certificate: CertificateCredential
+    ) -> tuple[int, list[int], str]:
+        return sign_in_with_certificate(
+            session, config.azure.login_url, tenant, client_id, certificate, config.azure.arm_scope
+        )
+
     try:
         names = runtime.store.integration_names()
     except VaultError as exc:
@@ -70,7 +82,7 @@ def run_checks(
         yield Check("warn", "no integrations yet", "azsidecar integration create --name ...")
     now = runtime.clock.now()
     for name in names:
-        yield from integration(runtime.store, name, now, config, signer)
+        yield from integration(runtime.store, name, now, config, signer, certificate_signer)
     yield observed_lag(runtime.store, config)
     if daemon_url:
         yield daemon_health(daemon_url)

@@ -57,7 +57,9 @@ class Retirement:
 class View:
     """What a tick knows of one kind's credentials; ``azure`` is None if Graph failed.
 
-    ``keep`` names versions in use, which reconciliation never destroys.
+    ``keep`` names versions in use, which reconciliation never destroys;
+    ``renew`` False means no new credential of the kind is wanted (an
+    integration switched to another kind), only reconciliation.
     """
 
     subject: str
@@ -66,6 +68,7 @@ class View:
     intents: tuple[Intent, ...]
     retiring: tuple[Retirement, ...] = ()
     keep: frozenset[int] = frozenset()
+    renew: bool = True
 
 
 def latest_expiry(held: Sequence[Held]) -> Held | None:

@@ -5,6 +5,7 @@ and hands it here with its :class:`~sidecar.lifecycle.kind.Kind`. The plan
 is the reconciliation's actions (:mod:`sidecar.lifecycle.reconcile`), then
 at most one creation, when:
 
+* the view wants the kind renewed (:attr:`View.renew`);
 * no version is live once this plan's destroys are done, or the newest
   (:attr:`Kind.newest`) has at most the kind's ``renew_before`` left;
 * no intent younger than ``intent_timeout`` is in flight (one not cleared
@@ -31,7 +32,7 @@ def plan(kind: Kind, view: View, policy: TimingPolicy, now: datetime) -> list[Ac
     """Removals, then destroys, then cleared intents, then at most one creation."""
     draft = reconcile(kind, view, policy, now)
     actions = draft.actions()
-    create = _renewal(kind, view, policy, now, draft)
+    create = _renewal(kind, view, policy, now, draft) if view.renew else None
     if create is not None:
         actions.append(create)
     return actions

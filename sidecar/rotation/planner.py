@@ -1,31 +1,54 @@
-"""What to do next for one integration's client secrets, decided without I/O.
+"""What to do next for one integration's credentials, decided without I/O.
 
-The client secret is one kind of the shared credential life cycle
-(:mod:`sidecar.lifecycle`): its rules of reconciliation and renewal are
-written there once. What is the secret's own:
+An integration's client secrets and its certificate credentials are two
+kinds of the shared credential life cycle (:mod:`sidecar.lifecycle`): its
+rules of reconciliation and renewal are written there once, and this module
+plans each kind with them. What is the integration's own:
 
-* an expired secret is retired: removed from the application and its KV
+* an expired credential is retired: removed from the application and its KV
   version destroyed;
-* renewal is judged by the secret that expires last, ``secret_renew_before``
-  ahead of its expiry;
-* Azure never holds more than :data:`MAX_OURS` of our secrets, counting ones
-  an unresolved intent may have made unseen;
-* a secret the listing lacks is destroyed only once :data:`CONFIRMING_READS`
-  fresh listings lack it too (a keep-alive connection stays on one replica,
-  which may lag far behind).
+* only the kind the integration wants (:attr:`IntegrationRecord.kind`) is
+  created and renewed, judged by its credential that expires last,
+  ``secret_renew_before`` (``certificate_renew_before``) ahead of its expiry;
+* the other kind is not renewed, and once the wanted kind has had a ready
+  credential (:func:`sidecar.ready.choose_ready`, with the probes readers
+  see) for ``ready_safety_margin``, every version of the other kind is
+  retired: readers switch as soon as the wanted kind is ready
+  (:func:`sidecar.ready.choose_for_kind`), and a run handed the old kind just
+  before keeps at least the margin a run is always given;
+* Azure never holds more than :data:`MAX_OURS` of our credentials of a kind,
+  counting ones an unresolved intent may have made unseen;
+* a credential the listing lacks is destroyed only once
+  :data:`CONFIRMING_READS` fresh listings lack it too (a keep-alive
+  connection stays on one replica, which may lag far behind).
+
+Certificates have Graph's proof rules besides
+(learn.microsoft.com/graph/api/application-addkey,
+learn.microsoft.com/graph/api/application-removekey): a new certificate is
+added by ``addKey`` with a proof signed by a valid key of ours that the
+application lists (preferring one accepted ``propagation_delay`` ago, so
+every replica knows it), and only without one by writing the whole
+``keyCredentials`` collection (PATCH); a certificate is removed by
+``removeKey`` with a proof signed by itself while it is valid, else by a
+valid key of ours still on the application at that point of the plan, else
+by PATCH. The plan names the stored version that signs
+(:class:`CreateCertificate`, :class:`RemoveKeyCredential`).
 
 The executor (``rotation/run.py``) applies the returned actions in order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sidecar.lifecycle import plan as lifecycle
 from sidecar.lifecycle.actions import Action, ClearIntent, Create, DestroyStored, RemoveFromAzure
 from sidecar.lifecycle.kind import Held, Kind, Retirement, View, latest_expiry
-from sidecar.model import AzureCredential, Intent, StoredCredential
+from sidecar.model import AzureCredential, CredentialKind, Intent, IntentKind, StoredCredential
+from sidecar.probes.rule import ProbeRecord
+from sidecar.ready import Ready, choose_ready
 from sidecar.timing import TimingPolicy
 
 #: Most of our own secrets one application may hold at once, counting ones
@@ -44,20 +67,56 @@ SECRET = Kind(
     confirm_reads=CONFIRMING_READS,
 )
 
+CERTIFICATE = Kind(
+    stored="certificate",
+    listed="key credential",
+    renew_before=lambda policy: policy.client_certificate_renew_before,
+    newest=latest_expiry,
+    max_ours=MAX_OURS,
+    confirm_reads=CONFIRMING_READS,
+)
+
+#: Each kind of integration credential as the shared life cycle sees it.
+KINDS: Mapping[CredentialKind, Kind] = {
+    CredentialKind.SECRET: SECRET,
+    CredentialKind.CERTIFICATE: CERTIFICATE,
+}
+
 # The secret's names for the shared actions.
 CreateSecret = Create
 RemoveAzureCredential = RemoveFromAzure
 
+
+@dataclass(frozen=True)
+class CreateCertificate(Create):
+    """Create a certificate credential: ``addKey`` with a proof signed by the key of
+    stored version ``proof_version``, or, when None, PATCH of ``keyCredentials``."""
+
+    proof_version: int | None = None
+
+
+@dataclass(frozen=True)
+class RemoveKeyCredential(RemoveFromAzure):
+    """Remove a certificate credential: ``removeKey`` with a proof signed by the key
+    of stored version ``proof_version``, or, when None, PATCH of ``keyCredentials``."""
+
+    proof_version: int | None = None
+
+
 __all__ = [
+    "CERTIFICATE",
     "CONFIRMING_READS",
+    "KINDS",
     "MAX_OURS",
     "SECRET",
     "Action",
     "ClearIntent",
+    "CreateCertificate",
     "CreateSecret",
     "DestroyStored",
     "IntegrationState",
     "RemoveAzureCredential",
+    "RemoveKeyCredential",
     "plan",
     "replan_at",
 ]
@@ -65,42 +124,152 @@ __all__ = [
 
 @dataclass(frozen=True)
 class IntegrationState:
-    """What a tick knows about one integration; ``azure`` is None if Graph failed."""
+    """What a tick knows about one integration; a listing is None if Graph failed.
+
+    ``stored`` holds the live versions of every kind, ``azure`` the
+    application's client secrets and ``keys`` its certificate credentials,
+    ``intents`` the pending intents of every kind, ``kind`` the kind the
+    integration wants and ``probes`` the probe records readers see.
+    """
 
     name: str
     stored: tuple[StoredCredential, ...]
     azure: tuple[AzureCredential, ...] | None
     intents: tuple[Intent, ...]
+    kind: CredentialKind = CredentialKind.SECRET
+    keys: tuple[AzureCredential, ...] | None = None
+    probes: Mapping[int, ProbeRecord] = field(default_factory=dict)
 
 
 def plan(state: IntegrationState, policy: TimingPolicy, now: datetime) -> list[Action]:
-    """Removals, then destroys, then cleared intents, then at most one creation."""
+    """Per kind (secrets first): removals, then destroys, then cleared intents, then a creation."""
+    switched = _switched(state, policy, now)
+    actions: list[Action] = []
+    for kind in CredentialKind:
+        actions += _plan_kind(state, kind, switched, policy, now)
+    return actions
+
+
+def _plan_kind(
+    state: IntegrationState,
+    kind: CredentialKind,
+    switched: bool,
+    policy: TimingPolicy,
+    now: datetime,
+) -> list[Action]:
+    mine = [c for c in state.stored if c.kind is kind]
+    wanted = kind is state.kind
+    retiring = [
+        Retirement(
+            c.version, f"{kind.noun} v{c.version} expired at {c.expires.isoformat()}", "expired"
+        )
+        for c in mine
+        if c.expires <= now
+    ]
+    if not wanted and switched:
+        retiring += [
+            Retirement(
+                c.version,
+                f"{kind.noun} v{c.version} retired: {state.name} hands out {state.kind.noun}s now",
+                f"retired: the integration switched to {state.kind.noun}s",
+            )
+            for c in mine
+            if c.expires > now
+        ]
+    listing = state.azure if kind is CredentialKind.SECRET else state.keys
     view = View(
         subject=state.name,
-        held=tuple(
-            Held(c.version, c.key_id, c.intent_id, c.created, c.expires) for c in state.stored
-        ),
-        azure=state.azure,
-        intents=state.intents,
-        retiring=tuple(
-            Retirement(
-                c.version, f"secret v{c.version} expired at {c.expires.isoformat()}", "expired"
-            )
-            for c in state.stored
-            if c.expires <= now
-        ),
+        held=tuple(Held(c.version, c.key_id, c.intent_id, c.created, c.expires) for c in mine),
+        azure=listing,
+        intents=tuple(i for i in state.intents if i.kind == IntentKind(kind)),
+        retiring=tuple(retiring),
+        renew=wanted,
     )
-    return lifecycle.plan(SECRET, view, policy, now)
+    actions = lifecycle.plan(KINDS[kind], view, policy, now)
+    if kind is CredentialKind.CERTIFICATE:
+        return _with_proofs(actions, mine, listing, policy, now)
+    return actions
+
+
+def _switched(state: IntegrationState, policy: TimingPolicy, now: datetime) -> bool:
+    """Whether the wanted kind has had a ready credential for ``ready_safety_margin``."""
+    wanted = [c for c in state.stored if c.kind is state.kind]
+    if not wanted:
+        return False
+    return all(
+        isinstance(choose_ready(wanted, at, policy, state.probes), Ready)
+        for at in (now, now - policy.ready_safety_margin)
+    )
+
+
+def _with_proofs(
+    actions: list[Action],
+    certificates: Sequence[StoredCredential],
+    listing: tuple[AzureCredential, ...] | None,
+    policy: TimingPolicy,
+    now: datetime,
+) -> list[Action]:
+    """The certificate's actions, each naming the stored key that proves it (module docstring).
+
+    A key can prove an action only while the application still has it: a
+    removal is proven by the key itself if it is ours and valid, else by a
+    valid key of ours that no earlier action removes (one this plan keeps
+    first); a creation, which comes last, only by a key this plan keeps.
+    """
+    listed = None if listing is None else {a.key_id for a in listing}
+    valid = [
+        c
+        for c in certificates
+        if c.created <= now < c.expires and (listed is None or c.key_id in listed)
+    ]
+    removed_at = {a.key_id: i for i, a in enumerate(actions) if isinstance(a, RemoveFromAzure)}
+    destroyed = {a.version for a in actions if isinstance(a, DestroyStored)}
+    never = len(actions)
+
+    def prover(at: int) -> int | None:
+        usable = [c for c in valid if removed_at.get(c.key_id, never + 1) > at]
+        if at == never:
+            usable = [c for c in usable if c.version not in destroyed]
+        best = max(
+            usable,
+            key=lambda c: (
+                c.key_id not in removed_at,
+                c.created + policy.propagation_delay <= now,
+                c.expires,
+                c.created,
+                c.version,
+            ),
+            default=None,
+        )
+        return None if best is None else best.version
+
+    by_key = {c.key_id: c.version for c in valid}
+    result: list[Action] = []
+    for i, action in enumerate(actions):
+        match action:
+            case RemoveFromAzure(key_id=key_id, reason=reason):
+                proof = by_key.get(key_id)
+                result.append(RemoveKeyCredential(key_id, reason, proof or prover(i)))
+            case Create(reason=reason):
+                result.append(CreateCertificate(reason, prover(never)))
+            case _:
+                result.append(action)
+    return result
 
 
 def replan_at(state: IntegrationState, policy: TimingPolicy, now: datetime) -> datetime | None:
     """The next instant at which :func:`plan` could decide differently on the same state.
 
     A daemon that wakes then as well as every ``tick`` retries a crashed
-    renewal as soon as its intent times out, instead of a whole tick later.
+    renewal as soon as its intent times out, instead of a whole tick later,
+    and retires a kind switched away from as soon as it may.
     """
     moments = [i.created + policy.intent_timeout for i in state.intents]
+    switching = any(c.kind is not state.kind for c in state.stored)
     for c in state.stored:
-        moments += [c.expires, c.expires - policy.secret_renew_before]
+        renew = KINDS[c.kind].renew_before(policy)
+        moments += [c.expires, c.expires - renew]
         moments.append(c.created + policy.missing_grace)
+        if switching and c.kind is state.kind:
+            moments.append(c.created + policy.propagation_delay + policy.ready_safety_margin)
     return min((m for m in moments if m > now), default=None)

@@ -1,12 +1,16 @@
 """Applies the planner's actions through the Graph and Vault adapters, intent first.
 
-Creating a secret is the one step where a crash could lose something, since
-Azure returns a secret's text exactly once. The order makes every crash
-recoverable by the next tick's reconciliation (see the planner):
+Creating a credential is the one step where a crash could lose something:
+Azure returns a secret's text exactly once, and a certificate's private key
+exists only in this process until Vault holds it. The order makes every
+crash recoverable by the next tick's reconciliation (see the planner):
 
 1. record the intent in Vault (check-and-set);
-2. ``addPassword`` with a display name carrying the intent id;
-3. store the secret as a new KV version and index it;
+2. ``addPassword``, or for a certificate generate the key pair in memory and
+   upload its certificate (``addKey``, or PATCH for the first one, as the
+   plan says), with a display name carrying the intent id;
+3. store the secret (the certificate as a PKCS#12 bundle) as a new KV
+   version and index it;
 4. clear the intent.
 
 Crash after 1: the intent times out. After 2: the credential named after the
@@ -24,22 +28,28 @@ from datetime import datetime, timedelta
 from sidecar.clock import Clock
 from sidecar.crashpoints import crash_point
 from sidecar.errors import GraphError, GraphWriteUncertain, SidecarError, VaultUnavailable
-from sidecar.graph import CredentialGraph
+from sidecar.graph import CertificateCredential, CredentialGraph, KeyCredential, PasswordCredential
+from sidecar.keypairs import generate_key_pair, load_bundle, pkcs12_bundle
 from sidecar.lifecycle.reconcile import Verdict, confirm_destroy
 from sidecar.model import (
     AzureCredential,
+    CertificateVersion,
+    CredentialKind,
     Intent,
     IntentKind,
     StoredCredential,
     credential_display_name,
 )
+from sidecar.probes.rule import ProbeRecord
 from sidecar.rotation.planner import (
     Action,
     ClearIntent,
+    CreateCertificate,
     CreateSecret,
     DestroyStored,
     IntegrationState,
     RemoveAzureCredential,
+    RemoveKeyCredential,
     plan,
     replan_at,
 )
@@ -62,40 +72,65 @@ class TickReport:
     destroyed: list[int] = field(default_factory=list)
     cleared: list[str] = field(default_factory=list)
     next_at: datetime | None = None
-    stored_after: tuple[StoredCredential, ...] = ()  # the live secrets once the tick is done
+    stored_after: tuple[StoredCredential, ...] = ()  # the live credentials once the tick is done
+    kind: CredentialKind = CredentialKind.SECRET  # the kind the integration wants
+
+
+#: The intents of an integration's credentials (a management certificate's live elsewhere).
+_INTEGRATION_INTENTS = (IntentKind.SECRET, IntentKind.CERTIFICATE)
 
 
 def observe(
-    record: IntegrationRecord, graph: CredentialGraph, store: Store, now: datetime
+    record: IntegrationRecord,
+    graph: CredentialGraph,
+    store: Store,
+    now: datetime,
+    policy: TimingPolicy | None = None,
 ) -> IntegrationState:
-    """Gather the planner's inputs: Vault's index and intents, Graph's listing.
+    """Gather the planner's inputs: Vault's index, intents and probes, Graph's listings.
 
     A 404 is ridden out for the lag window only while the application is young:
     an application created a day ago is on every replica, so its 404 means it is
-    gone, and waiting minutes for it would stall the whole tick.
+    gone, and waiting minutes for it would stall the whole tick. Probe records
+    are read (with ``policy.probes``) only while the integration holds more
+    than one kind, where they decide when the old kind is retired.
     """
     # The daemon's tick is where a credential index a crash left stale is repaired.
     stored = tuple(store.repair_credentials(record.name))
     intents, _ = store.intents(record.name)
-    secret_intents = tuple(i for i in intents if i.kind == IntentKind.SECRET)
+    ours = tuple(i for i in intents if i.kind in _INTEGRATION_INTENTS)
+    probes: dict[int, ProbeRecord] = {}
+    if policy is not None and policy.probes and any(c.kind is not record.kind for c in stored):
+        probes = store.probes(record.name)
     azure: tuple[AzureCredential, ...] | None
+    keys: tuple[AzureCredential, ...] | None
     try:
         age = now - record.created
         young = timedelta(0) <= age < timedelta(seconds=graph.not_found_window)
         app = graph.get_application(record.app_object_id, just_created=young)
-        azure = tuple(
-            AzureCredential(
-                key_id=p.key_id,
-                display_name=p.display_name,
-                start=p.start or p.end,
-                end=p.end,
-            )
-            for p in app.passwords
-        )
+        azure = tuple(_listed(p) for p in app.passwords)
+        keys = tuple(_listed(k) for k in app.keys)
     except GraphError as exc:
         log.warning("cannot list the credentials of %s: %s", record.name, exc)
-        azure = None
-    return IntegrationState(name=record.name, stored=stored, azure=azure, intents=secret_intents)
+        azure = keys = None
+    return IntegrationState(
+        name=record.name,
+        stored=stored,
+        azure=azure,
+        intents=ours,
+        kind=record.kind,
+        keys=keys,
+        probes=probes,
+    )
+
+
+def _listed(credential: PasswordCredential | KeyCredential) -> AzureCredential:
+    return AzureCredential(
+        key_id=credential.key_id,
+        display_name=credential.display_name,
+        start=credential.start or credential.end,
+        end=credential.end,
+    )
 
 
 def create_secret(
@@ -193,6 +228,108 @@ def _take_back(record: IntegrationRecord, display_name: str, graph: CredentialGr
         log.info("could not look for the unanswered secret of %s yet: %s", record.name, exc)
 
 
+def create_certificate(
+    record: IntegrationRecord,
+    graph: CredentialGraph,
+    store: Store,
+    clock: Clock,
+    policy: TimingPolicy,
+    proof_version: int | None,
+) -> StoredCredential:
+    """Steps 1-4 of the module docstring for one new certificate credential.
+
+    The key pair is made here, in memory; the private key leaves the process
+    only inside the encrypted PKCS#12 bundle written to Vault. ``addKey`` is
+    proven by the stored certificate ``proof_version``; without one the
+    certificate goes in by PATCH of the whole collection. An ``addKey`` that
+    got no clear answer is looked for by thumbprint (:meth:`GraphClient.add_key`);
+    if it is not found the intent stays and reconciliation removes the key
+    should it show, since its private key is gone with this attempt.
+    """
+    intent = Intent(intent_id=uuid.uuid4().hex, created=clock.now(), kind=IntentKind.CERTIFICATE)
+    store.add_intent(record.name, intent)
+    crash_point("after_intent")
+    name = credential_display_name(intent.intent_id)
+    pair = generate_key_pair(
+        f"azsidecar-{record.name}", clock.now(), policy.client_certificate_lifetime
+    )
+    try:
+        if proof_version is None:
+            key = graph.patch_add_key(record.app_object_id, pair.cert_der, name)
+        else:
+            signer = _signer(record, store, proof_version)
+            key = graph.add_key(record.app_object_id, pair.cert_der, name, signer)
+    except GraphWriteUncertain as exc:
+        log.warning(
+            "the certificate upload for %s may have happened (%s); its key is left to"
+            " reconciliation",
+            record.name,
+            exc,
+        )
+        raise
+    except GraphError as exc:
+        if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 429):
+            # Refused outright: nothing was added, so the intent goes and the
+            # next tick asks again.
+            store.clear_intent(record.name, intent.intent_id)
+        raise
+    crash_point("after_add_key")
+    bundle = pkcs12_bundle(pair, name)
+    certificate = CertificateVersion(
+        client_id=record.client_id,
+        tenant_id=record.tenant_id,
+        key_id=key.key_id,
+        thumbprint=pair.thumbprint,
+        intent_id=intent.intent_id,
+        created=clock.now(),
+        expires=min(key.end, pair.not_after),
+        pfx=bundle.pfx,
+        pfx_password=bundle.password,
+    )
+    try:
+        stored = store.store_secret(record.name, certificate)
+    except VaultUnavailable:
+        # As for a secret: the write may have landed; reconciliation decides.
+        log.warning(
+            "storing the new certificate of %s got no answer from Vault; its key is left"
+            " to reconciliation",
+            record.name,
+        )
+        raise
+    except SidecarError:
+        # Vault refused the write, so the private key is lost with this process:
+        # take the key back now (it proves its own removal), else reconciliation will.
+        own = CertificateCredential(pair.cert_pem, pair.key_pem, pair.thumbprint, key.key_id)
+        try:
+            graph.remove_key(record.app_object_id, key.key_id, own)
+        except GraphError as exc:
+            log.warning("could not remove the unstored certificate of %s: %s", record.name, exc)
+        raise
+    crash_point("after_store")
+    store.clear_intent(record.name, intent.intent_id)
+    return stored
+
+
+def _signer(record: IntegrationRecord, store: Store, version: int) -> CertificateCredential:
+    """The stored certificate ``version`` as a key that signs a proof of possession."""
+    found = store.credential_version(record.name, version)
+    if not isinstance(found, CertificateVersion):
+        raise SidecarError(f"credentials/{record.name} v{version} is not a certificate")
+    pair = load_bundle(found.pfx, found.pfx_password)
+    return CertificateCredential(pair.cert_pem, pair.key_pem, pair.thumbprint, found.key_id)
+
+
+def remove_certificate(
+    record: IntegrationRecord, graph: CredentialGraph, store: Store, action: RemoveKeyCredential
+) -> None:
+    """``removeKey`` proven by the stored version the plan names, or PATCH without one."""
+    if action.proof_version is None:
+        graph.patch_remove_key(record.app_object_id, action.key_id)
+    else:
+        signer = _signer(record, store, action.proof_version)
+        graph.remove_key(record.app_object_id, action.key_id, signer)
+
+
 def _confirm_destroy(
     record: IntegrationRecord,
     action: DestroyStored,
@@ -216,7 +353,8 @@ def _confirm_destroy(
         except GraphError:
             reads.append(None)
             continue
-        reads.append(frozenset(p.key_id for p in app.passwords))
+        listed = {p.key_id for p in app.passwords} | {k.key_id for k in app.keys}
+        reads.append(frozenset(listed))
     return verdict
 
 
@@ -231,6 +369,11 @@ def apply_actions(
 ) -> None:
     for action in actions:
         match action:
+            # A certificate's actions are subclasses of the shared ones: matched first.
+            case RemoveKeyCredential(key_id=key_id, reason=reason):
+                remove_certificate(record, graph, store, action)
+                report.removed.append((key_id, reason))
+                log.info("removed a certificate of %s from Azure: %s", record.name, reason)
             case RemoveAzureCredential(key_id=key_id, reason=reason):
                 graph.remove_password(record.app_object_id, key_id)
                 report.removed.append((key_id, reason))
@@ -252,6 +395,15 @@ def apply_actions(
                 store.clear_intent(record.name, intent_id)
                 report.cleared.append(intent_id)
                 log.info("cleared intent of %s: %s", record.name, reason)
+            case CreateCertificate(reason=reason, proof_version=proof_version):
+                stored = create_certificate(record, graph, store, clock, policy, proof_version)
+                report.created.append(stored.key_id)
+                log.info(
+                    "created a certificate for %s (version %d): %s",
+                    record.name,
+                    stored.version,
+                    reason,
+                )
             case CreateSecret(reason=reason):
                 stored = create_secret(record, graph, store, clock, policy)
                 report.created.append(stored.key_id)
@@ -271,8 +423,8 @@ def rotate(
     policy: TimingPolicy,
 ) -> TickReport:
     """One integration's tick: observe, plan, apply."""
-    state = observe(record, graph, store, clock.now())
-    report = TickReport(integration=record.name)
+    state = observe(record, graph, store, clock.now(), policy)
+    report = TickReport(integration=record.name, kind=record.kind)
     actions = plan(state, policy, clock.now())
     apply_actions(record, actions, graph, store, clock, policy, report)
     # When the plan could next change on Vault's state alone (a renewal coming
@@ -283,7 +435,8 @@ def rotate(
         name=record.name,
         stored=report.stored_after,
         azure=None,
-        intents=tuple(i for i in intents if i.kind == IntentKind.SECRET),
+        intents=tuple(i for i in intents if i.kind in _INTEGRATION_INTENTS),
+        kind=record.kind,
     )
     report.next_at = replan_at(after, policy, clock.now())
     return report

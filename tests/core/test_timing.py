@@ -33,7 +33,8 @@ def test_default_slack_absorbs_one_crash_retried_at_intent_timeout() -> None:
 DURATIONS = [
     f.name
     for f in fields(TimingPolicy)
-    if isinstance(f.default, timedelta) or f.name == "new_integration_floor"
+    if isinstance(f.default, timedelta)
+    or f.name in ("new_integration_floor", "certificate_lifetime", "certificate_renew_before")
 ]
 
 
@@ -167,3 +168,39 @@ def test_a_reader_takes_any_delay_the_daemon_can_run_with(minutes: int) -> None:
     if minutes > 30:  # what the plugin did before
         with pytest.raises(ConfigError):
             replace(TimingPolicy(), propagation_delay=delay)
+
+
+def test_certificate_timing_defaults_to_the_secrets() -> None:
+    p = TimingPolicy(secret_lifetime=48 * H, secret_renew_before=4 * H)
+    assert (p.client_certificate_lifetime, p.client_certificate_renew_before) == (48 * H, 4 * H)
+    q = TimingPolicy(certificate_lifetime=30 * 24 * H, certificate_renew_before=3 * 24 * H)
+    assert (q.client_certificate_lifetime, q.client_certificate_renew_before) == (
+        30 * 24 * H,
+        3 * 24 * H,
+    )
+    assert (q.secret_lifetime, q.secret_renew_before) == (24 * H, 2 * H)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"certificate_renew_before": 30 * H}, "shorter than certificate_lifetime"),
+        ({"certificate_lifetime": 3 * H}, "at most half of certificate_lifetime"),
+        (
+            {"certificate_lifetime": 24 * H, "certificate_renew_before": 90 * M},
+            "propagation_delay \\+ ready_safety_margin \\+ tick",
+        ),
+    ],
+)
+def test_certificate_timing_obeys_the_secrets_inequalities(
+    values: dict[str, timedelta], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        TimingPolicy(**cast(dict[str, Any], values))
+    assert err.value.key == "certificate_renew_before"
+
+
+def test_a_shorter_certificate_renewal_bounds_the_raised_delay() -> None:
+    p = TimingPolicy(certificate_lifetime=48 * H, certificate_renew_before=100 * M)
+    assert p.max_effective_delay == 100 * M - (30 * M + H)
+    assert p.rotation_slack == 100 * M - (10 * M + 30 * M + H)
