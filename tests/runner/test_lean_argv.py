@@ -235,3 +235,27 @@ def test_the_console_script_says_what_click_says(args: list[str]) -> None:
         through_click.stderr,
     )
     assert lean.returncode != 0 or "--help" in args
+
+
+def test_a_lean_run_still_runs_exit_handlers_and_flushes(tmp_path: Path) -> None:
+    """The lean path skips the interpreter's teardown, not what programs expect at exit."""
+    marker = tmp_path / "atexit-ran"
+    code = (
+        "import atexit, sys; from pathlib import Path;"
+        f"atexit.register(Path({str(marker)!r}).write_text, 'yes');"
+        "sys.stdout.write('buffered, no newline');"
+        "sys.argv = ['azsidecar', 'creds', '--stack', 'A', '--phase', 'plan'];"
+        "from sidecar.cli.entry import main; main()"
+    )
+    env = {k: v for k, v in _env().items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stderr.startswith("Error: Vault at http://127.0.0.1:9")
+    assert done.stdout == "buffered, no newline"
+    assert marker.read_text() == "yes"
