@@ -34,7 +34,7 @@ from sidecar.errors import (
     SidecarError,
     VaultForbidden,
 )
-from sidecar.model import Phase
+from sidecar.phases import Phase
 from sidecar.sensitive import Sensitive
 
 #: One safe path segment: a stack or integration name.

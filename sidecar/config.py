@@ -24,7 +24,7 @@ from typing import Any, Literal, get_args, get_origin
 from sidecar.clouds import CLOUDS, CloudName
 from sidecar.durations import parse_duration
 from sidecar.errors import ConfigError, InputError
-from sidecar.model import DEFAULT_CREDS_MOUNT
+from sidecar.phases import DEFAULT_CREDS_MOUNT
 from sidecar.timing import TimingPolicy
 
 ENV_PREFIX = "AZSIDECAR_"

@@ -21,23 +21,11 @@ from typing import Any
 
 from sidecar import fieldcheck
 from sidecar.errors import SidecarError
+
+# Re-exported (the explicit "X as X" form): every other part names them from here.
+from sidecar.phases import DEFAULT_CREDS_MOUNT as DEFAULT_CREDS_MOUNT  # noqa: PLC0414
+from sidecar.phases import Phase as Phase  # noqa: PLC0414
 from sidecar.sensitive import Sensitive
-
-#: Where the plugin is mounted and the path (``<mount>/creds/<stack>/<phase>``) that
-#: authorises runners, plugin and resolver alike. Not ``azure``: HashiCorp's own Azure
-#: engine is conventionally mounted there, and in a resolver-only Vault its policies
-#: (``azure/creds/<role>``) would grant every stack's credential through the resolver.
-DEFAULT_CREDS_MOUNT = "azsidecar"
-
-
-class Phase(StrEnum):
-    PLAN = "plan"
-    APPLY = "apply"
-
-    @property
-    def role(self) -> str:
-        """The stack field that names the phase's integration: ``read`` or ``write``."""
-        return "read" if self is Phase.PLAN else "write"
 
 
 class ConsentState(StrEnum):

@@ -52,6 +52,7 @@ LAYERS: dict[str, str] = {
     "sidecar.durations": CORE,
     "sidecar.timing": CORE,
     "sidecar.model": CORE,
+    "sidecar.phases": CORE,  # Phase and the default mount: the runner helper needs no more
     "sidecar.ready": CORE,
     "sidecar.sensitive": CORE,
     "sidecar.answers": CORE,  # what readers say to each other: creds path, names, refusals

@@ -16,7 +16,7 @@ import click
 
 from sidecar.cli.common import config_option, friendly_errors
 from sidecar.cli.runner_commands import print_creds, run_command
-from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
+from sidecar.phases import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.runner.envfmt import Format
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
+from sidecar.phases import DEFAULT_CREDS_MOUNT, Phase
 
 #: Commands read here: the console script's first argument.
 COMMANDS = ("creds", "exec")

@@ -17,7 +17,7 @@ from sidecar.answers import ResolvedCredential, check_name
 from sidecar.config import load_config
 from sidecar.durations import parse_duration
 from sidecar.errors import VaultUnavailable
-from sidecar.model import Phase
+from sidecar.phases import Phase
 from sidecar.runner import child
 from sidecar.runner.auth import RunnerLogin, runner_login
 from sidecar.runner.envfmt import Format, arm_variables, render

@@ -31,6 +31,7 @@ HEAVY = (
     "requests",
     "urllib3",
     "sidecar.vault",
+    "sidecar.model",  # ten record dataclasses: the runner needs only sidecar.phases
     "sidecar.graph",
     "sidecar.runtime",
     "sidecar.daemon",
