@@ -35,7 +35,8 @@ from sidecar.errors import (
     SidecarError,
     VaultForbidden,
 )
-from sidecar.model import CredentialKind, Phase
+from sidecar.kinds import CredentialKind
+from sidecar.phases import Phase
 from sidecar.sensitive import Sensitive
 
 #: One safe path segment: a stack or integration name.

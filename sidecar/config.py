@@ -26,7 +26,7 @@ from sidecar.durations import parse_duration
 from sidecar.errors import ConfigError, InputError
 from sidecar.issuer.documents import IssuerIdentity
 from sidecar.issuer.planner import IssuerPolicy
-from sidecar.model import DEFAULT_CREDS_MOUNT
+from sidecar.phases import DEFAULT_CREDS_MOUNT
 from sidecar.timing import TimingPolicy
 
 ENV_PREFIX = "AZSIDECAR_"

@@ -21,23 +21,12 @@ from typing import Any
 
 from sidecar import fieldcheck
 from sidecar.errors import SidecarError
+
+# Re-exported (the explicit "X as X" form): every other part names them from here.
+from sidecar.kinds import CredentialKind as CredentialKind  # noqa: PLC0414
+from sidecar.phases import DEFAULT_CREDS_MOUNT as DEFAULT_CREDS_MOUNT  # noqa: PLC0414
+from sidecar.phases import Phase as Phase  # noqa: PLC0414
 from sidecar.sensitive import Sensitive
-
-#: Where the plugin is mounted and the path (``<mount>/creds/<stack>/<phase>``) that
-#: authorises runners, plugin and resolver alike. Not ``azure``: HashiCorp's own Azure
-#: engine is conventionally mounted there, and in a resolver-only Vault its policies
-#: (``azure/creds/<role>``) would grant every stack's credential through the resolver.
-DEFAULT_CREDS_MOUNT = "azsidecar"
-
-
-class Phase(StrEnum):
-    PLAN = "plan"
-    APPLY = "apply"
-
-    @property
-    def role(self) -> str:
-        """The stack field that names the phase's integration: ``read`` or ``write``."""
-        return "read" if self is Phase.PLAN else "write"
 
 
 class ConsentState(StrEnum):
@@ -48,18 +37,6 @@ class ConsentState(StrEnum):
 class IntegrationStatus(StrEnum):
     CREATING = "creating"  # Graph work is unfinished
     READY = "ready"
-
-
-class CredentialKind(StrEnum):
-    """What an integration hands to runs; the integration record says which it wants."""
-
-    SECRET = "secret"  # noqa: S105 - a kind of credential, not a password
-    CERTIFICATE = "certificate"
-
-    @property
-    def noun(self) -> str:
-        """The word reasons and messages use for one credential of the kind."""
-        return "secret" if self is CredentialKind.SECRET else "certificate"
 
 
 class IntentKind(StrEnum):

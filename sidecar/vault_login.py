@@ -215,8 +215,12 @@ class VaultLogin:
     def login(self, *, look_up: bool = True) -> hvac.Client:
         """The first login (or token read); raises when it fails, e.g. at start-up.
 
-        ``look_up=False`` takes a plain token without asking Vault (a short-lived
-        command); the upkeep, if started, looks it up at its first step.
+        ``look_up=False`` (a short-lived command) asks Vault nothing more than the
+        login needs: a plain token is taken as it is, and the upkeep, if started,
+        looks it up at its first step; after an AppRole or JWT login the token's
+        TTL and renewability are taken from the login's answer (its ``auth`` block,
+        which is what ``lookup-self`` would say of a token just created) instead
+        of a ``lookup-self`` round trip.
         """
         self.open(look_up=look_up)
         return self.client
@@ -230,7 +234,7 @@ class VaultLogin:
             elif self.spec.method == "token":
                 self._adopt_token(self._current_token(), first=True)
             else:
-                self._log_in()
+                self._log_in(look_up=look_up)
             return self.transport
 
     def maintain(self) -> datetime:
@@ -386,8 +390,9 @@ class VaultLogin:
                 asked,
             )
 
-    def _log_in(self) -> None:
+    def _log_in(self, *, look_up: bool = True) -> None:
         spec = self.spec
+        started = self.now()
         try:
             if spec.method == "approle":
                 secret_id = self._secret_id()
@@ -418,7 +423,10 @@ class VaultLogin:
         if not token:
             raise VaultLoginError(f"Vault's answer to {path} held no token")
         self.transport.token = token
-        self._look_up()
+        if look_up:
+            self._look_up()
+        else:
+            self._view_from_login(body.get("auth") or {}, started)
         self.logins += 1
         self._succeeded()
         self._emit("login")
@@ -473,6 +481,18 @@ class VaultLogin:
             ttl=timedelta(seconds=int(data.get("ttl") or 0)),
             renewable=bool(data.get("renewable")),
         )
+
+    def _view_from_login(self, auth: dict[str, Any], started: datetime) -> None:
+        """The new token as ``lookup-self`` would show it, from the login's ``auth`` block.
+
+        A login answers with ``auth.lease_duration`` (the new token's TTL, which is
+        also its creation TTL) and ``auth.renewable``
+        (https://openbao.org/api-docs/auth/jwt/#jwt-login,
+        https://openbao.org/api-docs/auth/approle/#login-with-approle).
+        """
+        ttl = timedelta(seconds=int(auth.get("lease_duration") or 0))
+        self._creation_ttl = ttl
+        self.view = TokenView(seen_at=started, ttl=ttl, renewable=bool(auth.get("renewable")))
 
     def _failed(self, exc: VaultError) -> None:
         message = str(exc)

@@ -52,6 +52,8 @@ LAYERS: dict[str, str] = {
     "sidecar.durations": CORE,
     "sidecar.timing": CORE,
     "sidecar.model": CORE,
+    "sidecar.phases": CORE,  # Phase and the default mount: the runner helper needs no more
+    "sidecar.kinds": CORE,  # CredentialKind: a word of every answer, as light as phases
     "sidecar.ready": CORE,
     "sidecar.sensitive": CORE,
     "sidecar.answers": CORE,  # what readers say to each other: creds path, names, refusals

@@ -38,14 +38,17 @@ import gc
 import os
 import resource
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from sidecar.errors import InputError
+
+if TYPE_CHECKING:
+    import subprocess
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _TTY_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
@@ -118,6 +121,9 @@ def run(argv: Sequence[str], variables: Mapping[str, str]) -> int:
     """Run ``argv`` with ``variables`` added to the environment; returns the exit status."""
     if not argv:
         raise InputError("give the command to run after --, e.g. -- terraform apply")
+    # Only ``exec`` starts a child: ``creds``, which every job runs, does not import it.
+    import subprocess  # noqa: PLC0415 - lazy, see above
+
     env = child_environment(variables)
     try:
         child = subprocess.Popen(list(argv), env=env)

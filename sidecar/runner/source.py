@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sidecar.answers import Refusal, ResolvedCredential, creds_path
 from sidecar.errors import SidecarError, VaultError, VaultNotFound, VaultUnavailable
-from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
+from sidecar.phases import DEFAULT_CREDS_MOUNT, Phase
 from sidecar.vault_transport import PathRefusal, VaultTransport
 
 if TYPE_CHECKING:

@@ -4,7 +4,9 @@
 time is paid on every run: the daemon's world (Graph, MSAL, JWT, metrics, the
 emulator's web stack), gRPC (only with ``--resolver``) and hvac with requests
 and urllib3 (the runner speaks to Vault with :mod:`sidecar.vault_http`) must
-stay out.
+stay out. Through the console script, a plain ``creds`` / ``exec`` command line
+does not even load click (:mod:`sidecar.cli.entry`), and ``creds``, which starts
+no child, does not load :mod:`subprocess`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ HEAVY = (
     "requests",
     "urllib3",
     "sidecar.vault",
+    "sidecar.model",  # ten record dataclasses: the runner needs only sidecar.phases
     "sidecar.graph",
     "sidecar.runtime",
     "sidecar.daemon",
@@ -110,3 +113,48 @@ def test_the_console_script_imports_nothing_heavy() -> None:
     names = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     heavy = sorted(n for n in names if n in HEAVY or n.startswith(tuple(h + "." for h in HEAVY)))
     assert heavy == []
+
+
+#: Not loaded by the console script's lean path for a plain creds / exec command line.
+LEAN_HEAVY = (*HEAVY, "click")
+
+
+def _script_loads(*args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    script = Path(sys.executable).parent / "azsidecar"
+    if not script.exists():
+        pytest.skip("no azsidecar console script beside this interpreter")
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(script), *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    names = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    return names, done
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("creds", "--stack", "A", "--phase", "plan", "--format", "json"),
+        ("creds", "--stack", "A", "--phase", "apply", "--via", "plugin", "--wait", "0s"),
+        ("exec", "--stack", "A", "--phase", "plan", "--", "true"),
+    ],
+)
+def test_the_console_script_runs_the_helper_without_click(args: tuple[str, ...]) -> None:
+    names, done = _script_loads(*args)
+    assert done.returncode == 1 and "cannot reach Vault" in done.stderr  # went as far as the read
+    heavy = sorted(
+        n for n in names if n in LEAN_HEAVY or n.startswith(tuple(h + "." for h in LEAN_HEAVY))
+    )
+    assert heavy == []
+    if args[0] == "creds":
+        assert "subprocess" not in names  # only exec starts a child
+
+
+def test_the_console_script_still_uses_click_for_everything_else() -> None:
+    names, done = _script_loads("creds", "--stack", "A")
+    assert done.returncode == 2 and "Missing option '--phase'" in done.stderr
+    assert "click" in names
