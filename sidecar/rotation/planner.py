@@ -25,14 +25,23 @@ plans each kind with them. What is the integration's own:
 Certificates have Graph's proof rules besides
 (learn.microsoft.com/graph/api/application-addkey,
 learn.microsoft.com/graph/api/application-removekey): a new certificate is
-added by ``addKey`` with a proof signed by a valid key of ours that the
-application lists (preferring one accepted ``propagation_delay`` ago, so
-every replica knows it), and only without one by writing the whole
-``keyCredentials`` collection (PATCH); a certificate is removed by
-``removeKey`` with a proof signed by itself while it is valid, else by a
-valid key of ours still on the application at that point of the plan, else
-by PATCH. The plan names the stored version that signs
+added by ``addKey`` with a proof signed by a valid key of ours (preferring
+one the application lists, then one accepted ``propagation_delay`` ago, so
+every replica knows it), and only when we hold no valid key at all by
+writing the whole ``keyCredentials`` collection (PATCH); a certificate is
+removed by ``removeKey`` with a proof signed by itself while it is valid,
+else by a valid key of ours still on the application at that point of the
+plan, else by PATCH. The plan names the stored version that signs
 (:class:`CreateCertificate`, :class:`RemoveKeyCredential`).
+
+Why a valid key we hold proves an action even when the listing lacks it: a
+PATCH replaces the collection with what the daemon read, and a read served
+by a lagging replica lacks the keys written since, ours included. A PATCH
+built from it would delete a certificate Vault hands to runs. An ``addKey``
+proven by a key the serving replica does not know yet is refused instead
+(nothing changes, the next tick tries again), and a key that is really gone
+is destroyed after ``missing_grace`` and confirming reads, after which PATCH
+is the way in again.
 
 The executor (``rotation/run.py``) applies the returned actions in order.
 """
@@ -217,11 +226,7 @@ def _with_proofs(
     first); a creation, which comes last, only by a key this plan keeps.
     """
     listed = None if listing is None else {a.key_id for a in listing}
-    valid = [
-        c
-        for c in certificates
-        if c.created <= now < c.expires and (listed is None or c.key_id in listed)
-    ]
+    valid = [c for c in certificates if c.created <= now < c.expires]
     removed_at = {a.key_id: i for i, a in enumerate(actions) if isinstance(a, RemoveFromAzure)}
     destroyed = {a.version for a in actions if isinstance(a, DestroyStored)}
     never = len(actions)
@@ -234,6 +239,7 @@ def _with_proofs(
             usable,
             key=lambda c: (
                 c.key_id not in removed_at,
+                listed is None or c.key_id in listed,
                 c.created + policy.propagation_delay <= now,
                 c.expires,
                 c.created,

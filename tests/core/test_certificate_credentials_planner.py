@@ -95,11 +95,16 @@ class Row:
     extra_keys: tuple[AzureCredential, ...] = ()
     expect: tuple[str, ...] = ()
     listed: bool = True
+    #: Stored keys the listing lacks (a read served by a lagging replica).
+    unlisted: tuple[str, ...] = ()
 
 
 def state_of(row: Row) -> IntegrationState:
     secrets = tuple(on_azure(x) for x in row.stored if x.kind is SECRET)
-    keys = tuple(on_azure(x) for x in row.stored if x.kind is CERT) + row.extra_keys
+    keys = (
+        tuple(on_azure(x) for x in row.stored if x.kind is CERT and x.key_id not in row.unlisted)
+        + row.extra_keys
+    )
     return IntegrationState(
         name="app",
         stored=row.stored,
@@ -165,6 +170,25 @@ ROWS: dict[str, Row] = {
         CERT,
         stored=(c(1, age=22 * H, left=90 * M),),
         listed=False,
+        expect=("create certificate (proof v1)",),
+    ),
+    # A read served by a lagging replica: a PATCH built from it would delete our keys.
+    "a lagging replica lacks our only valid key: a due renewal by addKey, never PATCH": Row(
+        CERT,
+        stored=(c(1, age=30 * M, left=80 * M),),
+        unlisted=("k1",),
+        expect=("create certificate (proof v1)",),
+    ),
+    "a lagging replica lacks the newest key: an expired one is removed with a proof by it": Row(
+        CERT,
+        stored=(c(1, age=25 * H, left=-H), c(2, age=3 * M)),
+        unlisted=("k2",),
+        expect=("remove k1 (proof v2)", "destroy v1"),
+    ),
+    "a listed key proves before an unlisted one, however settled": Row(
+        CERT,
+        stored=(c(1, age=22 * H, left=90 * M), c(2, age=30 * M, left=85 * M)),
+        unlisted=("k2",),
         expect=("create certificate (proof v1)",),
     ),
     # Switching secret -> certificate.
