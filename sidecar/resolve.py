@@ -12,7 +12,9 @@ than one. Reading the latest version of ``credentials/<name>`` returns, in
 the same response, the key-level index of every live version; that index is
 kept for ``index_ttl`` seconds of the product's clock (default 2) by :class:`ReadCache`, and the
 choice is made on it with the current time on every call. Version data never
-changes once written, so chosen versions are kept in a small LRU. Stack and
+changes while its key lives, so chosen versions are kept in a small LRU,
+used only while the index names the same key id and intent (an integration
+deleted and made again under its name numbers its versions from 1 again). Stack and
 integration records are kept for ``records_ttl`` seconds (default 5): a
 re-attached stack takes that long to show.
 
@@ -203,6 +205,8 @@ def _resolve(
         chosen = choice.credential
         cache.remember(name, latest.version, latest.data)
         data = cache.version(name, chosen.version)
+        if data is not None and not _is_version_of(data, chosen):
+            data = None  # the integration was deleted and made again: numbers restart
         if data is None:
             if store is None:
                 raise _CacheMiss
@@ -213,6 +217,17 @@ def _resolve(
             cache.remember(name, chosen.version, data)
         return _answer(name, data, chosen, choice, stack_record, record)
     raise NotReadyError(f"the credentials of {name!r} changed while reading; retry", now)
+
+
+def _is_version_of(data: dict[str, Any], entry: StoredCredential) -> bool:
+    """Whether cached version data is the version the index names now.
+
+    Version data never changes while its KV key lives, but deleting an
+    integration deletes the key, and one made again under the same name numbers
+    its versions from 1: a cached ``(name, version)`` may then be the deleted
+    application's. The index entry's key id and intent tell them apart.
+    """
+    return data.get("key_id") == entry.key_id and data.get("intent_id", "") == entry.intent_id
 
 
 def _answer(

@@ -188,3 +188,36 @@ def test_resolve_from_cache_answers_only_without_io(seeded: Store) -> None:
         seeded.save_stack(StackRecord(name="E", read="web", write=None), cas=0)
         resolve_credential(seeded.kv, "E", Phase.PLAN, NOW, POLICY, cache)
         resolve_from_cache("E", Phase.APPLY, NOW, POLICY, cache)
+
+
+def test_an_integration_made_again_under_its_name_never_gets_the_old_secret(
+    seeded: Store,
+) -> None:
+    """Regression (found by the chaos schedules, #21): deleting an integration deletes
+    its credentials key, so a new integration of the same name numbers its versions
+    from 1 again. Readers kept version data by (name, version) for good, and handed
+    the deleted application's secret to runs of the new one (AADSTS700016)."""
+    cache = ReadCache(index_ttl=2.0)
+    assert resolve(seeded.kv, cache).client_secret.reveal() == "newer"  # v2 cached
+    assert resolve(seeded.kv, cache, now=NOW - timedelta(hours=4)).client_secret.reveal() == (
+        "older"  # v1 cached too (an older time, when only v1 had propagated)
+    )
+    seeded.delete_integration("web")
+    record = IntegrationRecord(
+        name="web",
+        tenant_id=guid("tenant"),
+        subscription_id=guid("sub"),
+        app_object_id=guid("obj2"),
+        client_id=guid("app2"),
+        display_name="azsidecar-web-again",
+        consent=ConsentState.GRANTED,
+        created=NOW,
+    )
+    seeded.save_integration(record, cas=0)
+    seeded.store_secret("web", secret("first-of-new", NOW - timedelta(hours=3)))
+    seeded.store_secret("web", secret("still-propagating", NOW - timedelta(minutes=1)))
+    later = NOW + timedelta(seconds=3)  # past the index ttl
+    cache.records_ttl = 0.0
+    answer = resolve(seeded.kv, cache, now=later)  # v1 of the new integration is chosen
+    assert answer.client_secret.reveal() == "first-of-new"
+    assert answer.key_id == "key-first-of-new"

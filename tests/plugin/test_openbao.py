@@ -227,12 +227,16 @@ def test_a_missing_stack_is_not_found_in_data(seeded: PluginBao) -> None:
 @pytest.mark.usefixtures("resolver")
 def test_a_delay_longer_than_the_default_renewal_allows_still_reads(seeded: PluginBao) -> None:
     """Regression (found by the chaos schedules, #21): a ``propagation_delay`` above
-    30 minutes made the plugin's timing policy invalid, and every read failed."""
-    seeded.client.write_data("azure/config", data={"propagation_delay": "65m"})
+    30 minutes made the plugin's timing policy invalid, and every read failed.
+
+    The secret was made an hour before ``NOW``, which is fixed when the module is
+    imported; a delay of three hours keeps it unready however long the suite runs
+    before this test (65 minutes did not, under ``-n 2`` on a loaded machine)."""
+    seeded.client.write_data("azure/config", data={"propagation_delay": "3h"})
     try:
         response = _raw(seeded, "GET", "azure/creds/A/apply")  # its secret is an hour old
         assert response.status_code == 400, response.text
-        ready_at = NOW - timedelta(hours=1) + timedelta(minutes=65)
+        ready_at = NOW - timedelta(hours=1) + timedelta(hours=3)
         assert ready_at.isoformat().replace("+00:00", "Z") in " ".join(response.json()["errors"])
     finally:
         seeded.client.write_data("azure/config", data={"propagation_delay": "0"})
