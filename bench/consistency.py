@@ -27,14 +27,31 @@ The strategies compared, each for every stack every emulated minute:
   (``propagation_delay`` 35m, ``intent_timeout`` 40m, ``secret_renew_before`` 2h30m);
 * ``mint-in-run``: the run adds a secret and signs in at once (what
   ``terraform init``/``plan`` does first; later sign-ins of an apply are not modelled);
-* ``mint+sleep60``: the same, signing in 60 s after minting.
+* ``mint+sleep60``: the same, signing in 60 s after minting;
+* ``azsidecar-certificate``: the product with its default configuration for
+  integrations of kind certificate (issue 19): the same planner wanting
+  certificates, each created key credential a write to the replicated store
+  like a secret, probed the same way (the daemon's certificate probes are
+  client-assertion sign-ins at a random replica, refused exactly when that
+  replica does not list the key), and a run handed
+  :func:`sidecar.ready.choose_for_kind`'s certificate signs in at a random
+  replica, failing (``AADSTS700027``) when that replica does not list the key,
+  the emulator's token check for client assertions;
+* ``upload-cert-in-run``: the run uploads a new certificate and signs in with
+  it at once (the certificate analogue of ``mint-in-run``).
+
+Not modelled for certificates: Graph's proof of possession (the planner names
+the key that signs each ``addKey``/``removeKey``, counted in the events, but
+the call always succeeds here, whatever replica serves it), ``PATCH`` replacing
+the whole ``keyCredentials`` collection (concurrent writers never race), limits
+on the number of keys, and the time a run spends building its PKCS#12 bundle.
 
 Minted secrets are modelled as independent writes (one per run); on a real
 application a minute apart, in-order replication could only add lag.
 
 The figure is checked against the real HTTP emulator: :func:`validate_http`
-mints secrets through Graph and signs in through the token endpoint, and its
-failure fraction must agree with the simulation's.
+mints secrets (or uploads certificates) through Graph and signs in through the
+token endpoint, and its failure fraction must agree with the simulation's.
 """
 
 from __future__ import annotations
@@ -50,13 +67,25 @@ from typing import Any
 
 from sidecar.emulator import EmulatorConfig, EmulatorServer
 from sidecar.emulator.replicas import PROFILES, LagProfile, ReplicatedStore, resolve_stuck
-from sidecar.graph import ARM_SCOPE, CertificateCredential, GraphClient
-from sidecar.model import AzureCredential, StoredCredential, credential_display_name
+from sidecar.graph import (
+    ARM_SCOPE,
+    CertificateCredential,
+    GraphClient,
+    acquire_token_with_certificate,
+)
+from sidecar.keypairs import generate_key_pair
+from sidecar.model import (
+    AzureCredential,
+    CredentialKind,
+    StoredCredential,
+    credential_display_name,
+)
 from sidecar.probes import rule as probe_rule
 from sidecar.probes.rule import ProbeRecord
-from sidecar.ready import Ready, choose_ready, ready_from, usable_until
+from sidecar.ready import Ready, choose_for_kind, ready_from, usable_until
 from sidecar.rotation.planner import (
     ClearIntent,
+    CreateCertificate,
     CreateSecret,
     DestroyStored,
     IntegrationState,
@@ -93,7 +122,10 @@ EXPERIMENTS: dict[str, TimingPolicy] = {
     ),
 }
 MINT_STRATEGIES: dict[str, float] = {"mint-in-run": 0.0, "mint+sleep60": 60.0}
-STRATEGIES = (*PRODUCT_STRATEGIES, *MINT_STRATEGIES)
+#: Issue 19: the same comparison for integrations of kind certificate.
+CERTIFICATE_STRATEGIES: dict[str, TimingPolicy] = {"azsidecar-certificate": TimingPolicy()}
+UPLOAD_STRATEGIES: dict[str, float] = {"upload-cert-in-run": 0.0}
+STRATEGIES = (*PRODUCT_STRATEGIES, *MINT_STRATEGIES, *CERTIFICATE_STRATEGIES, *UPLOAD_STRATEGIES)
 
 Listing = tuple[AzureCredential, ...]
 
@@ -191,10 +223,15 @@ def _visibility(rng: random.Random, profile: LagProfile, now: float) -> list[flo
 
 
 class _Integration:
-    """One integration: Vault's index (``stored``) and the application in Azure AD."""
+    """One integration: Vault's index (``stored``) and the application in Azure AD.
 
-    def __init__(self, name: str) -> None:
+    ``azure`` holds the application's credentials of the integration's ``kind``:
+    its client secrets, or its certificate credentials (``keyCredentials``).
+    """
+
+    def __init__(self, name: str, kind: CredentialKind = CredentialKind.SECRET) -> None:
         self.name = name
+        self.kind = kind
         self.stored: list[StoredCredential] = []
         self.azure: ReplicatedStore[Listing] = ReplicatedStore()
         self.next_version = 1
@@ -210,6 +247,17 @@ class _Integration:
     def current(self) -> Listing:
         return self.azure.latest(self.name) or ()
 
+    def state(self, listing: Listing | None) -> IntegrationState:
+        """The planner's input, ``listing`` being what Graph returned for our kind."""
+        if self.kind is CredentialKind.SECRET:
+            return IntegrationState(self.name, tuple(self.stored), listing, ())
+        return IntegrationState(self.name, tuple(self.stored), (), (), kind=self.kind, keys=listing)
+
+    def lifetime(self, policy: TimingPolicy) -> timedelta:
+        if self.kind is CredentialKind.SECRET:
+            return policy.secret_lifetime
+        return policy.client_certificate_lifetime
+
     def write(self, listing: Listing, rng: random.Random, profile: LagProfile, now: float) -> None:
         self.azure.write(self.name, listing, _visibility(rng, profile, now), now)
 
@@ -218,11 +266,13 @@ class _Integration:
     ) -> None:
         intent = uuid.UUID(int=rng.getrandbits(128)).hex
         key_id = str(uuid.UUID(int=rng.getrandbits(128)))
-        expires = now + policy.secret_lifetime
+        expires = now + self.lifetime(policy)
         credential = AzureCredential(key_id, credential_display_name(intent), now, expires)
         self.write((*self.current(), credential), rng, profile, now.timestamp())
         self.seen_from[key_id] = list(self.azure.history(self.name)[-1].visible_at)
-        self.stored.append(StoredCredential(self.next_version, key_id, intent, now, expires))
+        self.stored.append(
+            StoredCredential(self.next_version, key_id, intent, now, expires, self.kind)
+        )
         self.stored_ever.append(self.stored[-1])
         if policy.probes:
             self.timelines[self.next_version] = _probe_timeline(
@@ -294,8 +344,10 @@ def _daemon_event(
 ) -> None:
     """One daemon wake for one integration: observe through a random replica, plan, apply."""
     listing = item.azure.read(item.name, rng.randrange(REPLICAS), now.timestamp()) or ()
-    state = IntegrationState(item.name, tuple(item.stored), listing, ())
-    for action in plan(state, policy, now):
+    for action in plan(item.state(listing), policy, now):
+        if isinstance(action, CreateCertificate):
+            how = "PATCH" if action.proof_version is None else "addKey"
+            outcome.events[f"create-certificate:{how}"] += 1
         match action:
             case RemoveAzureCredential(key_id=key_id, reason=reason):
                 kept = tuple(c for c in item.current() if c.key_id != key_id)
@@ -321,8 +373,10 @@ def simulate_product(
     days: float,
     seed: int,
     check: bool = False,
+    kind: CredentialKind = CredentialKind.SECRET,
 ) -> Outcome:
-    """The daemon keeps ``integrations`` supplied; each runs once a minute for ``days``."""
+    """The daemon keeps ``integrations`` of ``kind`` supplied; each runs once a minute
+    for ``days``."""
     rng = random.Random(seed)
     profile = resolve_stuck(profile, REPLICAS)
     outcome = Outcome()
@@ -331,7 +385,7 @@ def simulate_product(
     random_ = rng.random
     end = runs_until.timestamp()
     for index in range(integrations):
-        item = _Integration(f"int-{index}")
+        item = _Integration(f"int-{index}", kind)
         # Integrations appear over the first 22 h; each gets its first secret at once.
         created = START + timedelta(seconds=rng.uniform(0, 22 * 3600))
         item.create(created, policy, rng, profile)
@@ -356,7 +410,7 @@ def simulate_product(
             if now >= valid_until:
                 at = datetime.fromtimestamp(now, UTC)
                 probes = item.probes_at(now)
-                found = choose_ready(item.stored, at, policy, probes)
+                found = choose_for_kind(item.stored, item.kind, at, policy, probes)
                 key_id = found.credential.key_id if isinstance(found, Ready) else ""
                 if key_id:
                     seen_from = item.seen_from[key_id]
@@ -428,8 +482,12 @@ def simulate_new_integrations(
         first: float | None = None
         for minute in range(180):
             now = start + 60.0 * minute
-            found = choose_ready(
-                item.stored, datetime.fromtimestamp(now, UTC), policy, item.probes_at(now)
+            found = choose_for_kind(
+                item.stored,
+                item.kind,
+                datetime.fromtimestamp(now, UTC),
+                policy,
+                item.probes_at(now),
             )
             if not isinstance(found, Ready):
                 outcome.waited += 1
@@ -457,14 +515,15 @@ def _check(
     item: _Integration, policy: TimingPolicy, now: float, key_id: str, replica: int, failed: bool
 ) -> None:
     """Recompute a run the slow way: the ready rule and the emulator's replica view."""
-    fresh = choose_ready(item.stored, datetime.fromtimestamp(now, UTC), policy, item.probes_at(now))
+    fresh = choose_for_kind(
+        item.stored, item.kind, datetime.fromtimestamp(now, UTC), policy, item.probes_at(now)
+    )
     assert isinstance(fresh, Ready) and fresh.credential.key_id == key_id, f"choice at {now}"
     assert failed == (not item.visible(key_id, replica, now)), f"visibility at {now}"
 
 
 def _next_wake(item: _Integration, policy: TimingPolicy, now: datetime, tick: datetime) -> datetime:
-    state = IntegrationState(item.name, tuple(item.stored), None, ())
-    replan = replan_at(state, policy, now)
+    replan = replan_at(item.state(None), policy, now)
     return tick if replan is None else min(tick, replan)
 
 
@@ -509,8 +568,19 @@ class _EmulatorTime:
         self.clock.advance(seconds)
 
 
-def validate_http(trials: int, delay: float, profile: str = "default", seed: int = 11) -> Outcome:
-    """Mint through Graph and sign in ``delay`` s later at the token endpoint, ``trials`` times."""
+def validate_http(
+    trials: int,
+    delay: float,
+    profile: str = "default",
+    seed: int = 11,
+    certificate: bool = False,
+) -> Outcome:
+    """Mint through Graph and sign in ``delay`` s later at the token endpoint, ``trials`` times.
+
+    With ``certificate``, each trial uploads a new certificate instead
+    (``PATCH`` of ``keyCredentials``) and signs in with a client assertion
+    signed by its key, as ``upload-cert-in-run`` does.
+    """
 
     config = EmulatorConfig(clock_mode="manual", seed=seed, lag_profile=profile)
     outcome = Outcome()
@@ -538,6 +608,30 @@ def validate_http(trials: int, delay: float, profile: str = "default", seed: int
         lag_bound = resolve_stuck(state.lag, REPLICAS).max_lag
         for _ in range(trials):
             now = clock.now()
+            if certificate:
+                pair = generate_key_pair("run", now, timedelta(hours=1))
+                key = graph.patch_add_key(target.object_id, pair.cert_der, "run")
+                if delay:
+                    state.clock.advance(delay)
+                with emu.session() as session:
+                    result = acquire_token_with_certificate(
+                        login_url=emu.base_url,
+                        tenant_id=tenant,
+                        client_id=target.app_id,
+                        cert_pem=pair.cert_pem,
+                        key_pem=pair.key_pem,
+                        thumbprint=pair.thumbprint,
+                        session=session,
+                    )
+                outcome.runs += 1
+                if "access_token" not in result:
+                    codes = result.get("error_codes") or []
+                    outcome.events[f"AADSTS{codes[0]}" if codes else "error"] += 1
+                    outcome.failures += 1
+                state.clock.advance(lag_bound + 1)
+                graph.patch_remove_key(target.object_id, key.key_id)
+                state.clock.advance(lag_bound + 1)
+                continue
             minted = graph.add_password(target.object_id, "run", now + timedelta(hours=1))
             if delay:
                 state.clock.advance(delay)
@@ -658,6 +752,26 @@ def run(quick: bool = False, seed: int = 20260301) -> dict[str, Any]:
                 days=days,
                 seed=seed + 100 * p_index + 10 + s_index,
             )
+        for s_index, (strategy, policy) in enumerate(CERTIFICATE_STRATEGIES.items()):
+            outcomes[strategy, name] = simulate_product(
+                policy,
+                profile,
+                integrations=integrations,
+                days=days,
+                seed=seed + 100 * p_index + 20 + s_index,
+                check=quick,
+                kind=CredentialKind.CERTIFICATE,
+            )
+        for s_index, (strategy, delay) in enumerate(UPLOAD_STRATEGIES.items()):
+            # An uploaded key credential replicates as a minted secret does, and the
+            # token endpoint checks a client assertion's key as it checks a secret.
+            outcomes[strategy, name] = simulate_mint(
+                delay,
+                profile,
+                integrations=integrations,
+                days=days,
+                seed=seed + 100 * p_index + 30 + s_index,
+            )
     for (strategy, name), outcome in outcomes.items():
         table.setdefault(strategy, {})[name] = outcome.to_dict()
     new_table, experiments = _new_integrations_and_experiments(
@@ -669,6 +783,12 @@ def run(quick: bool = False, seed: int = 20260301) -> dict[str, Any]:
             outcomes[strategy, "default"],
         )
         for strategy, delay in MINT_STRATEGIES.items()
+    } | {
+        strategy: _agrees(
+            validate_http(trials, delay, "default", seed=seed + 37 + int(delay), certificate=True),
+            outcomes[strategy, "default"],
+        )
+        for strategy, delay in UPLOAD_STRATEGIES.items()
     }
     return {
         "parameters": {
@@ -683,7 +803,9 @@ def run(quick: bool = False, seed: int = 20260301) -> dict[str, Any]:
                 "secret_renew_before": str(TUNED.secret_renew_before),
             },
             "model": "mint strategies: one sign-in per run, right after minting (or 60 s "
-            "later), at a random replica; product: the ready secret at a random replica",
+            "later), at a random replica; product: the ready secret at a random replica; "
+            "certificate strategies: the same with key credentials and client assertions "
+            "(AADSTS700027), proofs of possession and PATCH races not modelled",
             "probes": {
                 "interval": str(TimingPolicy().probe_interval),
                 "window": str(TimingPolicy().probe_window),

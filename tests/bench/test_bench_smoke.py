@@ -85,6 +85,24 @@ def check_consistency(
     assert table["mint-in-run"]["default"]["failure_rate"] > 0.3
     assert 0 < table["mint+sleep60"]["default"]["failure_rate"] < 0.3
     assert all(check["agrees"] for check in consistency["validation"].values())
+    check_certificate_consistency(consistency)
+
+
+def check_certificate_consistency(consistency: dict[str, Any]) -> None:
+    """Issue 19: certificate integrations, the product's and a run uploading its own."""
+    table = consistency["results"]
+    for strategy in ("azsidecar-certificate", "upload-cert-in-run"):
+        assert set(table[strategy]) == set(table["azsidecar"])
+        for row in table[strategy].values():
+            assert row["runs"] > 10_000
+    for profile, secret in table["azsidecar"].items():
+        certificate = table["azsidecar-certificate"][profile]
+        if secret["failures"] == 0:
+            assert certificate["failures"] == 0, profile
+        assert certificate["events"]["remove:certificate"] > 0, profile
+    assert table["upload-cert-in-run"]["default"]["failure_rate"] > 0.3
+    upload = consistency["validation"]["upload-cert-in-run"]
+    assert upload["agrees"] and set(upload["http_errors"]) == {"AADSTS700027"}
 
 
 def check_cost_and_plots(quick: tuple[Path, dict[str, Any], str]) -> None:
