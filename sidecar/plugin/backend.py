@@ -4,6 +4,13 @@ The plugin reads the product's KV data from a Vault/OpenBao named in
 ``config`` (often the very server the plugin runs in) with its own token or
 AppRole; the hvac client is built on first use and rebuilt when the
 configuration changes. hvac is synchronous, so KV calls run in a thread.
+
+The configuration is cached, and so is the login made from it. Every change
+(``save_config``, ``delete_config``, OpenBao's invalidation of ``config`` on a
+performance standby or replica, ``close``) bumps a generation counter; a load
+or a login that awaited storage or Vault while the generation moved is not
+kept, so the plugin never goes on with an older configuration than the stored
+one.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 #: Callers' login metadata kept by token accessor (oldest dropped first).
 REMEMBERED_LOGINS = 4096
+#: Reads of the configuration (or logins made from it) one call tries while it keeps changing.
+CONFIG_ATTEMPTS = 5
 
 HELP = """
 The azure secrets engine hands CI/CD runs Azure AD client secrets that have
@@ -113,6 +122,10 @@ class AzureBackend:
         self.clock = clock or environment_clock()
         self._config: PluginConfig | None = None
         self._config_loaded = False
+        # Bumped by every change of the stored configuration (see the module docstring).
+        self._generation = 0
+        self._config_lock = asyncio.Lock()  # one storage read at a time; others wait for it
+        self._closed = False
         self._kv: VaultKV | None = None
         self.login: VaultLogin | None = None  # the plugin's own Vault login, kept alive
         self.read_cache = ReadCache()
@@ -133,11 +146,29 @@ class AzureBackend:
         )
 
     async def load_config(self) -> PluginConfig | None:
-        if not self._config_loaded:
-            blob = await self.storage.get(STORAGE_KEY)
-            self._config = None if blob is None else PluginConfig.from_json(blob)
-            self._config_loaded = True
-        return self._config
+        """The stored configuration, read once and cached until it changes."""
+        return (await self._load_config())[1]
+
+    async def _load_config(self) -> tuple[int, PluginConfig | None]:
+        """The configuration and the generation it is current for.
+
+        Concurrent loads share one storage read: the later ones wait for it and
+        find it cached. A read that a change overtook (the generation moved
+        while it awaited storage) is not cached but read again, so the caller
+        gets the configuration as stored after the change.
+        """
+        async with self._config_lock:
+            for _ in range(CONFIG_ATTEMPTS):
+                if self._config_loaded:
+                    return self._generation, self._config
+                generation = self._generation
+                blob = await self.storage.get(STORAGE_KEY)
+                config = None if blob is None else PluginConfig.from_json(blob)
+                if generation == self._generation:
+                    self._config, self._config_loaded = config, True
+                    return generation, config
+            # Still changing: current when read, and the caller's own, but never cached.
+            return generation, config
 
     async def save_config(self, config: PluginConfig) -> None:
         await self.storage.put(STORAGE_KEY, config.to_json(), seal_wrap=True)
@@ -148,8 +179,15 @@ class AzureBackend:
         self.invalidate()
 
     def invalidate(self, key: str = STORAGE_KEY) -> None:
-        """Forget cached state derived from ``key`` (also called by OpenBao)."""
+        """Forget cached state derived from ``key`` (also called by OpenBao).
+
+        OpenBao calls it (``InvalidateKey``) when a key changed under this node,
+        as on a read-enabled standby after a write on the active node; it only
+        tells which key to forget, never the new value, so the next load reads
+        storage again (https://openbao.org/community/rfcs/invalidation/).
+        """
         if key == STORAGE_KEY:
+            self._generation += 1  # loads and logins under way now are not kept
             self._config, self._config_loaded, self._kv = None, False, None
             self.read_cache = ReadCache()
             self._drop_login()
@@ -182,8 +220,9 @@ class AzureBackend:
             config = await self.load_config()
             if config is None or config.auth_method == "token":
                 raise
-            self._kv = None
-            self._drop_login()
+            if self._kv is kv:  # not a login another call made since (the config changed)
+                self._kv = None
+                self._drop_login()
             return await asyncio.to_thread(call, await self._kv_client())
 
     async def login_metadata(self, accessor: str) -> Mapping[str, str]:
@@ -215,16 +254,32 @@ class AzureBackend:
         return login.metadata
 
     async def _kv_client(self) -> VaultKV:
-        async with self._lock:
-            if self._kv is not None:
-                return self._kv
-            config = await self.load_config()
-            if config is None:
-                raise InputError("the engine is not configured: write <mount>/config first")
-            self._kv = await asyncio.to_thread(self._connect, config)
-            return self._kv
+        """The KV adapter of the current configuration, logging in first if need be.
 
-    def _connect(self, config: PluginConfig) -> VaultKV:
+        A login made from a configuration that changed while it logged in is
+        dropped (its keeper never started) and made again from the new one.
+        """
+        async with self._lock:
+            for _ in range(CONFIG_ATTEMPTS):
+                if self._closed:
+                    raise VaultError("the engine is shutting down; retry")
+                if self._kv is not None:
+                    return self._kv
+                generation, config = await self._load_config()
+                if config is None:
+                    raise InputError("the engine is not configured: write <mount>/config first")
+                kv, login = await asyncio.to_thread(self._connect, config)
+                if generation == self._generation:
+                    self._drop_login()
+                    self._kv, self.login = kv, login.start()
+                    return kv
+                log.info("the engine's configuration changed while the plugin logged in")
+            raise VaultError(
+                "the engine's configuration kept changing while the plugin logged in; retry"
+            )
+
+    def _connect(self, config: PluginConfig) -> tuple[VaultKV, VaultLogin]:
+        """Log in as ``config`` says (in a thread); the caller keeps or drops the login."""
         ca_path = None
         if config.ca_cert:
             if self._workdir is None:
@@ -234,11 +289,11 @@ class AzureBackend:
                 handle.write(config.ca_cert)
         login = VaultLogin(login_spec(config, ca_path), name="plugin")
         login.login()
-        self._drop_login()
-        self.login = login.start()
-        return VaultKV(login.client, mount=config.kv_mount, prefix=config.prefix)
+        return VaultKV(login.client, mount=config.kv_mount, prefix=config.prefix), login
 
     def close(self) -> None:
+        self._closed = True
+        self._generation += 1  # a login under way is not kept after Cleanup
         self._kv = None
         self._drop_login()
         if self._workdir is not None:
