@@ -23,11 +23,11 @@ from sidecar.keypairs import KeyPair, load_bundle
 from sidecar.model import (
     CertificateVersion,
     CredentialKind,
-    IntegrationRecord,
     SecretVersion,
     intent_of,
 )
 from sidecar.ready import Ready, choose_for_kind
+from tests import test_rotation_e2e as rotation_e2e
 from tests.test_rotation_e2e import _tick_or_uncertain
 from tests.world import UserTenant, World
 
@@ -38,25 +38,8 @@ SECRET = CredentialKind.SECRET
 def create_integrations(
     world: World, count: int, tenants: int, kind: CredentialKind
 ) -> list[tuple[str, UserTenant]]:
-    rt = world.runtime
-    service = Integrations(
-        rt.store,
-        rt.graph(),
-        rt.clock,
-        rt.config.timing,
-        redirect_uri=rt.config.azure.consent_redirect_uri,
-    )
-    user_tenants = [world.add_tenant() for _ in range(tenants)]
-    made: list[tuple[IntegrationRecord, UserTenant]] = []
-    for i in range(count):
-        tenant = user_tenants[i % tenants]
-        record = service.create(f"int-{i}", tenant.tenant_id, tenant.subscription_id, kind)
-        made.append((record, tenant))
-    world.time.advance(timedelta(minutes=11))
-    for record, tenant in made:
-        world.consent_and_grant(record.client_id, tenant)
-    world.time.advance(timedelta(minutes=11))
-    return [(record.name, tenant) for record, tenant in made]
+    """As the secret tests make them, of ``kind``, attached to no stack."""
+    return rotation_e2e.create_integrations(world, count, tenants, kind, attach=False)
 
 
 #: Bundles opened so far, by thumbprint: opening one costs a PKCS#12 decryption and an

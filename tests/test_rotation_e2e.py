@@ -11,7 +11,7 @@ from sidecar.daemon import Daemon
 from sidecar.emulator.replicas import named_profile
 from sidecar.integrations import Integrations
 from sidecar.management import load_certificates
-from sidecar.model import Phase, intent_of
+from sidecar.model import CredentialKind, Phase, intent_of
 from sidecar.orphans import find_orphans
 from sidecar.ready import Ready, choose_ready
 from sidecar.resolve import resolve_credential
@@ -21,7 +21,16 @@ from tests.tcpproxy import TcpProxy
 from tests.world import UserTenant, World, run_terraform
 
 
-def create_integrations(world: World, count: int, tenants: int) -> list[tuple[str, UserTenant]]:
+def create_integrations(
+    world: World,
+    count: int,
+    tenants: int,
+    kind: CredentialKind = CredentialKind.SECRET,
+    *,
+    attach: bool = True,
+) -> list[tuple[str, UserTenant]]:
+    """``count`` integrations ``int-<i>`` of ``kind`` over ``tenants`` user tenants, consented
+    and replicated; with ``attach``, each is both phases of a stack ``stack-<i>``."""
     rt = world.runtime
     service = Integrations(
         rt.store,
@@ -34,10 +43,11 @@ def create_integrations(world: World, count: int, tenants: int) -> list[tuple[st
     made = []
     for i in range(count):
         tenant = user_tenants[i % tenants]
-        record = service.create(f"int-{i}", tenant.tenant_id, tenant.subscription_id)
-        world.store.save_stack(
-            StackRecord(name=f"stack-{i}", read=record.name, write=record.name), cas=0
-        )
+        record = service.create(f"int-{i}", tenant.tenant_id, tenant.subscription_id, kind)
+        if attach:
+            world.store.save_stack(
+                StackRecord(name=f"stack-{i}", read=record.name, write=record.name), cas=0
+            )
         made.append((record, tenant))
     # The tenant administrators consent a few minutes later, once Azure AD knows the apps.
     world.time.advance(timedelta(minutes=11))

@@ -8,11 +8,14 @@ that `azsidecar exec` starts, which is not running here).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,11 +76,45 @@ def secrets_of(world: World, names: list[str]) -> list[str]:
     return values
 
 
-def test_secrets_stay_out_of_logs_metrics_errors_argv_and_environments(
-    world: World, tmp_path: Path
-) -> None:
-    made = create_integrations(world, count=2, tenants=1)
-    names = [name for name, _ in made]
+@dataclass
+class Sweep:
+    """A daemon at work and the texts an observer can see of it, gathered for a sweep."""
+
+    world: World
+    config: Path
+    port: int
+    log_path: Path
+    texts: list[str] = field(default_factory=list)
+
+    def metrics(self) -> str:
+        return requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+
+    def commands_under_graph_failure(self, commands: list[list[str]]) -> None:
+        """Operator commands while Graph fails: their output and error texts are swept."""
+        self.world.emu.state.faults.fail_next(50, status=500, prefix="/graph/v1.0/applications/")
+        cli_env = {
+            "AZSIDECAR_CONFIG": str(self.config),
+            "VAULT_TOKEN": self.world.config.vault.token or "",
+        }
+        for args in commands:
+            result = CliRunner().invoke(main, args, env=cli_env)
+            self.texts.append(result.output)
+            if result.exception is not None:
+                self.texts.append(repr(result.exception) + str(result.exception))
+        self.world.emu.state.faults.clear()
+        self.texts += [text for _, text in proc_texts()]
+
+    def assert_clean(self, material: list[str], what: str) -> None:
+        everything = "\n".join(self.texts)
+        leaks = [s[:6] + "..." for s in material if s in everything]
+        assert leaks == [], f"{what} found: {leaks}"
+        assert '"level": "info"' in everything, "the daemon's JSON log was inspected"
+
+
+@contextlib.contextmanager
+def rotating_daemon(world: World, tmp_path: Path, names: list[str]) -> Iterator[Sweep]:
+    """A daemon process (debug, JSON logs) that has rotated every integration in ``names``
+    once and probed the new credentials; its log joins the sweep's texts when it stops."""
     world.time.advance(timedelta(hours=22, minutes=30))  # a rotation is due
     port = free_port()
     config = write_config(
@@ -88,10 +125,9 @@ def test_secrets_stay_out_of_logs_metrics_errors_argv_and_environments(
         log_level="debug",
         resolver_addr=f"127.0.0.1:{free_port()}",
     )
-    log_path = tmp_path / "daemon.log"
+    sweep = Sweep(world, config, port, tmp_path / "daemon.log")
     env = azsidecar_env(world.config.vault.token or "")
-    texts: list[str] = []
-    with open(log_path, "w") as log:
+    with open(sweep.log_path, "w") as log:
         daemon = subprocess.Popen(
             azsidecar("daemon", "--config", str(config)), env=env, stderr=log, stdout=log
         )
@@ -101,49 +137,48 @@ def test_secrets_stay_out_of_logs_metrics_errors_argv_and_environments(
             if all(len(world.store.credentials(n)) == 2 for n in names):
                 break
             time.sleep(0.2)
-        assert all(len(world.store.credentials(n)) == 2 for n in names), log_path.read_text()
-        # The new secrets are probed (sign-ins with them on fresh connections): their
+        log_text = sweep.log_path.read_text
+        assert all(len(world.store.credentials(n)) == 2 for n in names), log_text()
+        # The new credentials are probed (sign-ins with them on fresh connections): their
         # results, metrics and log lines are swept too.
         metrics_text = ""
         while time.monotonic() < deadline:
-            metrics_text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            metrics_text = sweep.metrics()
             if _probe_sign_ins(metrics_text) >= 2:
                 break
             time.sleep(0.2)
-        assert _probe_sign_ins(metrics_text) >= 2, log_path.read_text()
-        texts.append(metrics_text)
+        assert _probe_sign_ins(metrics_text) >= 2, log_text()
+        sweep.texts.append(metrics_text)
         for name in names:
-            texts.append(repr(world.store.kv.read_metadata(f"credentials/{name}").custom_metadata))
-            texts.append(repr(world.store.probes(name)))
-        texts += [text for _, text in proc_texts()]
-        texts.append(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
-        texts.append(requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text)
-        # Error paths: a Graph failure mid-create and bad requests, as an operator sees them.
-        world.emu.state.faults.fail_next(50, status=500, prefix="/graph/v1.0/applications/")
-        cli_env = {"AZSIDECAR_CONFIG": str(config), "VAULT_TOKEN": world.config.vault.token or ""}
-        tenant = world.add_tenant()
-        for args in (
-            ["integration", "create", "--name", "broken", "--tenant", tenant.tenant_id],
-            ["integration", "show", names[0]],
-            ["integration", "list", "--json"],
-            ["management", "status"],
-        ):
-            result = CliRunner().invoke(main, args, env=cli_env)
-            texts.append(result.output)
-            if result.exception is not None:
-                texts.append(repr(result.exception) + str(result.exception))
-        world.emu.state.faults.clear()
-        texts += [text for _, text in proc_texts()]
+            custom = world.store.kv.read_metadata(f"credentials/{name}").custom_metadata
+            sweep.texts += [repr(custom), repr(world.store.probes(name))]
+        sweep.texts += [text for _, text in proc_texts()]
+        yield sweep
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=20)
-    texts.append(log_path.read_text())
+    sweep.texts.append(sweep.log_path.read_text())
+
+
+def test_secrets_stay_out_of_logs_metrics_errors_argv_and_environments(
+    world: World, tmp_path: Path
+) -> None:
+    names = [name for name, _ in create_integrations(world, count=2, tenants=1)]
+    with rotating_daemon(world, tmp_path, names) as sweep:
+        sweep.texts.append(sweep.metrics())
+        sweep.texts.append(requests.get(f"http://127.0.0.1:{sweep.port}/healthz", timeout=5).text)
+        tenant = world.add_tenant()
+        sweep.commands_under_graph_failure(
+            [
+                ["integration", "create", "--name", "broken", "--tenant", tenant.tenant_id],
+                ["integration", "show", names[0]],
+                ["integration", "list", "--json"],
+                ["management", "status"],
+            ]
+        )
     secrets = secrets_of(world, names)
     assert len(secrets) >= 4
-    everything = "\n".join(texts)
-    leaks = [s[:6] + "..." for s in secrets if s in everything]
-    assert leaks == [], f"secret material found: {leaks}"
-    assert '"level": "info"' in everything, "the daemon's JSON log was inspected"
+    sweep.assert_clean(secrets, "secret material")
 
 
 def _probe_sign_ins(metrics_text: str) -> float:
@@ -178,72 +213,25 @@ def test_certificate_keys_and_bundles_stay_out_of_logs_metrics_errors_and_argv(
         world, count=2, tenants=1, kind=CredentialKind.CERTIFICATE
     )
     names = [name for name, _ in made]
-    world.time.advance(timedelta(hours=22, minutes=30))  # a renewal (addKey) is due
-    port = free_port()
-    config = write_config(
-        world,
-        tmp_path / "d.toml",
-        metrics_addr=f"127.0.0.1:{port}",
-        log_format="json",
-        log_level="debug",
-        resolver_addr=f"127.0.0.1:{free_port()}",
-    )
-    log_path = tmp_path / "daemon.log"
-    env = azsidecar_env(world.config.vault.token or "")
-    texts: list[str] = []
-    with open(log_path, "w") as log:
-        daemon = subprocess.Popen(
-            azsidecar("daemon", "--config", str(config)), env=env, stderr=log, stdout=log
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if all(len(world.store.credentials(n)) == 2 for n in names):
-                break
-            time.sleep(0.2)
-        assert all(len(world.store.credentials(n)) == 2 for n in names), log_path.read_text()
-        metrics_text = ""
-        while time.monotonic() < deadline:
-            metrics_text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            if _probe_sign_ins(metrics_text) >= 2:
-                break
-            time.sleep(0.2)
-        assert _probe_sign_ins(metrics_text) >= 2, log_path.read_text()
-        texts.append(metrics_text)
+    with rotating_daemon(world, tmp_path, names) as sweep:  # a renewal (addKey) is due
         for name in names:
-            texts.append(repr(world.store.kv.read_metadata(f"credentials/{name}").custom_metadata))
-            texts.append(repr(world.store.probes(name)))
-            texts += [repr(c) for c in world.store.credentials(name)]
-            texts += [
+            sweep.texts += [repr(c) for c in world.store.credentials(name)]
+            sweep.texts += [
                 repr(world.store.credential_version(name, c.version))
                 for c in world.store.credentials(name)
             ]
-        texts += [text for _, text in proc_texts()]
-        world.emu.state.faults.fail_next(50, status=500, prefix="/graph/v1.0/applications/")
-        cli_env = {"AZSIDECAR_CONFIG": str(config), "VAULT_TOKEN": world.config.vault.token or ""}
         tenant = world.add_tenant()
-        for args in (
+        sweep.commands_under_graph_failure(
             [
-                *["integration", "create", "--name", "broken", "--kind", "certificate", "--tenant"],
-                tenant.tenant_id,
-            ],
-            ["integration", "show", names[0]],
-            ["integration", "show", names[0], "--json"],
-            ["integration", "list", "--json"],
-        ):
-            result = CliRunner().invoke(main, args, env=cli_env)
-            texts.append(result.output)
-            if result.exception is not None:
-                texts.append(repr(result.exception) + str(result.exception))
-        world.emu.state.faults.clear()
-        texts += [text for _, text in proc_texts()]
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=20)
-    texts.append(log_path.read_text())
+                [
+                    *["integration", "create", "--name", "broken", "--kind", "certificate"],
+                    *["--tenant", tenant.tenant_id],
+                ],
+                ["integration", "show", names[0]],
+                ["integration", "show", names[0], "--json"],
+                ["integration", "list", "--json"],
+            ]
+        )
     material = certificate_material_of(world, names)
     assert len(material) >= 4 * 30
-    everything = "\n".join(texts)
-    leaks = [s[:6] + "..." for s in material if s in everything]
-    assert leaks == [], f"certificate material found: {leaks}"
-    assert '"level": "info"' in everything, "the daemon's JSON log was inspected"
+    sweep.assert_clean(material, "certificate material")

@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sidecar.clock import SystemClock
 from sidecar.config import Config, VaultConfig
 from sidecar.devstack.openbao import find_bao
-from sidecar.model import ConsentState
+from sidecar.emulator.server import EmulatorServer
+from sidecar.integrations import Integrations
+from sidecar.model import ConsentState, CredentialKind
 from sidecar.policies import render_all, runner_role
 from sidecar.resolver.server import ResolverHandle, start_resolver
 from sidecar.sensitive import Sensitive
@@ -35,6 +37,7 @@ from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV, connect
 from tests.ids import guid
 from tests.plugin.conftest import MOUNT, PluginBao, start_plugin_bao
+from tests.world import UserTenant, World, make_world
 
 __all__ = ["guid"]
 
@@ -224,3 +227,26 @@ def run_agent(
         check=False,
     )
     return tmp_path / "arm.env", result
+
+
+def attached_integration(
+    world: RunnerWorld, emulator: EmulatorServer, kind: CredentialKind = CredentialKind.SECRET
+) -> tuple[World, IntegrationRecord, UserTenant]:
+    """The product over this OpenBao and ``emulator``: an integration ``web`` of ``kind``
+    made through Graph, consented in a new user tenant, both phases of stack ``A``."""
+    product = make_world(
+        emulator, world.store, world.addr, world.bao.pb.server.root_token, start=None
+    )
+    rt = product.runtime
+    service = Integrations(
+        rt.store,
+        rt.graph(),
+        rt.clock,
+        rt.config.timing,
+        redirect_uri=rt.config.azure.consent_redirect_uri,
+    )
+    tenant = product.add_tenant()
+    record = service.create("web", tenant.tenant_id, tenant.subscription_id, kind)
+    product.consent_and_grant(record.client_id, tenant)
+    world.store.save_stack(StackRecord(name="A", read="web", write="web"), cas=0)
+    return product, record, tenant

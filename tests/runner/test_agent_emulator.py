@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 
 from sidecar.emulator import EmulatorConfig, EmulatorServer
-from sidecar.integrations import Integrations
 from sidecar.sensitive import Sensitive
-from sidecar.store import StackRecord
-from tests.runner.conftest import RunnerWorld, run_agent
-from tests.world import make_world, run_terraform
+from tests.runner.conftest import RunnerWorld, attached_integration, run_agent
+from tests.world import run_terraform
 
 
 @pytest.fixture
@@ -37,20 +35,7 @@ class Rendered:
 def test_agent_rendered_credential_signs_in_to_azure(
     world: RunnerWorld, live_emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    root_token = world.bao.pb.server.root_token
-    product = make_world(live_emulator, world.store, world.addr, root_token, start=None)
-    rt = product.runtime
-    service = Integrations(
-        rt.store,
-        rt.graph(),
-        rt.clock,
-        rt.config.timing,
-        redirect_uri=rt.config.azure.consent_redirect_uri,
-    )
-    tenant = product.add_tenant()
-    record = service.create("web", tenant.tenant_id, tenant.subscription_id)
-    product.consent_and_grant(record.client_id, tenant)
-    world.store.save_stack(StackRecord(name="A", read="web", write="web"), cas=0)
+    product, record, tenant = attached_integration(world, live_emulator)
     # Without lag the secret replicates at once; tell the plugin so, then let it age.
     world.root.write_data("azure/config", data={"propagation_delay": "2s"})
     time.sleep(2.5)

@@ -35,15 +35,13 @@ from sidecar.answers import ResolvedCredential
 from sidecar.cli.creds import creds, exec_
 from sidecar.demo.runs import token_form
 from sidecar.emulator import EmulatorConfig, EmulatorServer
-from sidecar.integrations import Integrations
 from sidecar.model import CredentialKind, IntegrationRecord, Phase
 from sidecar.resolver.client import ResolverClient
 from sidecar.runner.source import read_plugin
 from sidecar.sensitive import Sensitive
-from sidecar.store import StackRecord
 from tests.pfx import MadeCertificate, make_certificate, sign_in_and_read_subscription
-from tests.runner.conftest import ROOT, RunnerWorld, run_agent, write_file
-from tests.world import UserTenant, World, make_world, run_terraform
+from tests.runner.conftest import ROOT, RunnerWorld, attached_integration, run_agent, write_file
+from tests.world import UserTenant, World, run_terraform
 
 #: What the plugin and the resolver are told of Azure AD's replication here (no lag).
 DELAY = timedelta(seconds=2)
@@ -126,20 +124,7 @@ class CertWorld:
 
 
 def _cert_world(world: RunnerWorld, emu: EmulatorServer, delay: timedelta) -> CertWorld:
-    root_token = world.bao.pb.server.root_token
-    product = make_world(emu, world.store, world.addr, root_token, start=None)
-    rt = product.runtime
-    service = Integrations(
-        rt.store,
-        rt.graph(),
-        rt.clock,
-        rt.config.timing,
-        redirect_uri=rt.config.azure.consent_redirect_uri,
-    )
-    tenant = product.add_tenant()
-    record = service.create("web", tenant.tenant_id, tenant.subscription_id)
-    product.consent_and_grant(record.client_id, tenant)
-    world.store.save_stack(StackRecord(name="A", read="web", write="web"), cas=0)
+    product, record, tenant = attached_integration(world, emu)
     seconds = f"{int(delay.total_seconds())}s"
     world.root.write_data("azure/config", data={"propagation_delay": seconds})
     return CertWorld(world, product, emu, record, tenant)
