@@ -9,7 +9,8 @@ external token is validated against the issuer's published keys).
 The emulator's choices (no Microsoft source states Entra's):
 
 * HTTPS only, trusting the CA bundle the emulator is configured with
-  (``EmulatorConfig.issuer_ca`` / ``azsidecar emulator serve --issuer-ca``),
+  (``EmulatorConfig.issuer_ca``, ``azsidecar emulator serve --issuer-ca`` or
+  ``AZSIDECAR_EMULATOR_ISSUER_CA``, admin ``POST /_emulator/issuer-keys``),
   otherwise the system trust store (``ssl.create_default_context``). Proxy
   variables in the environment are ignored: the issuers a test stands up are
   local.
@@ -84,6 +85,20 @@ class IssuerKeyCache:
             if refetch_seconds is not None:
                 self.refetch_seconds = refetch_seconds
             self._sets.clear()
+
+    def settings(self) -> dict[str, Any]:
+        """The configuration and what is cached (kids and fetch instants), as JSON data."""
+        with self._lock:
+            return {
+                "caFile": None if self.ca_file is None else str(self.ca_file),
+                "cacheSeconds": self.cache_seconds,
+                "refetchSeconds": self.refetch_seconds,
+                "fetches": self.fetches,
+                "issuers": {
+                    issuer: {"kids": sorted(found.keys), "fetchedAt": found.fetched_at}
+                    for issuer, found in self._sets.items()
+                },
+            }
 
     def clear(self) -> None:
         with self._lock:

@@ -510,6 +510,16 @@ def test_issuer_outside_the_configured_trust_is_50166(issuer: Issuer) -> None:
         response = _sign_in(world, app_id, issuer.token())
         assert response.status_code == 400 and _code(response) == 50166
         assert "CERTIFICATE_VERIFY_FAILED" in response.json()["error_description"]
+        admin = f"{emu.base_url}/_emulator/issuer-keys"
+        refused = world.http.post(admin, json={"caFile": str(issuer.ca_path) + ".missing"})
+        assert refused.status_code == 400
+        configured = world.http.post(admin, json={"caFile": str(issuer.ca_path)})
+        assert configured.status_code == 200
+        assert configured.json()["caFile"] == str(issuer.ca_path)
+        assert configured.json()["cacheSeconds"] == 300.0
+        assert _sign_in(world, app_id, issuer.token()).status_code == 200
+        cached = world.http.get(admin).json()
+        assert cached["issuers"][issuer.url]["kids"] == ["k1"] and cached["fetches"] == 1
 
 
 def test_credential_not_yet_replicated_is_70021_then_signs_in(
