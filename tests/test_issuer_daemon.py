@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -186,6 +187,41 @@ def test_documents_over_https_and_a_token_verifies_against_the_served_jwks(
 
 def _trusting(tls: ServerTLS) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(tls.ca_path))
+
+
+def test_half_open_connections_do_not_starve_the_https_listener(
+    kv: VaultKV, openbao: OpenBaoDevServer, transit_mount: str, tls: ServerTLS
+) -> None:
+    """Connections that never finish their TLS handshake hold no thread: the selector
+    thread advances handshakes without blocking, and a real client is still answered."""
+    daemon = make_daemon(
+        kv, openbao, ManualClock(datetime.now(UTC)), issuer_config(transit_mount, tls)
+    )
+    idle: list[socket.socket] = []
+    try:
+        assert daemon.issuer_tick()
+        server = daemon.serve_issuer()
+        assert server is not None
+        threads = threading.active_count()
+        for index in range(200):
+            conn = socket.create_connection(("127.0.0.1", server.port))
+            if index % 2:
+                conn.sendall(b"\x16\x03\x01\x00")  # the start of a ClientHello, no more
+            idle.append(conn)
+        started = time.monotonic()
+        answer = requests.get(
+            f"https://localhost:{server.port}/azsidecar/.well-known/jwks.json",
+            verify=str(tls.ca_path),
+            timeout=10,
+        )
+        assert answer.status_code == 200 and answer.json()["keys"]
+        assert time.monotonic() - started < 5
+        assert server.pending >= 150  # still waiting on most of them, threadlessly
+        assert threading.active_count() <= threads + 4  # at most the worker pool
+    finally:
+        for conn in idle:
+            conn.close()
+        daemon.close()
 
 
 def test_jwks_is_503_without_transit_and_a_cached_copy_is_served_for_a_bounded_time(
