@@ -266,6 +266,22 @@ def test_jwks_is_503_without_transit_and_a_cached_copy_is_served_for_a_bounded_t
     root_client.sys.enable_secrets_engine("transit", path=transit_mount)  # for the fixture
 
 
+def test_the_jwks_cache_stays_within_publish_ahead(root_client: hvac.Client) -> None:
+    """A copy served (and cached by HTTP for max-age) never lacks a version that signs."""
+    settings = issuer_config("transit", None, publish_ahead=timedelta(seconds=2))
+    issuer = Issuer(
+        Transit(root_client, "transit"),
+        settings.identity(),
+        ManualClock(datetime.now(UTC)),
+        policy=settings.policy(),
+    )
+    cache = JwksCache(issuer)
+    assert cache.fresh == timedelta(seconds=1)
+    assert cache.max_stale == timedelta(seconds=1)
+    default = JwksCache(Issuer(issuer.transit, issuer.identity, issuer.clock))
+    assert (default.fresh, default.max_stale) == (timedelta(seconds=5), JWKS_MAX_STALE)
+
+
 def test_the_listener_needs_tls_unless_listen_is_empty(tmp_path: Path, tls: ServerTLS) -> None:
     with pytest.raises(ConfigError, match=r"issuer\.tls_cert.*not set"):
         IssuerConfig(url=URL).listener()

@@ -23,12 +23,15 @@ that long after Transit created it: seconds, against a ``publish_ahead`` of
 hours (keep ``publish_ahead`` far above it in emulated runs too).
 
 **While Transit is unreachable** the last good copy is served, for at most
-:data:`JWKS_MAX_STALE` after it was read, with ``max-age=0`` so nobody
-caches it further. A stale copy is safe: no version can start signing
-while this Vault cannot be reached, and a version it still lists that has
-since retired only verifies tokens that have expired. Past that bound, or
-with no copy at all, the answer is 503 with a JSON error and ``Retry-After``;
-the error never carries Vault's text (paths, status) to the public.
+:data:`JWKS_MAX_STALE` after it was read, with ``no-store`` so nobody
+caches it further. A stale copy is safe because its age stays below
+``publish_ahead`` (both bounds are capped at it, and at half of it for
+freshness): a version that signs now was created ``publish_ahead`` ago, so
+before the copy was read, and is in it; a version the copy still lists that
+has since retired only verifies tokens that have expired. Past that bound,
+or with no copy at all, the answer is 503 with a JSON error and
+``Retry-After``; the error never carries Vault's text (paths, status) to the
+public.
 """
 
 from __future__ import annotations
@@ -85,8 +88,9 @@ class JwksCache:
     ) -> None:
         self.issuer = issuer
         self.clock = clock or issuer.clock
-        self.fresh = fresh
-        self.max_stale = max_stale
+        ahead = issuer.policy.publish_ahead
+        self.fresh = min(fresh, ahead / 2)
+        self.max_stale = min(max_stale, ahead - self.fresh)
         self._lock = threading.Lock()
         self._copy: CachedJwks | None = None
 
