@@ -14,6 +14,7 @@ import math
 import signal
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -32,7 +33,7 @@ from sidecar import metrics
 from sidecar.clock import AcceleratedClock, Clock, ManualClock, SystemClock
 from sidecar.config import Config, IssuerConfig, VaultConfig
 from sidecar.daemon import Daemon
-from sidecar.devstack.openbao import OpenBaoDevServer
+from sidecar.devstack.openbao import OpenBaoDevServer, free_port
 from sidecar.emulator.tls import ServerTLS, prepare_server_tls
 from sidecar.errors import ConfigError
 from sidecar.http_listener import BoundedHTTPServer
@@ -578,3 +579,63 @@ def test_an_issuer_failure_never_stops_the_credentials(world: World) -> None:
     assert daemon.issuer_maintenances == 0
     assert [r.integration for r in daemon.reports] == [name]
     assert daemon.health.last_tick is not None and not daemon.health.failing
+
+
+def test_the_daemon_process_serves_the_issuer_on_issuer_addr(
+    kv: VaultKV, openbao: OpenBaoDevServer, transit_mount: str, tls: ServerTLS, tmp_path: Path
+) -> None:
+    """``azsidecar daemon --issuer-addr``: a real process maintains the key and serves it."""
+    port = free_port()
+    path = tmp_path / "daemon.toml"
+    path.write_text(
+        "\n".join(
+            [
+                "[vault]",
+                f'addr = "{openbao.addr}"',
+                f'prefix = "{kv.prefix}"',
+                "[issuer]",
+                f'url = "{URL}"',
+                f'transit_mount = "{transit_mount}"',
+                'key = "issuer"',
+                f'tls_cert = "{tls.cert_path}"',
+                f'tls_key = "{tls.key_path}"',
+                "",
+            ]
+        )
+    )
+    args = azsidecar(
+        "daemon",
+        "--no-metrics",
+        "--no-resolver",
+        "--issuer-addr",
+        f"127.0.0.1:{port}",
+        "--config",
+        str(path),
+    )
+    process = subprocess.Popen(
+        args,
+        env=azsidecar_env(openbao.root_token),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"https://localhost:{port}/azsidecar/.well-known/jwks.json"
+    try:
+        deadline = time.monotonic() + 60
+        document: dict[str, Any] = {"keys": []}
+        while time.monotonic() < deadline and not document["keys"]:
+            try:
+                answer = requests.get(url, verify=str(tls.ca_path), timeout=5)
+            except requests.exceptions.ConnectionError:
+                answer = None
+            if answer is not None and answer.status_code == 200:
+                document = answer.json()
+            else:
+                time.sleep(0.2)
+            assert process.poll() is None, "the daemon exited"
+        assert len(document["keys"]) == 1, "the leader created the key; it is served"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0, errors[-2000:]
+    assert "OIDC issuer documents on https://127.0.0.1:" in errors
