@@ -13,6 +13,7 @@ import click
 from sidecar import metrics
 from sidecar.cli.common import config_option, friendly_errors, load, setup_logging
 from sidecar.daemon import Daemon
+from sidecar.issuer.listener import tls_context
 from sidecar.resolver.server import start_resolver
 from sidecar.runtime import make_runtime
 
@@ -49,8 +50,11 @@ def daemon(
     worker = Daemon(rt)
     if worker.issuer is not None:
         # Checked before anything starts: a daemon that cannot serve its issuer refuses.
-        listen = dataclasses.replace(config.issuer, listen=issuer_addr or config.issuer.listen)
-        listen.listener()
+        settings = config.issuer
+        if issuer_addr is not None:
+            settings = dataclasses.replace(settings, listen=issuer_addr)
+        if settings.listener() is not None:
+            tls_context(settings.tls_cert, settings.tls_key)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
