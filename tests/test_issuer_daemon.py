@@ -483,6 +483,11 @@ def test_key_rotation_over_a_long_emulated_run(
         assert last <= left.timestamp(), "a key left the JWKS while a token it signed lived"
     # The daemon retired them in Transit too (min_decryption_version raised).
     assert transit.read_key("issuer").min_decryption_version > 1
+    print(
+        f"long run: {samples} JWKS samples, {len(signed)} tokens, signed by versions "
+        f"{sorted(versions)}, {transit.read_key('issuer').latest_version} created, "
+        f"{len(gone)} retired from the JWKS, {daemon.issuer_maintenances} maintenances"
+    )
     # A sample every 5 emulated minutes, late under load: still one every 10 minutes.
     assert samples >= 72, samples
     assert len(signed) >= samples - 15, "every sample after the first hour signed"
