@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import consistency, cost, latency, plots, report, scale
+from bench import consistency, cost, issuer, latency, plots, report, scale
 
-BENCHMARKS = ("latency", "scale", "consistency", "cost")
+BENCHMARKS = ("latency", "scale", "consistency", "cost", "issuer")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             results["consistency"] = consistency.run(args.quick)
         elif name == "cost":
             results["cost"] = cost.run(args.quick)
+        elif name == "issuer":
+            results["issuer"] = issuer.run(args.quick)
         print(f"bench: {name} took {time.monotonic() - started:.0f} s", file=sys.stderr)
     report.write(results, args.out)
     plots.draw(results, args.out)

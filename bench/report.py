@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import issuer
 from sidecar.devstack.openbao import find_bao
 
 BEGIN, END = "<!-- bench:results -->", "<!-- /bench:results -->"
@@ -258,6 +259,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
                 f"peak {_num(cost['peak_rss_mib'])}",
             ),
         ]
+    out += issuer.rows(results.get("issuer"))
     return out
 
 

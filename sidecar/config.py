@@ -118,6 +118,12 @@ class IssuerConfig:
 
     ``url`` empty: no issuer configured. The durations' defaults and their
     sources are in :mod:`sidecar.issuer.planner`.
+
+    ``listen`` is where every daemon serves the discovery document and the
+    JWKS over HTTPS (``tls_cert``, ``tls_key``: PEM files); ``listen = ""``
+    means no listener, the documents being hosted statically
+    (``azsidecar issuer export``). Checked when the daemon starts
+    (:meth:`listener`), not on load, so ``issuer export`` needs no TLS files.
     """
 
     url: str = ""
@@ -128,6 +134,9 @@ class IssuerConfig:
     token_lifetime: timedelta = _ISSUER.token_lifetime
     clock_skew: timedelta = _ISSUER.clock_skew
     rotation_period: timedelta = _ISSUER.rotation_period
+    listen: str = "0.0.0.0:8443"
+    tls_cert: str = ""
+    tls_key: str = ""
 
     def __post_init__(self) -> None:
         self.policy()
@@ -150,6 +159,37 @@ class IssuerConfig:
             return IssuerIdentity(self.url, self.jwks_uri)
         except InputError as exc:
             raise ConfigError("issuer.url", str(exc)) from exc
+
+    def listener(self) -> tuple[str, int] | None:
+        """Where the daemon serves the documents; None when none is wanted.
+
+        ConfigError when ``url`` is set and ``listen`` is not ``""`` but
+        ``listen`` is not ``host:port`` or a TLS file is unset or unreadable
+        (whether they hold a usable key pair is checked when the listener
+        loads them).
+        """
+        if not self.url or not self.listen:
+            return None
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(
+                "issuer.listen", f'got {self.listen[:40]!r}; expected host:port, or "" for none'
+            )
+        for key in ("tls_cert", "tls_key"):
+            path = getattr(self, key)
+            if not path:
+                raise ConfigError(
+                    f"issuer.{key}",
+                    "not set: the issuer's documents are served over HTTPS (Entra fetches "
+                    'them so); set issuer.tls_cert and issuer.tls_key, or issuer.listen = "" '
+                    "when they are hosted statically (azsidecar issuer export)",
+                )
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise ConfigError(f"issuer.{key}", f"cannot read {path}: {exc.strerror}") from exc
+        return host.strip("[]"), int(port)  # "" is every interface
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,18 @@ Each loop: hold or take the leader lease; when a tick is due (at start-up,
 then every ``tick``), rotate every integration on a bounded thread pool.
 A Vault or Graph outage fails the tick, which is retried soon after instead
 of an hour later, so the daemon catches up by itself once the service is back.
+
+With an ``[issuer]`` configured, the leader also maintains the OIDC issuer's
+signing key (:meth:`Daemon.issuer_tick`: create, rotate, retire in Transit)
+before each tick and whenever the key plan next changes; its failures are
+logged and counted but never hold up the credentials, nor theirs the issuer.
+Every daemon, leader or not, serves the issuer's documents over HTTPS
+(:meth:`Daemon.serve_issuer`, :mod:`sidecar.issuer.listener`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -34,6 +42,8 @@ from sidecar.graph import (
 )
 from sidecar.health import RETRY_AFTER_FAILURE, Health, healthz, token_health
 from sidecar.http_listener import BoundedHTTPServer
+from sidecar.issuer import listener as issuer_listener
+from sidecar.issuer.planner import KeyPlan
 from sidecar.lease import LeaderLease
 from sidecar.management import CertificateProvider
 from sidecar.model import IntegrationStatus
@@ -69,6 +79,14 @@ class Daemon:
         if self.vault_login is not None:
             watch_vault_login(self.vault_login)
         self._probes: ProbeExecutor | None = None
+        self.issuer = runtime.issuer()
+        self.issuer_plan: KeyPlan | None = None
+        # When the leader next maintains the issuer key (None: at once).
+        self.issuer_wake: datetime | None = None
+        self.issuer_maintenances = 0
+        self._issuer_http: BoundedHTTPServer | None = None
+        if self.issuer is not None:
+            metrics.ISSUER_ROTATION_REMAINING.set_function(self._issuer_rotation_remaining)
 
     # -- one tick ----------------------------------------------------------------------
 
@@ -151,6 +169,61 @@ class Daemon:
             active = self._certificates.active()
             metrics.CERT_REMAINING.set((active.not_after - self.clock.now()).total_seconds())
         return True
+
+    # -- the OIDC issuer ----------------------------------------------------------------
+
+    def issuer_tick(self) -> bool:
+        """Maintain the issuer's signing key (leader only); True if it succeeded.
+
+        Runs at the latest one ``tick`` after the last one, and at the key
+        plan's next change (a version becoming eligible or retiring, a
+        rotation falling due); five minutes after a failure.
+        """
+        if self.issuer is None:
+            return True
+        now = self.clock.now()
+        try:
+            key_plan = self.issuer.maintain()
+        except Exception as exc:  # the issuer must not stop the credentials' rotation
+            kind = type(exc).__name__
+            metrics.ISSUER_MAINTENANCE_FAILURES.labels(kind).inc()
+            if isinstance(exc, SidecarError):
+                log.error("issuer key maintenance failed: %s", exc)
+            else:  # only our own errors' text is known to be free of secrets
+                log.error("issuer key maintenance failed unexpectedly: %s", kind)
+            self.issuer_wake = now + RETRY_AFTER_FAILURE
+            return False
+        self.issuer_maintenances += 1
+        self.issuer_plan = key_plan
+        metrics.ISSUER_PUBLISHED_KEYS.set(len(key_plan.published))
+        metrics.ISSUER_SIGNING_VERSION.set(key_plan.signer or 0)
+        wake = self.clock.now() + self.policy.tick
+        if key_plan.next_change is not None:
+            wake = min(wake, key_plan.next_change)
+        self.issuer_wake = wake
+        return True
+
+    def _issuer_rotation_remaining(self) -> float:
+        key_plan = self.issuer_plan
+        if key_plan is None or key_plan.rotation_due is None:
+            return math.nan
+        return (key_plan.rotation_due - self.clock.now()).total_seconds()
+
+    def serve_issuer(self, addr: str | None = None) -> BoundedHTTPServer | None:
+        """Serve the issuer's discovery document and JWKS over HTTPS; None if not wanted.
+
+        ``addr`` (``host:port``) overrides ``issuer.listen``. ConfigError when
+        the TLS files are missing or unusable (see :meth:`IssuerConfig.listener`).
+        """
+        settings = self.config.issuer
+        if addr is not None:
+            settings = dataclasses.replace(settings, listen=addr)
+        where = settings.listener()
+        if self.issuer is None or where is None:
+            return None
+        context = issuer_listener.tls_context(settings.tls_cert, settings.tls_key)
+        self._issuer_http = issuer_listener.serve(self.issuer, where[0], where[1], context)
+        return self._issuer_http
 
     @property
     def next_wake(self) -> datetime | None:
@@ -289,6 +362,12 @@ class Daemon:
                 self.health.leader = leader
                 metrics.IS_LEADER.set(1 if leader else 0)
                 now = self.clock.now()
+                if not leader:
+                    self.issuer_wake = None  # maintain at once on becoming leader
+                elif self.issuer is not None and (
+                    self.issuer_wake is None or now >= self.issuer_wake or now >= next_tick
+                ):
+                    self.issuer_tick()
                 if leader and now >= next_tick:
                     ok = self.tick()
                     done += 1
@@ -300,8 +379,9 @@ class Daemon:
                     self.tick(only=due)
                 probe_wake = self.probe() if leader else None
                 wake = self.next_wake
-                if probe_wake is not None:
-                    wake = probe_wake if wake is None else min(wake, probe_wake)
+                for other in (probe_wake, self.issuer_wake if leader else None):
+                    if other is not None:
+                        wake = other if wake is None else min(wake, other)
                 earliest = next_tick if wake is None else min(next_tick, wake)
                 until_tick = max(timedelta(0), earliest - self.clock.now())
                 pause = min(renew_every, until_tick) if leader else renew_every
@@ -346,6 +426,9 @@ class Daemon:
         if self._http is not None:
             self._http.shutdown()
             self._http = None
+        if self._issuer_http is not None:
+            self._issuer_http.shutdown()
+            self._issuer_http = None
 
 
 def watch_vault_login(login: VaultLogin) -> None:

@@ -8,6 +8,10 @@ whose head is not complete within ``head_timeout`` is closed, and when more
 than ``max_pending`` heads are being read the oldest is dropped. A complete
 request goes to a fixed pool of ``workers`` threads, which run the WSGI app
 and send the answer with a socket timeout. Only GET and HEAD, no bodies.
+
+With an ``ssl_context`` the listener speaks HTTPS: each accepted connection
+is wrapped server-side and its TLS handshake runs on the selector thread,
+non-blocking, within the same ``head_timeout`` as the request head.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import io
 import logging
 import selectors
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -44,8 +49,11 @@ class BoundedHTTPServer:
         max_pending: int = 256,
         head_timeout: float = 5.0,
         send_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.app = app
+        self.ssl_context = ssl_context
+        self._handshaking: set[socket.socket] = set()
         self.head_timeout = head_timeout
         self.send_timeout = send_timeout
         self.max_pending = max_pending
@@ -100,6 +108,15 @@ class BoundedHTTPServer:
                 log.warning("metrics listener cannot accept: %s", exc.strerror)
                 return
             conn.setblocking(False)
+            if self.ssl_context is not None:
+                try:
+                    conn = self.ssl_context.wrap_socket(
+                        conn, server_side=True, do_handshake_on_connect=False
+                    )
+                except (ssl.SSLError, OSError):
+                    conn.close()
+                    continue
+                self._handshaking.add(conn)
             self._pending[conn] = (time.monotonic() + self.head_timeout, bytearray())
             self._selector.register(conn, selectors.EVENT_READ)
             while len(self._pending) > self.max_pending:
@@ -109,23 +126,42 @@ class BoundedHTTPServer:
         entry = self._pending.get(conn)
         if entry is None:
             return
-        try:
-            chunk = conn.recv(4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self._drop(conn)
+        if conn in self._handshaking and not self._handshake(conn):
             return
         head = entry[1]
-        head += chunk
+        while True:
+            try:
+                chunk = conn.recv(4096)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._drop(conn)
+                return
+            head += chunk
+            # TLS may hold decrypted bytes the selector cannot see: read them now.
+            if not isinstance(conn, ssl.SSLSocket) or not conn.pending() or len(head) > MAX_HEAD:
+                break
         if b"\r\n\r\n" in head:
             self._selector.unregister(conn)
             del self._pending[conn]
             self._pool.submit(self._answer, conn, bytes(head))
         elif len(head) > MAX_HEAD:
             self._drop(conn)
+
+    def _handshake(self, conn: socket.socket) -> bool:
+        """Advance a TLS handshake; True once it is done (a failed one drops the connection)."""
+        assert isinstance(conn, ssl.SSLSocket)
+        try:
+            conn.do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False  # more bytes to come; head_timeout bounds the wait
+        except (ssl.SSLError, OSError):
+            self._drop(conn)
+            return False
+        self._handshaking.discard(conn)
+        return True
 
     def _expire(self, now: float) -> None:
         for conn, (deadline, _) in list(self._pending.items()):
@@ -135,6 +171,7 @@ class BoundedHTTPServer:
 
     def _drop(self, conn: socket.socket) -> None:
         self._pending.pop(conn, None)
+        self._handshaking.discard(conn)
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(conn)
         conn.close()
@@ -165,7 +202,7 @@ class BoundedHTTPServer:
             "SERVER_PORT": str(self.port),
             "SERVER_PROTOCOL": "HTTP/1.1",
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
+            "wsgi.url_scheme": "http" if self.ssl_context is None else "https",
             "wsgi.input": io.BytesIO(),
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,

@@ -157,3 +157,31 @@ RESOLVER_CERT_REMAINING = Gauge(
     "Seconds until the TLS certificate the resolver serves expires (reloaded from its files).",
     registry=REGISTRY,
 )
+
+# The OIDC issuer (sidecar.issuer): set by the leader after each key maintenance.
+ISSUER_PUBLISHED_KEYS = Gauge(
+    "azsidecar_issuer_published_keys",
+    "Signing-key versions published in the issuer's JWKS (leader, after its last maintenance).",
+    registry=REGISTRY,
+)
+ISSUER_SIGNING_VERSION = Gauge(
+    "azsidecar_issuer_signing_version",
+    "The Transit key version that signs tokens now (0: none published long enough yet).",
+    registry=REGISTRY,
+)
+ISSUER_ROTATION_REMAINING = Gauge(
+    "azsidecar_issuer_next_rotation_seconds",
+    "Seconds until the next signing-key rotation is due (negative: overdue).",
+    registry=REGISTRY,
+)
+ISSUER_MAINTENANCE_FAILURES = Counter(
+    "azsidecar_issuer_maintenance_failures_total",
+    "Issuer key maintenances (create, rotate, retire) that failed, by error type.",
+    ["error"],
+    registry=REGISTRY,
+)
+ISSUER_JWKS_READ_FAILURES = Counter(
+    "azsidecar_issuer_jwks_read_failures_total",
+    "Reads of the signing key for the served JWKS that failed (a cached copy may be served).",
+    registry=REGISTRY,
+)

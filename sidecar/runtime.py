@@ -10,8 +10,10 @@ from sidecar.clock import AcceleratedClock, Clock, SystemClock
 from sidecar.config import Config
 from sidecar.errors import ConfigError
 from sidecar.graph import GraphClient, GraphObserver
+from sidecar.issuer.signing import Issuer
 from sidecar.management import CertificateProvider, ManagementIdentity, load_identity
 from sidecar.store import Store
+from sidecar.transit import Transit
 from sidecar.vault import VaultKV
 from sidecar.vault_login import VaultLogin, login_spec
 
@@ -47,6 +49,20 @@ class Runtime:
 
     def identity(self) -> ManagementIdentity:
         return load_identity(self.store)
+
+    def issuer(self) -> Issuer | None:
+        """The OIDC issuer of ``[issuer]`` (Transit through this runtime's Vault login);
+        None when no issuer URL is configured."""
+        settings = self.config.issuer
+        if not settings.url:
+            return None
+        return Issuer(
+            Transit(self.store.kv.client, settings.transit_mount),
+            settings.identity(),
+            self.clock,
+            key_name=settings.key,
+            policy=settings.policy(),
+        )
 
     def certificates(self) -> CertificateProvider:
         return CertificateProvider(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -12,6 +13,7 @@ import click
 from sidecar import metrics
 from sidecar.cli.common import config_option, friendly_errors, load, setup_logging
 from sidecar.daemon import Daemon
+from sidecar.issuer.listener import tls_context
 from sidecar.resolver.server import start_resolver
 from sidecar.runtime import make_runtime
 
@@ -24,6 +26,12 @@ log = logging.getLogger(__name__)
 @click.option("--no-metrics", is_flag=True, help="Do not serve metrics and health.")
 @click.option("--once", is_flag=True, help="Run one tick (if leader) and exit.")
 @click.option("--no-resolver", is_flag=True, help="Do not serve the gRPC resolver.")
+@click.option(
+    "--issuer-addr",
+    default=None,
+    help="host:port for the OIDC issuer's discovery document and JWKS over HTTPS "
+    "(overrides issuer.listen; needs issuer.url, tls_cert and tls_key).",
+)
 @friendly_errors
 def daemon(
     config_path: str | None,
@@ -31,6 +39,7 @@ def daemon(
     no_metrics: bool,
     once: bool,
     no_resolver: bool,
+    issuer_addr: str | None,
 ) -> None:
     """Keep every integration supplied with replicated client secrets."""
     config = load(config_path)
@@ -39,6 +48,13 @@ def daemon(
     if rt.vault_login is not None:
         rt.vault_login.start()
     worker = Daemon(rt)
+    if worker.issuer is not None:
+        # Checked before anything starts: a daemon that cannot serve its issuer refuses.
+        settings = config.issuer
+        if issuer_addr is not None:
+            settings = dataclasses.replace(settings, listen=issuer_addr)
+        if settings.listener() is not None:
+            tls_context(settings.tls_cert, settings.tls_key)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -50,6 +66,9 @@ def daemon(
     if not no_metrics:
         server = worker.serve_http(metrics_addr or config.daemon.metrics_addr)
         log.info("metrics and /healthz on %s:%d", server.host, server.port)
+    issuer_server = None if once else worker.serve_issuer(issuer_addr)
+    if issuer_server is not None:
+        log.info("OIDC issuer documents on https://%s:%d", issuer_server.host, issuer_server.port)
     resolver = None
     if config.daemon.resolver_enabled and not no_resolver and not once:
         resolver = start_resolver(

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.clock import AcceleratedClock, Clock
+from sidecar.crashpoints import crash_point
 from sidecar.errors import InputError, NotReadyError, VaultError
 from sidecar.issuer import documents
 from sidecar.issuer.documents import IssuerIdentity, PublicKey, TokenRequest
@@ -178,7 +179,9 @@ class Issuer:
         key = self.transit.ensure_key(self.key_name)
         key_plan = plan(key_versions(key, self.clock), self.policy, self.clock.now())
         if key_plan.rotate:
+            crash_point("issuer_before_rotate")
             key = self.transit.rotate(self.key_name)
+            crash_point("issuer_after_rotate")
             log.info("issuer key %s rotated: version %d", self.key_name, key.latest_version)
             key_plan = plan(key_versions(key, self.clock), self.policy, self.clock.now())
         below = key_plan.retire_below

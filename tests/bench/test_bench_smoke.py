@@ -35,7 +35,7 @@ def test_quick_bench_runs_every_benchmark_and_reports(tmp_path: Path) -> None:
 
 def check_sections(quick: tuple[Path, dict[str, Any], str]) -> None:
     _, results, table = quick
-    assert {"machine", "resolve", "scale", "consistency", "cost"} <= set(results)
+    assert {"machine", "resolve", "scale", "consistency", "cost", "issuer"} <= set(results)
     assert results["machine"]["cores"] >= 1 and "OpenBao" in results["machine"]["openbao"]
     assert "| benchmark |" in table and "fraction of throttle ceiling" in table
 
