@@ -47,3 +47,17 @@ path "auth/token/renew-self" {
 path "auth/token/lookup-accessor" {
   capabilities = ["update"]
 }
+
+# Federated credentials (issue 18): a run's token is signed at read time with the
+# OIDC issuer's Transit key. Read the key (its versions' creation times and public
+# keys, to sign only with a version published long enough) and sign with it:
+# Transit's sign endpoint is <mount>/sign/:name(/:hash_algorithm), and the issuer
+# signs RS256, sha2-256 only. No create, rotate, config or export: the daemon owns
+# the key (the issuer policy). Placeholders <transit_mount>, <issuer_key>.
+path "<transit_mount>/keys/<issuer_key>" {
+  capabilities = ["read"]
+}
+
+path "<transit_mount>/sign/<issuer_key>/sha2-256" {
+  capabilities = ["update"]
+}

@@ -3,7 +3,10 @@
 Nothing is cached: every call reads the index and the chosen version (two KV
 reads), so a credential is never handed out before it is ready nor after the
 daemon destroyed it. The choice itself is :func:`sidecar.resolve.resolve_credential`,
-the same as the plugin's.
+the same as the plugin's. A federated credential's token is signed at each call
+with the issuer's Transit key named in ``[issuer]`` (``transit_mount``, ``key``,
+and the daemon's ``publish_ahead`` and ``token_lifetime``), with the resolver's
+own Vault token (the ``plugin`` policy grants the key read and the signature).
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from sidecar.errors import (
     VaultForbidden,
     VaultUnavailable,
 )
+from sidecar.issuer.handout import TransitSigner
 from sidecar.login_scope import OTHER_LOGIN
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
-from sidecar.resolve import ReadCache, resolve_credential
+from sidecar.resolve import FederatedSigner, ReadCache, resolve_credential
 from sidecar.resolver import rpc
 from sidecar.resolver.auth import Access, VaultAuthorizer
 from sidecar.resolver.limiter import FailureLimiter
@@ -98,8 +102,10 @@ class ResolverService:
         cache: ReadCache | None = None,
         limiter: FailureLimiter | None = None,
         vault_login: VaultLogin | None = None,
+        signer: FederatedSigner | None = None,
     ) -> None:
         self.kv = kv
+        self.signer = signer
         self.vault_login = vault_login
         self.cache = cache or ReadCache()
         self.clock = clock
@@ -137,13 +143,17 @@ class ResolverService:
 
     def _resolve(self, stack: str, phase: Phase, now: Any) -> Any:
         try:
-            return resolve_credential(self.kv, stack, phase, now, self.policy, self.cache)
+            return resolve_credential(
+                self.kv, stack, phase, now, self.policy, self.cache, self.signer
+            )
         except VaultForbidden:
             if self.vault_login is None:
                 raise
             # The resolver's own token was refused (revoked?): log in again, try once more.
             self.vault_login.recover()
-            return resolve_credential(self.kv, stack, phase, now, self.policy, self.cache)
+            return resolve_credential(
+                self.kv, stack, phase, now, self.policy, self.cache, self.signer
+            )
 
     def _authorise(self, context: Any, stack: str, phase: Phase) -> None:
         peer = _peer_host(context)
@@ -244,7 +254,15 @@ def start_resolver(
         timeout=config.vault.timeout,
     )
     cache = ReadCache(index_ttl=config.daemon.resolver_cache_ttl.total_seconds())
-    service = ResolverService(kv, clock, config.timing, authorizer, cache, vault_login=vault_login)
+    signer = TransitSigner(
+        mount=config.issuer.transit_mount,
+        key=config.issuer.key,
+        policy=config.issuer.policy(),
+        clock=clock,
+    )
+    service = ResolverService(
+        kv, clock, config.timing, authorizer, cache, vault_login=vault_login, signer=signer
+    )
     server = grpc.server(ThreadPoolExecutor(max_workers=config.daemon.concurrency))
     server.add_generic_rpc_handlers((rpc.service_handler(service.resolve),))
     health_servicer = health.HealthServicer()
