@@ -20,7 +20,8 @@ import pytest
 
 from sidecar.answers import FederatedToken, ResolvedCredential
 from sidecar.clock import ManualClock
-from sidecar.errors import InvalidRecord, NotFoundError, NotReadyError
+from sidecar.devstack.openbao import OpenBaoDevServer
+from sidecar.errors import InvalidRecord, NotFoundError, NotReadyError, VaultForbidden
 from sidecar.issuer.documents import ENTRA_AUDIENCE, IssuerIdentity
 from sidecar.issuer.handout import TransitSigner, reader_issuer_policy
 from sidecar.issuer.signing import Issuer
@@ -32,13 +33,14 @@ from sidecar.model import (
     federated_credential_name,
     federated_subject,
 )
+from sidecar.policies import render_all
 from sidecar.resolve import ReadCache, resolve_credential, resolve_from_cache
 from sidecar.resolver.rpc import from_message, to_message
 from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
 from sidecar.timing import TimingPolicy
 from sidecar.transit import Transit
-from sidecar.vault import VaultKV
+from sidecar.vault import VaultKV, connect
 from tests.ids import guid
 
 POLICY = TimingPolicy()  # propagation_delay: 10 minutes
@@ -342,3 +344,44 @@ def test_the_token_never_shows_in_logs_repr_or_errors(
         )
     assert token not in str(mixed.value)
     assert isinstance(got.federated, FederatedToken)
+
+
+def test_the_plugin_policy_grants_the_key_read_and_the_signature_and_nothing_more(
+    fed: Federated, root_client: hvac.Client, openbao: OpenBaoDevServer
+) -> None:
+    """Readers sign with the plugin's token: read the key, sign with it; never rotate or export."""
+    values = {"jwt_accessor": "acc", "kv_mount": fed.kv.mount, "prefix": fed.kv.prefix}
+    values["creds_mount"] = "azure"
+    text = render_all({**values, "transit_mount": fed.transit.mount, "issuer_key": fed.key})
+    name = f"plugin-{fed.transit.mount}"
+    root_client.sys.create_or_update_policy(name, text["plugin"])
+    created = root_client.auth.token.create(policies=[name], no_default_policy=True, ttl="10m")
+    token = created["auth"]["client_token"]
+    limited = connect(openbao.addr, token=token)
+    mount, key = fed.transit.mount, fed.key
+    expected = {
+        f"{mount}/keys/{key}": ["read"],
+        f"{mount}/sign/{key}/sha2-256": ["update"],
+        f"{mount}/sign/{key}": ["deny"],
+        f"{mount}/sign/{key}/sha2-512": ["deny"],
+        f"{mount}/keys/{key}/rotate": ["deny"],
+        f"{mount}/keys/{key}/config": ["deny"],
+        f"{mount}/export/public-key/{key}": ["deny"],
+        f"{mount}/keys/other": ["deny"],
+        f"{mount}/sign/other/sha2-256": ["deny"],
+    }
+    for path, capabilities in expected.items():
+        answer = root_client.adapter.post(
+            "/v1/sys/capabilities", json={"token": token, "paths": [path]}
+        )
+        assert sorted(answer["data"][path]) == capabilities, path
+    # And it is enough: a read signs through the limited token.
+    fed.store.store_secret("web", federated(fed.now() - timedelta(hours=1)))
+    kv = VaultKV(limited, fed.kv.mount, fed.kv.prefix)
+    got = resolve_credential(kv, "A", Phase.APPLY, fed.now(), POLICY, ReadCache(0, 0), fed.signer)
+    assert got.federated is not None
+    # A plugin policy rendered for another key signs nothing with this one.
+    other = render_all({**values, "transit_mount": fed.transit.mount, "issuer_key": "other"})
+    root_client.sys.create_or_update_policy(name, other["plugin"])
+    with pytest.raises(VaultForbidden):
+        resolve_credential(kv, "A", Phase.APPLY, fed.now(), POLICY, ReadCache(0, 0), fed.signer)

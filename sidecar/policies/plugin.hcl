@@ -2,7 +2,8 @@
 # read the product's KV data with. Read-only: stacks, integrations, and the
 # credentials' data and metadata (the index of live secrets). Callers are
 # authorised separately, with their own token, on <creds_mount>/creds/...
-# Placeholders: <kv_mount>, <prefix>.
+# Placeholders: <kv_mount>, <prefix>, and the issuer's <transit_mount> and
+# <issuer_key> (defaults "transit" and "azsidecar-issuer").
 
 path "<kv_mount>/data/<prefix>/stacks/*" {
   capabilities = ["read"]
@@ -51,9 +52,9 @@ path "auth/token/lookup-accessor" {
 # Federated credentials (issue 18): a run's token is signed at read time with the
 # OIDC issuer's Transit key. Read the key (its versions' creation times and public
 # keys, to sign only with a version published long enough) and sign with it:
-# Transit's sign endpoint is <mount>/sign/:name(/:hash_algorithm), and the issuer
-# signs RS256, sha2-256 only. No create, rotate, config or export: the daemon owns
-# the key (the issuer policy). Placeholders <transit_mount>, <issuer_key>.
+# Transit's sign endpoint is sign/:name(/:hash_algorithm) under its mount, and the
+# issuer signs RS256 over sha2-256 only. No create, rotate, config or export: the
+# daemon owns the key (the issuer policy).
 path "<transit_mount>/keys/<issuer_key>" {
   capabilities = ["read"]
 }
