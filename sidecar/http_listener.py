@@ -8,6 +8,12 @@ whose head is not complete within ``head_timeout`` is closed, and when more
 than ``max_pending`` heads are being read the oldest is dropped. A complete
 request goes to a fixed pool of ``workers`` threads, which run the WSGI app
 and send the answer with a socket timeout. Only GET and HEAD, no bodies.
+
+With ``ssl_context`` it serves HTTPS: each accepted connection is wrapped
+without a handshake, and the handshake happens in the selector thread as the
+first reads (OpenSSL negotiates on the first ``SSL_read``), so a client that
+never finishes it is dropped at ``head_timeout`` like a slow head. Request
+headers reach the app as ``HTTP_*`` environ keys and the peer as ``REMOTE_ADDR``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import io
 import logging
 import selectors
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -44,8 +51,10 @@ class BoundedHTTPServer:
         max_pending: int = 256,
         head_timeout: float = 5.0,
         send_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.app = app
+        self.ssl_context = ssl_context
         self.head_timeout = head_timeout
         self.send_timeout = send_timeout
         self.max_pending = max_pending
@@ -100,6 +109,14 @@ class BoundedHTTPServer:
                 log.warning("metrics listener cannot accept: %s", exc.strerror)
                 return
             conn.setblocking(False)
+            if self.ssl_context is not None:
+                try:
+                    conn = self.ssl_context.wrap_socket(
+                        conn, server_side=True, do_handshake_on_connect=False
+                    )
+                except (OSError, ValueError):
+                    conn.close()
+                    continue
             self._pending[conn] = (time.monotonic() + self.head_timeout, bytearray())
             self._selector.register(conn, selectors.EVENT_READ)
             while len(self._pending) > self.max_pending:
@@ -111,7 +128,9 @@ class BoundedHTTPServer:
             return
         try:
             chunk = conn.recv(4096)
-        except (BlockingIOError, InterruptedError):
+            while isinstance(conn, ssl.SSLSocket) and conn.pending() and len(chunk) <= MAX_HEAD:
+                chunk += conn.recv(4096)  # decrypted already: select() would not wake for it
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError:
             chunk = b""
@@ -146,9 +165,9 @@ class BoundedHTTPServer:
             conn.setblocking(True)
             conn.settimeout(self.send_timeout)
             with contextlib.suppress(OSError):
-                conn.sendall(self._respond(head))
+                conn.sendall(self._respond(head, _peer(conn)))
 
-    def _respond(self, head: bytes) -> bytes:
+    def _respond(self, head: bytes, peer: str = "") -> bytes:
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
         parts = request_line.split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
@@ -165,13 +184,20 @@ class BoundedHTTPServer:
             "SERVER_PORT": str(self.port),
             "SERVER_PROTOCOL": "HTTP/1.1",
             "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
+            "REMOTE_ADDR": peer,
+            "wsgi.url_scheme": "https" if self.ssl_context is not None else "http",
             "wsgi.input": io.BytesIO(),
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
         }
+        for line in head.split(b"\r\n")[1:]:
+            name, sep, value = line.decode("latin-1").partition(":")
+            if sep and name and name.strip() == name:
+                key = "HTTP_" + name.upper().replace("-", "_")
+                if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                    environ.setdefault(key, value.strip())
         status_line: list[str] = []
         headers: list[tuple[str, str]] = []
 
@@ -189,6 +215,13 @@ class BoundedHTTPServer:
         head_out += [f"{k}: {v}" for k, v in headers if k.lower() != "content-length"]
         head_out += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
         return "\r\n".join(head_out).encode("latin-1") + (b"" if method == "HEAD" else body)
+
+
+def _peer(conn: socket.socket) -> str:
+    try:
+        return str(conn.getpeername()[0])
+    except (OSError, IndexError):
+        return ""
 
 
 def _plain(status: int, reason: str) -> bytes:

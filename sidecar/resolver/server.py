@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, NoReturn
 
 import grpc
@@ -22,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sidecar.answers import (
     ANSWER_METADATA,
     Refusal,
+    ResolvedCredential,
     check_name,
     creds_path,
     iso,
@@ -38,6 +41,7 @@ from sidecar.errors import (
     VaultForbidden,
     VaultUnavailable,
 )
+from sidecar.http_listener import BoundedHTTPServer
 from sidecar.issuer.handout import TransitSigner
 from sidecar.login_scope import OTHER_LOGIN
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
@@ -45,6 +49,7 @@ from sidecar.resolve import FederatedSigner, ReadCache, resolve_credential
 from sidecar.resolver import rpc
 from sidecar.resolver.auth import Access, VaultAuthorizer
 from sidecar.resolver.limiter import FailureLimiter
+from sidecar.resolver.oidc_request import OidcTokenApp
 from sidecar.resolver.proto.resolver_pb2 import Credential, ResolveRequest
 from sidecar.resolver.tls import ReloadingCertificate
 from sidecar.store import Store
@@ -141,6 +146,11 @@ class ResolverService:
         )
         return rpc.to_message(cred)
 
+    def read(self, stack: str, phase: Phase, now: datetime) -> ResolvedCredential:
+        """The answer for an authorised caller (the ID-token endpoint's read too)."""
+        result: ResolvedCredential = self._resolve(stack, phase, now)
+        return result
+
     def _resolve(self, stack: str, phase: Phase, now: Any) -> Any:
         try:
             return resolve_credential(
@@ -200,11 +210,17 @@ class ResolverHandle:
         health_servicer: Any,
         port: int,
         certificate: ReloadingCertificate | None = None,
+        oidc: BoundedHTTPServer | None = None,
     ) -> None:
         self._server = server
         self._health = health_servicer
         self.port = port
         self.certificate = certificate  # the TLS pair, reloaded when its files change
+        self.oidc = oidc  # the HTTPS ID-token endpoint, when daemon.resolver_oidc_addr is set
+
+    @property
+    def oidc_port(self) -> int | None:
+        return None if self.oidc is None else int(self.oidc.port)
 
     def set_serving(self, serving: bool) -> None:
         """What the gRPC health service answers (NOT_SERVING while the Vault token fails)."""
@@ -218,6 +234,8 @@ class ResolverHandle:
 
     def stop(self, grace: float = 5.0) -> None:
         self._health.enter_graceful_shutdown()
+        if self.oidc is not None:
+            self.oidc.shutdown()
         self._server.stop(grace).wait()
 
     def wait(self) -> None:
@@ -278,8 +296,50 @@ def start_resolver(
         raise ConfigError("daemon.resolver_addr", f"cannot listen on {listen}: {exc}") from exc
     if not port:
         raise ConfigError("daemon.resolver_addr", f"cannot listen on {listen}: address in use?")
+    oidc = _oidc_endpoint(config, service) if config.daemon.resolver_oidc_addr else None
     server.start()
     for name in ("", rpc.SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("resolver listening on %s (port %d, tls %s)", listen, port, certificate is not None)
-    return ResolverHandle(server, health_servicer, int(port), certificate)
+    return ResolverHandle(server, health_servicer, int(port), certificate, oidc)
+
+
+def _oidc_endpoint(config: Config, service: ResolverService) -> BoundedHTTPServer:
+    """The HTTPS ID-token endpoint (:mod:`sidecar.resolver.oidc_request`), started.
+
+    Its certificate is the resolver's (``daemon.tls_cert``/``tls_key``), loaded
+    at start: unlike the gRPC listener it does not pick up a rotated pair
+    until the resolver restarts.
+    """
+    addr = config.daemon.resolver_oidc_addr
+    cert, key = config.daemon.tls_cert, config.daemon.tls_key
+    if not (cert and key):
+        raise ConfigError(
+            "daemon.resolver_oidc_addr",
+            "the ID-token endpoint is served over HTTPS only: set daemon.tls_cert and tls_key",
+        )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("daemon.tls_cert", f"cannot load the TLS pair: {exc}") from exc
+    app = OidcTokenApp(
+        service.authorizer,
+        service.read,
+        service.clock.now,
+        service.limiter,
+    )
+    host, _, port = addr.rpartition(":")
+    try:
+        server = BoundedHTTPServer(
+            host.strip("[]") or "127.0.0.1",
+            int(port),
+            app,
+            workers=config.daemon.concurrency,
+            ssl_context=context,
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError("daemon.resolver_oidc_addr", f"cannot listen on {addr}: {exc}") from exc
+    log.info("resolver ID-token endpoint listening on %s (port %d)", addr, server.port)
+    return server.start()

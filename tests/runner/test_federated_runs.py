@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,12 +28,13 @@ import hvac
 import hvac.exceptions
 import jwt
 import pytest
+import requests
 from click.testing import CliRunner
 
 from sidecar.answers import NotReadyYet, ResolvedCredential
 from sidecar.cli.creds import creds
 from sidecar.clock import SystemClock
-from sidecar.config import Config, IssuerConfig, VaultConfig
+from sidecar.config import Config, DaemonConfig, IssuerConfig, VaultConfig
 from sidecar.errors import VaultForbidden
 from sidecar.issuer.documents import ENTRA_AUDIENCE, IssuerIdentity
 from sidecar.issuer.planner import IssuerPolicy
@@ -52,7 +53,15 @@ from sidecar.runner.source import read_plugin
 from sidecar.store import StackRecord
 from sidecar.transit import Transit
 from sidecar.vault import VaultKV, connect
-from tests.runner.conftest import ROOT, RunnerWorld, integration, run_agent, write_file
+from tests.runner.conftest import (
+    ROOT,
+    RunnerWorld,
+    integration,
+    run_agent,
+    secret,
+    write_file,
+)
+from tests.runner.test_resolver_tls import server_certificate
 
 ISSUER_URL = "https://issuer.example.com/azsidecar"
 AHEAD = timedelta(seconds=1)
@@ -78,11 +87,20 @@ class FedWorld:
         )
         return claims
 
-    def resolver(self) -> ResolverHandle:
+    def resolver(
+        self, tls: tuple[Path, Path] | None = None, ahead: timedelta = AHEAD
+    ) -> ResolverHandle:
+        """The resolver; with ``tls``, serving the ID-token endpoint too (HTTPS)."""
         world = self.runner
+        daemon = DaemonConfig()
+        if tls is not None:
+            daemon = DaemonConfig(
+                tls_cert=str(tls[0]), tls_key=str(tls[1]), resolver_oidc_addr="127.0.0.1:0"
+            )
         config = Config(
             vault=VaultConfig(addr=world.addr, prefix=world.prefix),
-            issuer=IssuerConfig(transit_mount=TRANSIT, key=self.key, publish_ahead=AHEAD),
+            issuer=IssuerConfig(transit_mount=TRANSIT, key=self.key, publish_ahead=ahead),
+            daemon=daemon,
         )
         kv = VaultKV(connect(world.addr, token=world.plugin_token), "secret", world.prefix)
         return start_resolver(config, kv, SystemClock(), mount="azure", addr="127.0.0.1:0")
@@ -130,9 +148,7 @@ def fed(world: RunnerWorld) -> Iterator[FedWorld]:
     now = datetime.now(UTC)
     for name in ("I1", "I2"):
         record = integration(name, now - timedelta(days=1))
-        world.store.save_integration(
-            type(record)(**{**record.__dict__, "kind": CredentialKind.FEDERATED}), cas=0
-        )
+        world.store.save_integration(replace(record, kind=CredentialKind.FEDERATED), cas=0)
         world.store.store_secret(name, federated(name, now - timedelta(hours=1)))
     world.store.save_stack(StackRecord(name="A", read="I1", write="I2"), cas=0)
     time.sleep(AHEAD.total_seconds() + 1.1)  # the key's first version is published long enough
@@ -322,3 +338,94 @@ def test_answers_through_the_plugin_and_resolver_agree(fed: FedWorld) -> None:
     one = {k: v for k, v in via_plugin.__dict__.items() if k not in strip}
     other = {k: v for k, v in via_resolver.__dict__.items() if k not in strip}
     assert one == other
+
+
+def _request_token(
+    handle: ResolverHandle, ca: Path, bearer: str | None, query: str
+) -> requests.Response:
+    """As hashicorp/go-azure-sdk's OIDC authorizer asks ARM_OIDC_REQUEST_URL for a token.
+
+    ``GET`` the URL with ``audience=api://AzureADTokenExchange`` added when it has
+    none, ``Authorization: Bearer <ARM_OIDC_REQUEST_TOKEN>``, ``Accept: application/json``.
+    """
+    url = f"https://127.0.0.1:{handle.oidc_port}/oidc/token?{query}"
+    headers = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
+    if bearer is not None:
+        headers["Authorization"] = f"Bearer {bearer}"
+    session = requests.Session()
+    session.trust_env = False
+    return session.get(url, headers=headers, verify=str(ca), timeout=10)
+
+
+AUDIENCE_QUERY = "audience=api%3A%2F%2FAzureADTokenExchange"
+
+
+def test_the_id_token_endpoint_answers_as_azurerm_expects(
+    fed: FedWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    cert, key = server_certificate(tmp_path)
+    handle = fed.resolver(tls=(cert, key))
+    apply_token = str(fed.runner.login("A", "apply").token)
+    plan_token = str(fed.runner.login("A", "plan").token)
+    try:
+        ok = _request_token(handle, cert, apply_token, f"stack=A&phase=apply&{AUDIENCE_QUERY}")
+        assert ok.status_code == 200, ok.text
+        assert ok.headers["Content-Type"] == "application/json"
+        assert list(ok.json()) == ["value"]
+        _check(fed, ok.json()["value"], "A", "apply", "I2")
+        # Without an audience (the SDK adds one only when missing): the default.
+        plain = _request_token(handle, cert, apply_token, "stack=A&phase=apply")
+        assert plain.status_code == 200
+        assert plain.json()["value"] != ok.json()["value"]  # a fresh token each time
+        # Authorisation is the creds path's: the plan login gets nothing of apply.
+        denied = _request_token(handle, cert, plan_token, f"stack=A&phase=apply&{AUDIENCE_QUERY}")
+        assert denied.status_code == 403 and "value" not in denied.json()
+        missing = _request_token(handle, cert, None, "stack=A&phase=apply")
+        assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
+        bogus = _request_token(handle, cert, "hvs.not-a-token", "stack=A&phase=apply")
+        assert bogus.status_code == 401
+        other = _request_token(handle, cert, apply_token, "stack=A&phase=apply&audience=other")
+        assert other.status_code == 400 and "value" not in other.json()
+        bad = _request_token(handle, cert, apply_token, "stack=A&phase=deploy")
+        assert bad.status_code == 400
+    finally:
+        handle.stop(grace=0)
+    for text in (ok.json()["value"], plain.json()["value"], apply_token, plan_token):
+        assert text not in caplog.text
+    assert "token endpoint: stack A phase apply integration I2" in caplog.text
+
+
+def test_the_id_token_endpoint_says_when_a_token_will_be_ready(
+    fed: FedWorld, tmp_path: Path
+) -> None:
+    cert, key = server_certificate(tmp_path)
+    handle = fed.resolver(tls=(cert, key), ahead=timedelta(hours=1))
+    try:
+        token = str(fed.runner.login("A", "apply").token)
+        early = _request_token(handle, cert, token, "stack=A&phase=apply")
+    finally:
+        handle.stop(grace=0)
+    assert early.status_code == 503
+    assert int(early.headers["Retry-After"]) > 55 * 60
+    answer = early.json()["answer"]
+    assert answer["status"] == "not_ready" and "ready_at" in answer
+    assert "value" not in early.json()
+
+
+def test_the_id_token_endpoint_refuses_an_integration_handing_out_a_secret(
+    fed: FedWorld, tmp_path: Path
+) -> None:
+    store = fed.runner.store
+    found, version = store.integration("I2")
+    store.save_integration(replace(found, kind=CredentialKind.SECRET), cas=version)
+    store.store_secret("I2", secret("I2", "secret-of-I2", datetime.now(UTC) - timedelta(hours=1)))
+    cert, key = server_certificate(tmp_path)
+    handle = fed.resolver(tls=(cert, key))
+    try:
+        token = str(fed.runner.login("A", "apply").token)
+        answer = _request_token(handle, cert, token, "stack=A&phase=apply")
+    finally:
+        handle.stop(grace=0)
+    assert answer.status_code == 409
+    assert "secret" in answer.json()["error"] and "secret-of-I2" not in answer.text
