@@ -23,7 +23,7 @@ from sidecar.clock import ManualClock
 from sidecar.devstack.openbao import OpenBaoDevServer
 from sidecar.errors import InvalidRecord, NotFoundError, NotReadyError, VaultForbidden
 from sidecar.issuer.documents import ENTRA_AUDIENCE, IssuerIdentity
-from sidecar.issuer.handout import TransitSigner, reader_issuer_policy
+from sidecar.issuer.handout import KEY_CACHE_TTL, TransitSigner, reader_issuer_policy
 from sidecar.issuer.signing import Issuer
 from sidecar.model import (
     ConsentState,
@@ -39,7 +39,7 @@ from sidecar.resolver.rpc import from_message, to_message
 from sidecar.sensitive import Sensitive
 from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
 from sidecar.timing import TimingPolicy
-from sidecar.transit import Transit
+from sidecar.transit import Signature, Transit, TransitKey
 from sidecar.vault import VaultKV, connect
 from tests.ids import guid
 
@@ -385,3 +385,48 @@ def test_the_plugin_policy_grants_the_key_read_and_the_signature_and_nothing_mor
     root_client.sys.create_or_update_policy(name, other["plugin"])
     with pytest.raises(VaultForbidden):
         resolve_credential(kv, "A", Phase.APPLY, fed.now(), POLICY, ReadCache(0, 0), fed.signer)
+
+
+def test_a_warm_read_costs_one_transit_call_the_signature(
+    fed: Federated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key read is reused for a few seconds of the clock; every read still signs anew."""
+    calls: list[str] = []
+    read_key, sign = Transit.read_key, Transit.sign
+
+    def counted_read(self: Transit, name: str) -> TransitKey:
+        calls.append("read")
+        return read_key(self, name)
+
+    def counted_sign(self: Transit, name: str, version: int, data: bytes) -> Signature:
+        calls.append("sign")
+        return sign(self, name, version, data)
+
+    monkeypatch.setattr(Transit, "read_key", counted_read)
+    monkeypatch.setattr(Transit, "sign", counted_sign)
+    fed.store.store_secret("web", federated(fed.now() - timedelta(hours=1)))
+    tokens = [fed.resolve() for _ in range(3)]
+    assert calls == ["read", "sign", "sign", "sign"]
+    assert len({t.federated.token.reveal() for t in tokens if t.federated}) == 3
+    fed.clock.advance(KEY_CACHE_TTL)  # the cached read has aged out: read again
+    fed.resolve()
+    assert calls[-2:] == ["read", "sign"]
+
+
+def test_a_key_made_again_under_its_name_is_never_signed_with_a_stale_read(
+    fed: Federated,
+) -> None:
+    fed.store.store_secret("web", federated(fed.now() - timedelta(hours=1)))
+    first = fed.resolve()  # the key read is cached now
+    assert first.federated is not None
+    client = fed.transit.client
+    path = f"/v1/{fed.transit.mount}/keys/{fed.key}"
+    client.adapter.post(f"{path}/config", json={"deletion_allowed": True})
+    client.adapter.delete(path)
+    remade = fed.transit.ensure_key(fed.key).versions[1].created
+    # The cached read names version 1 of the old key, published long ago; the new
+    # version 1 signs something that does not verify with it, so the read is dropped
+    # and the fresh one says the new key is not published long enough yet.
+    with pytest.raises(NotReadyError) as refused:
+        fed.resolve()
+    assert refused.value.ready_at == remade + AHEAD

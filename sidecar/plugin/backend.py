@@ -23,7 +23,7 @@ from typing import TypeVar
 from sidecar.clock import AcceleratedClock, Clock, SystemClock
 from sidecar.config import VaultConfig
 from sidecar.errors import InputError, VaultError, VaultForbidden
-from sidecar.issuer.handout import TransitSigner
+from sidecar.issuer.handout import KeyCache, TransitSigner
 from sidecar.plugin.framework import Backend
 from sidecar.plugin.path_config import STORAGE_KEY, PluginConfig, path_config
 from sidecar.plugin.path_creds import path_creds
@@ -137,6 +137,7 @@ class AzureBackend:
         self._kv: VaultKV | None = None
         self.login: VaultLogin | None = None  # the plugin's own Vault login, kept alive
         self.read_cache = ReadCache()
+        self.issuer_keys = KeyCache()
         self.logins: OrderedDict[str, Mapping[str, str]] = OrderedDict()
         self._lock = asyncio.Lock()
         # Made only when a CA bundle must be written (most set-ups have none), so
@@ -173,6 +174,7 @@ class AzureBackend:
         if key == STORAGE_KEY:
             self._config, self._config_loaded, self._kv = None, False, None
             self.read_cache = ReadCache()
+            self.issuer_keys = KeyCache()
             self._drop_login()
 
     def _drop_login(self) -> None:
@@ -199,6 +201,7 @@ class AzureBackend:
             key=config.issuer_key,
             policy=config.issuer_policy(),
             clock=self.clock_object,
+            keys=self.issuer_keys,
         )
 
     async def with_kv(self, call: Callable[[VaultKV], T]) -> T:
