@@ -383,7 +383,7 @@ def test_the_plugin_policy_grants_the_key_read_and_the_signature_and_nothing_mor
     # A plugin policy rendered for another key signs nothing with this one.
     other = render_all({**values, "transit_mount": fed.transit.mount, "issuer_key": "other"})
     root_client.sys.create_or_update_policy(name, other["plugin"])
-    with pytest.raises(VaultForbidden):
+    with pytest.raises(VaultForbidden, match=f"may not sign with Transit key '{fed.key}'"):
         resolve_credential(kv, "A", Phase.APPLY, fed.now(), POLICY, ReadCache(0, 0), fed.signer)
 
 

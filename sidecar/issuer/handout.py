@@ -156,7 +156,15 @@ class TransitSigner:
             issuer = Issuer(transit, identity, self.clock, key_name=self.key, policy=self.policy)
             try:
                 issued = issuer.sign_token(request)
-            except (VaultForbidden, VaultUnavailable):
+            except VaultForbidden as exc:
+                raise VaultForbidden(
+                    f"this reader's Vault token may not sign with Transit key {self.key!r}:"
+                    f" it needs read on {transit.mount}/keys/{self.key} and update on"
+                    f" {transit.mount}/sign/{self.key}/sha2-256 (the rendered plugin policy)",
+                    path=exc.path,
+                    status=exc.status,
+                ) from exc
+            except VaultUnavailable:
                 raise
             except VaultError:
                 if transit.cached is None:
