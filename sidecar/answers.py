@@ -30,6 +30,7 @@ from typing import Any
 from sidecar import fieldcheck
 from sidecar.errors import (
     InputError,
+    InvalidRecord,
     NotFoundError,
     NotReadyError,
     SidecarError,
@@ -125,12 +126,32 @@ class ClientCertificate:
 
 
 @dataclass(frozen=True)
+class FederatedToken:
+    """A federated credential as a run takes it: a signed JWT and when it expires.
+
+    ``token`` is what azurerm reads from ``ARM_OIDC_TOKEN`` (with
+    ``ARM_USE_OIDC=true``) and exchanges at Entra ID for an access token; it
+    is a credential until ``expires`` and never shows in ``repr``.
+    """
+
+    token: Sensitive = field(repr=False)
+    expires: datetime
+
+
+#: A compact JWS: three base64url parts (RFC 7515, section 7.1).
+_COMPACT_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+#: The longest token accepted from the wire: far beyond any we sign (about 1 KB).
+_MAX_TOKEN = 16384
+
+
+@dataclass(frozen=True)
 class ResolvedCredential:
     """The ready answer: what a run needs; ``safe_until`` is when it must stop being handed out.
 
     ``kind`` says which credential it carries: a client secret in
-    ``client_secret``, or a certificate in ``certificate`` (``client_secret``
-    is then empty, as the resolver's older clients see it).
+    ``client_secret``, a certificate in ``certificate``, or a federated token
+    in ``federated`` (``client_secret`` is then empty, as the resolver's older
+    clients see it).
     """
 
     client_id: str
@@ -144,12 +165,15 @@ class ResolvedCredential:
     safe_until: datetime
     kind: CredentialKind = CredentialKind.SECRET
     certificate: ClientCertificate | None = field(default=None, repr=False)
+    federated: FederatedToken | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if (self.kind is CredentialKind.CERTIFICATE) != (self.certificate is not None):
             raise ValueError("a certificate credential carries a certificate, and only it")
-        if self.certificate is not None and self.client_secret:
-            raise ValueError("a certificate credential carries no client secret")
+        if (self.kind is CredentialKind.FEDERATED) != (self.federated is not None):
+            raise ValueError("a federated credential carries a federated token, and only it")
+        if (self.certificate is not None or self.federated is not None) and self.client_secret:
+            raise ValueError(f"a {self.kind.noun} carries no client secret")
 
     def to_data(self) -> dict[str, Any]:
         """The plugin's ``creds`` response data (and ``azsidecar creds --format json``).
@@ -157,10 +181,16 @@ class ResolvedCredential:
         A secret's fields are those of before, plus ``kind``; a certificate has
         ``client_certificate`` (the base64 PKCS#12 bundle, what
         ``ARM_CLIENT_CERTIFICATE`` takes), ``client_certificate_password`` and
-        ``thumbprint`` instead of ``client_secret``.
+        ``thumbprint`` instead of ``client_secret``; a federated credential has
+        ``use_oidc`` (true), ``oidc_token`` (what ``ARM_OIDC_TOKEN`` takes) and
+        ``oidc_token_expires``.
         """
         data: dict[str, Any] = {"client_id": self.client_id}
-        if self.certificate is not None:
+        if self.federated is not None:
+            data["use_oidc"] = True
+            data["oidc_token"] = self.federated.token.reveal()
+            data["oidc_token_expires"] = iso(self.federated.expires)
+        elif self.certificate is not None:
             data["client_certificate"] = self.certificate.bundle.reveal()
             data["client_certificate_password"] = self.certificate.password.reveal()
             data["thumbprint"] = self.certificate.thumbprint
@@ -185,9 +215,11 @@ class ResolvedCredential:
         secret alphabet, or :class:`InvalidRecord` names the field (never the value).
         """
         kind = fieldcheck.one_of(data.get("kind", "secret"), tuple(CredentialKind), _WIRE, "kind")
-        certificate = None
+        certificate = federated = None
         secret = Sensitive("")
-        if kind == CredentialKind.CERTIFICATE:
+        if kind == CredentialKind.FEDERATED:
+            federated = _federated_token(data)
+        elif kind == CredentialKind.CERTIFICATE:
             bundle = fieldcheck.base64_text(
                 data.get("client_certificate"), _WIRE, "client_certificate"
             )
@@ -214,7 +246,24 @@ class ResolvedCredential:
             safe_until=parse_time(data["safe_until"]),
             kind=CredentialKind(kind),
             certificate=certificate,
+            federated=federated,
         )
+
+
+def _federated_token(data: Mapping[str, Any]) -> FederatedToken:
+    """``oidc_token`` and ``oidc_token_expires`` of an answer; bad ones named, never shown."""
+    token = data.get("oidc_token")
+    if not isinstance(token, str) or len(token) > _MAX_TOKEN or not _COMPACT_JWT.fullmatch(token):
+        raise InvalidRecord(f"{_WIRE}: field oidc_token is not a compact JWT")
+    if data.get("use_oidc") is not True:
+        raise InvalidRecord(f"{_WIRE}: field use_oidc is not true for a federated credential")
+    try:
+        expires = parse_time(data["oidc_token_expires"])
+    except (KeyError, ValueError):
+        raise InvalidRecord(f"{_WIRE}: field oidc_token_expires is not a time") from None
+    if expires.tzinfo is None:
+        raise InvalidRecord(f"{_WIRE}: field oidc_token_expires has no time zone")
+    return FederatedToken(Sensitive(token), expires)
 
 
 #: Where :meth:`ResolvedCredential.from_data` says a bad field was read.

@@ -106,6 +106,10 @@ class DaemonConfig:
     resolver_cache_ttl: timedelta = timedelta(seconds=2)
     tls_cert: str | None = None
     tls_key: str | None = None
+    # The resolver's HTTPS ID-token endpoint for federated integrations (azurerm's
+    # ARM_OIDC_REQUEST_URL; sidecar.resolver.oidc_request), e.g. "0.0.0.0:8443".
+    # Empty: not served. Needs tls_cert and tls_key.
+    resolver_oidc_addr: str = ""
     cert_reload_interval: timedelta = timedelta(minutes=5)
 
 
@@ -422,6 +426,11 @@ def _validate(config: Config) -> None:
             "daemon.resolver_cache_ttl",
             f"must be shorter than timing.ready_safety_margin ({config.timing.ready_safety_margin})"
             ", or a cached index could outlive a secret; a few seconds is plenty",
+        )
+    if config.daemon.resolver_oidc_addr and not config.daemon.tls_cert:
+        raise ConfigError(
+            "daemon.resolver_oidc_addr",
+            "the ID-token endpoint is served over HTTPS only: set daemon.tls_cert and tls_key",
         )
     if bool(config.daemon.tls_cert) != bool(config.daemon.tls_key):
         raise ConfigError(

@@ -11,7 +11,8 @@ and send the answer with a socket timeout. Only GET and HEAD, no bodies.
 
 With an ``ssl_context`` the listener speaks HTTPS: each accepted connection
 is wrapped server-side and its TLS handshake runs on the selector thread,
-non-blocking, within the same ``head_timeout`` as the request head.
+non-blocking, within the same ``head_timeout`` as the request head. Request
+headers reach the app as ``HTTP_*`` environ keys and the peer as ``REMOTE_ADDR``.
 """
 
 from __future__ import annotations
@@ -183,9 +184,9 @@ class BoundedHTTPServer:
             conn.setblocking(True)
             conn.settimeout(self.send_timeout)
             with contextlib.suppress(OSError):
-                conn.sendall(self._respond(head))
+                conn.sendall(self._respond(head, _peer(conn)))
 
-    def _respond(self, head: bytes) -> bytes:
+    def _respond(self, head: bytes, peer: str = "") -> bytes:
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
         parts = request_line.split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
@@ -202,6 +203,7 @@ class BoundedHTTPServer:
             "SERVER_PORT": str(self.port),
             "SERVER_PROTOCOL": "HTTP/1.1",
             "wsgi.version": (1, 0),
+            "REMOTE_ADDR": peer,
             "wsgi.url_scheme": "http" if self.ssl_context is None else "https",
             "wsgi.input": io.BytesIO(),
             "wsgi.errors": sys.stderr,
@@ -209,6 +211,12 @@ class BoundedHTTPServer:
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
         }
+        for line in head.split(b"\r\n")[1:]:
+            name, sep, value = line.decode("latin-1").partition(":")
+            if sep and name and name.strip() == name:
+                key = "HTTP_" + name.upper().replace("-", "_")
+                if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                    environ.setdefault(key, value.strip())
         status_line: list[str] = []
         headers: list[tuple[str, str]] = []
 
@@ -226,6 +234,13 @@ class BoundedHTTPServer:
         head_out += [f"{k}: {v}" for k, v in headers if k.lower() != "content-length"]
         head_out += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
         return "\r\n".join(head_out).encode("latin-1") + (b"" if method == "HEAD" else body)
+
+
+def _peer(conn: socket.socket) -> str:
+    try:
+        return str(conn.getpeername()[0])
+    except (OSError, IndexError):
+        return ""
 
 
 def _plain(status: int, reason: str) -> bytes:

@@ -35,7 +35,7 @@ from sidecar.clock import Clock
 from sidecar.errors import SidecarError, VaultNotFound
 from sidecar.graph import CertificateCredential
 from sidecar.keypairs import load_bundle
-from sidecar.model import CertificateVersion, CredentialKind, StoredCredential
+from sidecar.model import CertificateVersion, CredentialKind, FederatedVersion, StoredCredential
 from sidecar.probes import lag, rule
 from sidecar.probes.rule import ProbeRecord, ProbeState
 from sidecar.sensitive import Sensitive
@@ -265,6 +265,8 @@ class ProbeExecutor:
             pair = load_bundle(found.pfx, found.pfx_password)
             signer = CertificateCredential(pair.cert_pem, pair.key_pem, pair.thumbprint)
             return lambda tenant: certificate_sign_in(tenant, record.client_id, signer)
+        if isinstance(found, FederatedVersion):
+            return lambda tenant: None  # no federated sign-in yet: inconclusive
         secret = found.secret
         return lambda tenant: self.sign_in(tenant, record.client_id, secret)
 

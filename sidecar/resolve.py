@@ -34,6 +34,15 @@ Why a cached index can never hand out a removed or unready secret:
 What a cached index may lag by ``index_ttl``: a version an operator destroys
 by hand, or one the daemon destroys after it vanished from Azure outside us
 (which it only concludes after ``missing_grace``, an hour).
+
+A federated credential (issue 18) is handed out as a token signed at read
+time by the reader's :class:`FederatedSigner` (the issuer's Transit key,
+:mod:`sidecar.issuer.handout`): a Transit call on every read, never cached,
+so a token is never older than the read that asked for it. Its claims come
+from the stored version: ``iss`` is the version's ``issuer`` (the one the
+federated credential trusts), ``sub`` and ``aud`` its ``subject`` and
+``audience``. A signing key not yet published long enough is the same "not
+ready, ready at" answer as a credential still propagating.
 """
 
 from __future__ import annotations
@@ -42,12 +51,21 @@ import threading
 import time
 from collections import OrderedDict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sidecar.answers import ClientCertificate, ResolvedCredential
-from sidecar.errors import InvalidRecord, NotFoundError, NotReadyError, VaultNotFound
+from sidecar.answers import ClientCertificate, FederatedToken, ResolvedCredential
+from sidecar.errors import (
+    InputError,
+    InvalidRecord,
+    NotFoundError,
+    NotReadyError,
+    VaultNotFound,
+)
+from sidecar.issuer.documents import TokenRequest, check_issuer_url
 from sidecar.model import (
     CertificateVersion,
+    CredentialVersion,
+    FederatedVersion,
     IntegrationRecord,
     Phase,
     StackRecord,
@@ -63,6 +81,16 @@ from sidecar.timing import TimingPolicy
 from sidecar.vault import KVVersion, VaultKV, check_segment
 
 _ATTEMPTS = 3
+
+
+class FederatedSigner(Protocol):
+    """Signs a run's token for a federated credential (see :mod:`sidecar.issuer.handout`).
+
+    Raises NotReadyError (with ``ready_at``) while no signing-key version has
+    been published long enough.
+    """
+
+    def sign(self, kv: VaultKV, issuer_url: str, request: TokenRequest) -> FederatedToken: ...
 
 
 class ReadCache:
@@ -149,9 +177,14 @@ def resolve_credential(
     now: datetime,
     policy: TimingPolicy,
     cache: ReadCache | None = None,
+    signer: FederatedSigner | None = None,
 ) -> ResolvedCredential:
-    """The ready credential, or NotFoundError / NotReadyError saying what is missing."""
-    return _resolve(Store(kv), stack, phase, now, policy, cache or _no_cache())
+    """The ready credential, or NotFoundError / NotReadyError saying what is missing.
+
+    ``signer`` signs the token of a federated credential; a reader without one
+    answers NotFoundError for an integration of that kind.
+    """
+    return _resolve(Store(kv), stack, phase, now, policy, cache or _no_cache(), signer)
 
 
 def resolve_from_cache(
@@ -159,11 +192,12 @@ def resolve_from_cache(
 ) -> ResolvedCredential | None:
     """:func:`resolve_credential` without I/O: the answer if the cache holds all it needs.
 
-    None means a Vault read is needed. Lets an event loop answer warm requests
-    at once and send only cold ones to a thread.
+    None means a Vault read is needed (a federated token always needs one: it
+    is signed in Transit). Lets an event loop answer warm requests at once and
+    send only cold ones to a thread.
     """
     try:
-        return _resolve(None, stack, phase, now, policy, cache)
+        return _resolve(None, stack, phase, now, policy, cache, None)
     except _CacheMiss:
         return None
 
@@ -175,6 +209,7 @@ def _resolve(
     now: datetime,
     policy: TimingPolicy,
     cache: ReadCache,
+    signer: FederatedSigner | None,
 ) -> ResolvedCredential:
     check_segment(stack, "stack name")
     try:
@@ -215,7 +250,13 @@ def _resolve(
             except VaultNotFound:
                 continue  # destroyed since the index was read: read it again
             cache.remember(name, chosen.version, data)
-        return _answer(name, data, chosen, choice, stack_record, record)
+        version = _decoded(name, data, chosen)
+        token = None
+        if isinstance(version, FederatedVersion):
+            if store is None:
+                raise _CacheMiss  # signed in Transit: never from the cache alone
+            token = _sign(store.kv, signer, version, stack, phase, name)
+        return _answer(name, version, token, chosen, choice, stack_record, record)
     raise NotReadyError(f"the credentials of {name!r} changed while reading; retry", now)
 
 
@@ -230,15 +271,8 @@ def _is_version_of(data: dict[str, Any], entry: StoredCredential) -> bool:
     return data.get("key_id") == entry.key_id and data.get("intent_id", "") == entry.intent_id
 
 
-def _answer(
-    name: str,
-    data: dict[str, Any],
-    chosen: StoredCredential,
-    choice: Ready,
-    stack: StackRecord,
-    record: IntegrationRecord,
-) -> ResolvedCredential:
-    """The chosen version as a run gets it; a version of another kind than indexed is refused."""
+def _decoded(name: str, data: dict[str, Any], chosen: StoredCredential) -> CredentialVersion:
+    """The chosen version's data by its kind; a version of another kind than indexed is refused."""
     version = credential_from_data(data)
     if version.kind is not chosen.kind:
         raise InvalidRecord(
@@ -246,10 +280,71 @@ def _answer(
             f" {chosen.kind} its index entry names; the record was altered:"
             " correct it with the azsidecar CLI"
         )
+    return version
+
+
+def _sign(
+    kv: VaultKV,
+    signer: FederatedSigner | None,
+    version: FederatedVersion,
+    stack: str,
+    phase: Phase,
+    name: str,
+) -> FederatedToken:
+    """The run's token: ``iss``, ``sub`` and ``aud`` exactly as the federated credential trusts.
+
+    A stored issuer, subject or audience Entra would never match (an issuer
+    that is not a plain https:// URL, a subject with surrounding whitespace)
+    is refused by field name, never shown.
+    """
+    if signer is None:
+        raise NotFoundError(
+            f"integration {name} is federated, and this reader signs no tokens:"
+            " configure its issuer Transit key"
+        )
+    where = f"credentials/{name}"
+    try:
+        check_issuer_url(version.issuer)
+    except InputError:
+        raise InvalidRecord(
+            f"{where}: field issuer is not an https:// URL Entra can fetch; the record was"
+            " altered: correct it with the azsidecar CLI"
+        ) from None
+    try:
+        request = TokenRequest(
+            subject=version.subject,
+            stack=stack,
+            phase=str(phase),
+            integration=name,
+            audience=version.audience,
+        )
+    except InputError:
+        raise InvalidRecord(
+            f"{where}: field subject or audience is not what Entra compares exactly;"
+            " the record was altered: correct it with the azsidecar CLI"
+        ) from None
+    return signer.sign(kv, version.issuer, request)
+
+
+def _answer(
+    name: str,
+    version: CredentialVersion,
+    token: FederatedToken | None,
+    chosen: StoredCredential,
+    choice: Ready,
+    stack: StackRecord,
+    record: IntegrationRecord,
+) -> ResolvedCredential:
+    """The chosen version as a run gets it."""
     certificate = None
     secret = Sensitive("")
+    safe_until = choice.usable_until
     if isinstance(version, CertificateVersion):
         certificate = ClientCertificate(version.pfx, version.pfx_password, version.thumbprint)
+    elif isinstance(version, FederatedVersion):
+        if token is None:
+            raise AssertionError("a federated version is answered with its token")
+        safe_until = min(safe_until, token.expires)  # the token is useless after it
     else:
         secret = version.secret
     return ResolvedCredential(
@@ -261,7 +356,8 @@ def _answer(
         key_id=version.key_id,
         created=chosen.created,
         expires=chosen.expires,
-        safe_until=choice.usable_until,
+        safe_until=safe_until,
         kind=version.kind,
         certificate=certificate,
+        federated=token if isinstance(version, FederatedVersion) else None,
     )

@@ -10,7 +10,7 @@ from sidecar.doctor.check import Check, days
 from sidecar.errors import GraphError, SidecarError
 from sidecar.graph import CertificateCredential
 from sidecar.keypairs import load_bundle
-from sidecar.model import CertificateVersion, CredentialKind
+from sidecar.model import CertificateVersion, CredentialKind, FederatedVersion
 from sidecar.ready import NotReady, choose_for_kind
 from sidecar.store import Store
 
@@ -85,6 +85,8 @@ def integration(
             )
         ]
     found = store.credential_version(name, credential.version)
+    if isinstance(found, FederatedVersion):
+        return checks
     try:
         if isinstance(found, CertificateVersion):
             if certificate_signer is None:

@@ -20,15 +20,17 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sidecar.clock import AcceleratedClock
+from sidecar.clock import AcceleratedClock, Clock, SystemClock
 from sidecar.config import VaultConfig
 from sidecar.errors import InputError, VaultError, VaultForbidden
+from sidecar.issuer.handout import KeyCache, TransitSigner
 from sidecar.plugin.framework import Backend
 from sidecar.plugin.path_config import STORAGE_KEY, PluginConfig, path_config
 from sidecar.plugin.path_creds import path_creds
@@ -36,7 +38,7 @@ from sidecar.plugin.path_health import path_health
 from sidecar.plugin.path_integrations import path_integrations
 from sidecar.plugin.path_stacks import path_stacks
 from sidecar.plugin.storage import Storage
-from sidecar.resolve import ReadCache
+from sidecar.resolve import FederatedSigner, ReadCache
 from sidecar.timing import TimingPolicy, reader_policy
 from sidecar.vault import VaultKV, token_lookup_accessor
 from sidecar.vault_login import LoginSpec, VaultLogin
@@ -94,6 +96,22 @@ def _utcnow() -> datetime:
 
 
 def environment_clock(env: Mapping[str, str] | None = None) -> Callable[[], datetime]:
+    """The ``now`` of :func:`environment_clock_object`."""
+    clock = environment_clock_object(env)
+    return _utcnow if isinstance(clock, SystemClock) else clock.now
+
+
+class _FunctionClock:
+    """A :class:`~sidecar.clock.Clock` around a ``now`` function (a test's clock)."""
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self.now = now
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def environment_clock_object(env: Mapping[str, str] | None = None) -> Clock:
     """Real time, or the emulated time of the demo and tests.
 
     The daemon's ``[clock]`` settings as ``AZSIDECAR_CLOCK_FACTOR``, ``_ORIGIN``
@@ -104,14 +122,13 @@ def environment_clock(env: Mapping[str, str] | None = None) -> Callable[[], date
     env = os.environ if env is None else env
     origin = env.get("AZSIDECAR_CLOCK_ORIGIN")
     if not origin:
-        return _utcnow
+        return SystemClock()
     real = env.get("AZSIDECAR_CLOCK_ORIGIN_REAL")
-    clock = AcceleratedClock(
+    return AcceleratedClock(
         datetime.fromisoformat(origin),
         float(env.get("AZSIDECAR_CLOCK_FACTOR") or 1.0),
         float(real) if real else None,
     )
-    return clock.now
 
 
 class AzureBackend:
@@ -119,7 +136,11 @@ class AzureBackend:
 
     def __init__(self, storage: Storage, clock: Callable[[], datetime] | None = None) -> None:
         self.storage = storage
-        self.clock = clock or environment_clock()
+        # The issuer maps Transit's stamps through an accelerated clock, so it needs the object.
+        self.clock_object: Clock = (
+            environment_clock_object() if clock is None else _FunctionClock(clock)
+        )
+        self.clock = clock or self.clock_object.now
         self._config: PluginConfig | None = None
         self._config_loaded = False
         # Bumped by every change of the stored configuration (see the module docstring).
@@ -129,6 +150,7 @@ class AzureBackend:
         self._kv: VaultKV | None = None
         self.login: VaultLogin | None = None  # the plugin's own Vault login, kept alive
         self.read_cache = ReadCache()
+        self.issuer_keys = KeyCache()
         self.logins: OrderedDict[str, Mapping[str, str]] = OrderedDict()
         self._lock = asyncio.Lock()
         # Made only when a CA bundle must be written (most set-ups have none), so
@@ -190,6 +212,7 @@ class AzureBackend:
             self._generation += 1  # loads and logins under way now are not kept
             self._config, self._config_loaded, self._kv = None, False, None
             self.read_cache = ReadCache()
+            self.issuer_keys = KeyCache()
             self._drop_login()
 
     def _drop_login(self) -> None:
@@ -208,6 +231,16 @@ class AzureBackend:
                 policy, probe_window=window, probe_interval=min(policy.probe_interval, window)
             )
         return policy
+
+    async def federated_signer(self) -> FederatedSigner:
+        config = await self.load_config() or PluginConfig()
+        return TransitSigner(
+            mount=config.issuer_transit_mount,
+            key=config.issuer_key,
+            policy=config.issuer_policy(),
+            clock=self.clock_object,
+            keys=self.issuer_keys,
+        )
 
     async def with_kv(self, call: Callable[[VaultKV], T]) -> T:
         """Run ``call`` with the KV adapter in a thread; log in again once if denied."""

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from sidecar.plugin.path_config import PluginConfig
-from sidecar.resolve import ReadCache
+from sidecar.resolve import FederatedSigner, ReadCache
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV
 from sidecar.vault_login import VaultLogin
@@ -41,6 +41,10 @@ class CredsMount(KVMount, Protocol):
     def read_cache(self) -> ReadCache: ...
 
     async def timing_policy(self) -> TimingPolicy: ...
+
+    async def federated_signer(self) -> FederatedSigner:
+        """What signs a federated credential's token: the configured Transit key."""
+        ...
 
     async def login_metadata(self, accessor: str) -> Mapping[str, str]:
         """The caller's own login metadata, by its token accessor."""

@@ -8,12 +8,15 @@ read reports only whether they are set.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
 from sidecar.durations import format_duration, parse_duration
-from sidecar.errors import InputError
+from sidecar.errors import ConfigError, InputError
+from sidecar.issuer.handout import reader_issuer_policy
+from sidecar.issuer.planner import IssuerPolicy
 from sidecar.plugin.framework import (
     Field,
     FieldData,
@@ -25,8 +28,15 @@ from sidecar.plugin.framework import (
 )
 
 STORAGE_KEY = "config"
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SECRET_FIELDS = ("token", "approle_secret_id")
-_DURATION_FIELDS = ("propagation_delay", "ready_safety_margin", "probe_window")
+_DURATION_FIELDS = (
+    "propagation_delay",
+    "ready_safety_margin",
+    "probe_window",
+    "issuer_publish_ahead",
+    "issuer_token_lifetime",
+)
 #: Where the credentials go: changing either needs the credentials written again.
 _DESTINATION_FIELDS = ("vault_addr", "ca_cert")
 _ALTERNATIVES = (("token", "token_file"), ("approle_secret_id", "approle_secret_id_file"))
@@ -65,6 +75,12 @@ class PluginConfig:
     ready_safety_margin: timedelta | None = None
     #: Verified readiness: must match the daemon's ``timing.probe_window``.
     probe_window: timedelta | None = None
+    #: The OIDC issuer's Transit key, which signs federated tokens (the daemon's ``[issuer]``).
+    issuer_transit_mount: str = "transit"
+    issuer_key: str = "azsidecar-issuer"
+    #: Must match the daemon's ``issuer.publish_ahead`` / ``issuer.token_lifetime``.
+    issuer_publish_ahead: timedelta | None = None
+    issuer_token_lifetime: timedelta | None = None
 
     def __repr__(self) -> str:
         return f"PluginConfig(vault_addr={self.vault_addr!r}, kv_mount={self.kv_mount!r})"
@@ -102,6 +118,8 @@ class PluginConfig:
             "jwt_mount": self.jwt_mount,
             "jwt_role": self.jwt_role,
             "jwt_file": self.jwt_file,
+            "issuer_transit_mount": self.issuer_transit_mount,
+            "issuer_key": self.issuer_key,
         }
         for name in _DURATION_FIELDS:
             value = getattr(self, name)
@@ -143,6 +161,22 @@ class PluginConfig:
             )
         if self.ca_cert and "BEGIN CERTIFICATE" not in self.ca_cert:
             raise InputError("ca_cert must be a PEM certificate (bundle)")
+        for name in ("issuer_transit_mount", "issuer_key"):
+            value = getattr(self, name)
+            parts = value.strip("/").split("/") if name == "issuer_transit_mount" else [value]
+            if not all(_SEGMENT.fullmatch(p) for p in parts) or ".." in value:
+                raise InputError(
+                    f"{name} must be letters, digits, '.', '_' or '-'"
+                    + (" (segments separated by '/')" if name == "issuer_transit_mount" else "")
+                )
+        try:
+            self.issuer_policy()
+        except ConfigError as exc:
+            raise InputError(str(exc)) from None
+
+    def issuer_policy(self) -> IssuerPolicy:
+        """The issuer planner's rules the plugin signs by: the defaults, with the overrides."""
+        return reader_issuer_policy(self.issuer_publish_ahead, self.issuer_token_lifetime)
 
 
 FIELDS = {
@@ -164,6 +198,18 @@ FIELDS = {
     "ready_safety_margin": Field(FieldType.DURATION, "Override: margin before expiry."),
     "probe_window": Field(
         FieldType.DURATION, "Override: the daemon's probe_window (verified readiness)."
+    ),
+    "issuer_transit_mount": Field(
+        FieldType.STRING, "Transit mount of the OIDC issuer's signing key.", "transit"
+    ),
+    "issuer_key": Field(
+        FieldType.STRING, "Transit key that signs federated tokens.", "azsidecar-issuer"
+    ),
+    "issuer_publish_ahead": Field(
+        FieldType.DURATION, "Override: the daemon's issuer.publish_ahead (default 24h)."
+    ),
+    "issuer_token_lifetime": Field(
+        FieldType.DURATION, "Override: the daemon's issuer.token_lifetime (default 10m)."
     ),
 }
 
@@ -244,7 +290,10 @@ changing vault_addr or ca_cert must give the credentials again, so a
 stored credential never goes to a new destination. The token and the
 AppRole secret id are never returned. propagation_delay, ready_safety_margin and
 probe_window override the default timing rules (write 0 to clear); probe_window
-must match the daemon's.
+must match the daemon's. issuer_transit_mount and issuer_key name the OIDC
+issuer's Transit key that signs federated tokens (the plugin's token needs read
+on <mount>/keys/<key> and update on <mount>/sign/<key>/sha2-256);
+issuer_publish_ahead and issuer_token_lifetime must match the daemon's.
 """,
         )
     ]

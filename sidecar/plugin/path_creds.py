@@ -8,6 +8,11 @@ lease ends (without a lease they would wait for
 in time. OpenBao records each lease; revoking one is a no-op because the
 secret is shared and its lifetime is managed by the rotation daemon.
 
+A federated credential (issue 18) is answered with a token signed at the
+read, and without a lease: the token expires on its own
+(``oidc_token_expires``, the issuer's token lifetime), which a lease could
+only repeat; an agent template re-reads it at its render interval.
+
 A credential that is not ready yet, or a stack or integration that does not
 exist, is an error response: its message names the time to retry (as an ISO
 timestamp and in seconds) for people, and its ``data`` carries the same as a
@@ -50,6 +55,8 @@ SECRET_TYPE = "azure_ready_credential"  # noqa: S105 (a lease type, not a secret
 
 
 def _response(cred: ResolvedCredential, stack: str, phase: Phase, now: datetime) -> Response:
+    if cred.federated is not None:
+        return Response(data=cred.to_data())
     # A zero TTL would mean "the mount's default" to OpenBao, so never send one.
     ttl = max(cred.safe_until - now, timedelta(seconds=1))
     return Response(
@@ -98,6 +105,7 @@ def path_creds(backend: CredsMount) -> list[Path]:
         if refusal is not None:
             raise LogicalError(ErrType.PERMISSION_DENIED, refusal)
         policy = await backend.timing_policy()
+        signer = await backend.federated_signer()
         now = backend.clock()
         cache = backend.read_cache
         try:
@@ -105,7 +113,7 @@ def path_creds(backend: CredsMount) -> list[Path]:
             cred = resolve_from_cache(stack, phase, now, policy, cache)
             if cred is None:
                 cred = await backend.with_kv(
-                    lambda kv: resolve_credential(kv, stack, phase, now, policy, cache)
+                    lambda kv: resolve_credential(kv, stack, phase, now, policy, cache, signer)
                 )
         except NotReadyError as exc:
             return _not_ready(exc, stack, phase, now)
@@ -132,9 +140,11 @@ def path_creds(backend: CredsMount) -> list[Path]:
 Returns kind, client_id, tenant_id and subscription_id of a credential that
 has had time to replicate through Azure AD and is not close to expiry, with
 client_secret for kind "secret", or for kind "certificate" client_certificate
-(a base64 PKCS#12 bundle) and client_certificate_password. The lease ends when
-the credential leaves that safe window; read again then. If none is ready yet,
-the error says when to retry.
+(a base64 PKCS#12 bundle) and client_certificate_password, or for kind
+"federated" use_oidc (true), oidc_token (a JWT signed by the OIDC issuer's
+Transit key, for ARM_OIDC_TOKEN) and oidc_token_expires, with no lease. The
+lease ends when the credential leaves that safe window; read again then. If
+none is ready yet, the error says when to retry.
 """,
         )
     ]

@@ -2,7 +2,8 @@
 # read the product's KV data with. Read-only: stacks, integrations, and the
 # credentials' data and metadata (the index of live secrets). Callers are
 # authorised separately, with their own token, on <creds_mount>/creds/...
-# Placeholders: <kv_mount>, <prefix>.
+# Placeholders: <kv_mount>, <prefix>, and the issuer's <transit_mount> and
+# <issuer_key> (defaults "transit" and "azsidecar-issuer").
 
 path "<kv_mount>/data/<prefix>/stacks/*" {
   capabilities = ["read"]
@@ -45,5 +46,19 @@ path "auth/token/renew-self" {
 # login sharing the JWT's user claim rewrites) names another. This reveals
 # tokens' metadata and policies, never a token.
 path "auth/token/lookup-accessor" {
+  capabilities = ["update"]
+}
+
+# Federated credentials (issue 18): a run's token is signed at read time with the
+# OIDC issuer's Transit key. Read the key (its versions' creation times and public
+# keys, to sign only with a version published long enough) and sign with it:
+# Transit's sign endpoint is sign/:name(/:hash_algorithm) under its mount, and the
+# issuer signs RS256 over sha2-256 only. No create, rotate, config or export: the
+# daemon owns the key (the issuer policy).
+path "<transit_mount>/keys/<issuer_key>" {
+  capabilities = ["read"]
+}
+
+path "<transit_mount>/sign/<issuer_key>/sha2-256" {
   capabilities = ["update"]
 }

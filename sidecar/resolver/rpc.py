@@ -71,7 +71,7 @@ def _timestamp(moment: datetime) -> Timestamp:
 
 
 def to_message(cred: ResolvedCredential) -> Credential:
-    """A secret's message carries no kind, as before certificates; a certificate's no secret."""
+    """A secret's message carries no kind, as before certificates; other kinds no secret."""
     message = Credential(
         client_id=cred.client_id,
         client_secret=cred.client_secret.reveal(),
@@ -83,7 +83,11 @@ def to_message(cred: ResolvedCredential) -> Credential:
         expires=_timestamp(cred.expires),
         safe_until=_timestamp(cred.safe_until),
     )
-    if cred.certificate is not None:
+    if cred.federated is not None:
+        message.kind = str(cred.kind)
+        message.oidc_token = cred.federated.token.reveal()
+        message.oidc_token_expires.CopyFrom(_timestamp(cred.federated.expires))
+    elif cred.certificate is not None:
         message.kind = str(cred.kind)
         message.client_certificate = cred.certificate.bundle.reveal()
         message.client_certificate_password = cred.certificate.password.reveal()
@@ -92,7 +96,7 @@ def to_message(cred: ResolvedCredential) -> Credential:
 
 
 def from_message(message: Credential) -> ResolvedCredential:
-    """The answer; a certificate's fields are checked as the plugin's answer's are."""
+    """The answer; a certificate's or token's fields are checked as the plugin's answer's are."""
     data: dict[str, Any] = {
         "kind": message.kind or str(CredentialKind.SECRET),
         "client_id": message.client_id,
@@ -104,7 +108,12 @@ def from_message(message: Credential) -> ResolvedCredential:
         "expires_at": iso(message.expires.ToDatetime(tzinfo=UTC)),
         "safe_until": iso(message.safe_until.ToDatetime(tzinfo=UTC)),
     }
-    if message.kind:
+    if message.kind == CredentialKind.FEDERATED:
+        data["use_oidc"] = True
+        data["oidc_token"] = message.oidc_token
+        if message.HasField("oidc_token_expires"):
+            data["oidc_token_expires"] = iso(message.oidc_token_expires.ToDatetime(tzinfo=UTC))
+    elif message.kind:
         data["client_certificate"] = message.client_certificate
         data["client_certificate_password"] = message.client_certificate_password
         data["thumbprint"] = message.thumbprint

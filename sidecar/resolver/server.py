@@ -3,14 +3,19 @@
 Nothing is cached: every call reads the index and the chosen version (two KV
 reads), so a credential is never handed out before it is ready nor after the
 daemon destroyed it. The choice itself is :func:`sidecar.resolve.resolve_credential`,
-the same as the plugin's.
+the same as the plugin's. A federated credential's token is signed at each call
+with the issuer's Transit key named in ``[issuer]`` (``transit_mount``, ``key``,
+and the daemon's ``publish_ahead`` and ``token_lifetime``), with the resolver's
+own Vault token (the ``plugin`` policy grants the key read and the signature).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import ssl
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, NoReturn
 
 import grpc
@@ -19,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sidecar.answers import (
     ANSWER_METADATA,
     Refusal,
+    ResolvedCredential,
     check_name,
     creds_path,
     iso,
@@ -35,12 +41,15 @@ from sidecar.errors import (
     VaultForbidden,
     VaultUnavailable,
 )
+from sidecar.http_listener import BoundedHTTPServer
+from sidecar.issuer.handout import TransitSigner
 from sidecar.login_scope import OTHER_LOGIN
 from sidecar.model import DEFAULT_CREDS_MOUNT, Phase
-from sidecar.resolve import ReadCache, resolve_credential
+from sidecar.resolve import FederatedSigner, ReadCache, resolve_credential
 from sidecar.resolver import rpc
 from sidecar.resolver.auth import Access, VaultAuthorizer
 from sidecar.resolver.limiter import FailureLimiter
+from sidecar.resolver.oidc_request import OidcTokenApp
 from sidecar.resolver.proto.resolver_pb2 import Credential, ResolveRequest
 from sidecar.resolver.tls import ReloadingCertificate
 from sidecar.store import Store
@@ -98,8 +107,10 @@ class ResolverService:
         cache: ReadCache | None = None,
         limiter: FailureLimiter | None = None,
         vault_login: VaultLogin | None = None,
+        signer: FederatedSigner | None = None,
     ) -> None:
         self.kv = kv
+        self.signer = signer
         self.vault_login = vault_login
         self.cache = cache or ReadCache()
         self.clock = clock
@@ -135,15 +146,24 @@ class ResolverService:
         )
         return rpc.to_message(cred)
 
+    def read(self, stack: str, phase: Phase, now: datetime) -> ResolvedCredential:
+        """The answer for an authorised caller (the ID-token endpoint's read too)."""
+        result: ResolvedCredential = self._resolve(stack, phase, now)
+        return result
+
     def _resolve(self, stack: str, phase: Phase, now: Any) -> Any:
         try:
-            return resolve_credential(self.kv, stack, phase, now, self.policy, self.cache)
+            return resolve_credential(
+                self.kv, stack, phase, now, self.policy, self.cache, self.signer
+            )
         except VaultForbidden:
             if self.vault_login is None:
                 raise
             # The resolver's own token was refused (revoked?): log in again, try once more.
             self.vault_login.recover()
-            return resolve_credential(self.kv, stack, phase, now, self.policy, self.cache)
+            return resolve_credential(
+                self.kv, stack, phase, now, self.policy, self.cache, self.signer
+            )
 
     def _authorise(self, context: Any, stack: str, phase: Phase) -> None:
         peer = _peer_host(context)
@@ -190,11 +210,17 @@ class ResolverHandle:
         health_servicer: Any,
         port: int,
         certificate: ReloadingCertificate | None = None,
+        oidc: BoundedHTTPServer | None = None,
     ) -> None:
         self._server = server
         self._health = health_servicer
         self.port = port
         self.certificate = certificate  # the TLS pair, reloaded when its files change
+        self.oidc = oidc  # the HTTPS ID-token endpoint, when daemon.resolver_oidc_addr is set
+
+    @property
+    def oidc_port(self) -> int | None:
+        return None if self.oidc is None else int(self.oidc.port)
 
     def set_serving(self, serving: bool) -> None:
         """What the gRPC health service answers (NOT_SERVING while the Vault token fails)."""
@@ -208,6 +234,8 @@ class ResolverHandle:
 
     def stop(self, grace: float = 5.0) -> None:
         self._health.enter_graceful_shutdown()
+        if self.oidc is not None:
+            self.oidc.shutdown()
         self._server.stop(grace).wait()
 
     def wait(self) -> None:
@@ -244,7 +272,15 @@ def start_resolver(
         timeout=config.vault.timeout,
     )
     cache = ReadCache(index_ttl=config.daemon.resolver_cache_ttl.total_seconds())
-    service = ResolverService(kv, clock, config.timing, authorizer, cache, vault_login=vault_login)
+    signer = TransitSigner(
+        mount=config.issuer.transit_mount,
+        key=config.issuer.key,
+        policy=config.issuer.policy(),
+        clock=clock,
+    )
+    service = ResolverService(
+        kv, clock, config.timing, authorizer, cache, vault_login=vault_login, signer=signer
+    )
     server = grpc.server(ThreadPoolExecutor(max_workers=config.daemon.concurrency))
     server.add_generic_rpc_handlers((rpc.service_handler(service.resolve),))
     health_servicer = health.HealthServicer()
@@ -260,8 +296,50 @@ def start_resolver(
         raise ConfigError("daemon.resolver_addr", f"cannot listen on {listen}: {exc}") from exc
     if not port:
         raise ConfigError("daemon.resolver_addr", f"cannot listen on {listen}: address in use?")
+    oidc = _oidc_endpoint(config, service) if config.daemon.resolver_oidc_addr else None
     server.start()
     for name in ("", rpc.SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("resolver listening on %s (port %d, tls %s)", listen, port, certificate is not None)
-    return ResolverHandle(server, health_servicer, int(port), certificate)
+    return ResolverHandle(server, health_servicer, int(port), certificate, oidc)
+
+
+def _oidc_endpoint(config: Config, service: ResolverService) -> BoundedHTTPServer:
+    """The HTTPS ID-token endpoint (:mod:`sidecar.resolver.oidc_request`), started.
+
+    Its certificate is the resolver's (``daemon.tls_cert``/``tls_key``), loaded
+    at start: unlike the gRPC listener it does not pick up a rotated pair
+    until the resolver restarts.
+    """
+    addr = config.daemon.resolver_oidc_addr
+    cert, key = config.daemon.tls_cert, config.daemon.tls_key
+    if not (cert and key):
+        raise ConfigError(
+            "daemon.resolver_oidc_addr",
+            "the ID-token endpoint is served over HTTPS only: set daemon.tls_cert and tls_key",
+        )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("daemon.tls_cert", f"cannot load the TLS pair: {exc}") from exc
+    app = OidcTokenApp(
+        service.authorizer,
+        service.read,
+        service.clock.now,
+        service.limiter,
+    )
+    host, _, port = addr.rpartition(":")
+    try:
+        server = BoundedHTTPServer(
+            host.strip("[]") or "127.0.0.1",
+            int(port),
+            app,
+            workers=config.daemon.concurrency,
+            ssl_context=context,
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError("daemon.resolver_oidc_addr", f"cannot listen on {addr}: {exc}") from exc
+    log.info("resolver ID-token endpoint listening on %s (port %d)", addr, server.port)
+    return server.start()

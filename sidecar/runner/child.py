@@ -70,7 +70,12 @@ CREDENTIAL_VARIABLES = (
     "ARM_CLIENT_CERTIFICATE",
     "ARM_CLIENT_CERTIFICATE_PATH",
     "ARM_CLIENT_CERTIFICATE_PASSWORD",
+    "ARM_USE_OIDC",
+    "ARM_OIDC_TOKEN",
 )
+#: Whole families of them, whatever a provider version adds (``ARM_OIDC_TOKEN_FILE_PATH``,
+#: ``ARM_OIDC_REQUEST_URL``, ...): an inherited one would sit beside the credential we set.
+CREDENTIAL_PREFIXES = ("ARM_OIDC_", "ARM_CLIENT_SECRET", "ARM_CLIENT_CERTIFICATE")
 _PR_SET_DUMPABLE = 4
 
 
@@ -112,7 +117,11 @@ def _forwarding(child: subprocess.Popen[bytes]) -> Iterator[None]:
 
 def child_environment(variables: Mapping[str, str]) -> dict[str, str]:
     dropped = (*DROPPED, *CREDENTIAL_VARIABLES)
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in dropped and not k.startswith(CREDENTIAL_PREFIXES)
+    }
     env.update(variables)
     return env
 

@@ -9,6 +9,14 @@ property was added (hashicorp/terraform-provider-azurerm pull request 20320,
 February 2023, in the 3.x line; issue 17741 found 3.15.0 without it), while
 ``ARM_CLIENT_CERTIFICATE_PATH`` is read by every version: see
 https://registry.terraform.io/providers/hashicorp/azurerm/latest/docs/guides/service_principal_client_certificate
+
+A federated credential (issue 18) is ``ARM_USE_OIDC=true`` with the signed
+token in ``ARM_OIDC_TOKEN``, beside ``ARM_CLIENT_ID``, ``ARM_TENANT_ID`` and
+``ARM_SUBSCRIPTION_ID``: the provider's guide "Authenticating using a Service
+Principal and OpenID Connect"
+(https://registry.terraform.io/providers/hashicorp/azurerm/latest/docs/guides/service_principal_oidc);
+the same five names are what Pulumi ESC's azure-login provider sets for the
+azurerm-compatible providers (https://www.pulumi.com/docs/esc/providers/login/azure-login/).
 """
 
 from __future__ import annotations
@@ -48,10 +56,14 @@ def arm_variables(cred: ResolvedCredential, certificate_path: str | None = None)
     """``ARM_SUBSCRIPTION_ID`` is left out when neither stack nor integration names one.
 
     A certificate is given in base64 (``ARM_CLIENT_CERTIFICATE``), or as the
-    file at ``certificate_path`` (``ARM_CLIENT_CERTIFICATE_PATH``) when one is given.
+    file at ``certificate_path`` (``ARM_CLIENT_CERTIFICATE_PATH``) when one is given;
+    a federated token as ``ARM_USE_OIDC=true`` and ``ARM_OIDC_TOKEN``.
     """
     env = {"ARM_CLIENT_ID": cred.client_id}
-    if cred.certificate is None:
+    if cred.federated is not None:
+        env["ARM_USE_OIDC"] = "true"
+        env["ARM_OIDC_TOKEN"] = cred.federated.token.reveal()
+    elif cred.certificate is None:
         env["ARM_CLIENT_SECRET"] = cred.client_secret.reveal()
     elif certificate_path is None:
         env["ARM_CLIENT_CERTIFICATE"] = cred.certificate.bundle.reveal()

@@ -25,10 +25,14 @@ import requests
 from sidecar.management import generate_key_pair, store_certificate
 from sidecar.policies import render_all
 from sidecar.store import Store
+from sidecar.transit import Transit
 from sidecar.vault import VaultKV, connect
 from tests.runner.conftest import ROOT, RunnerBao, RunnerWorld, seed
 
 KV = "secret"
+#: The issuer's Transit key as the shipped policies name it by default.
+TRANSIT = "transit"
+ISSUER_KEY = "azsidecar-issuer"
 IDENTITIES = ("sidecar", "plugin", "operator", "runner-A-plan", "runner-A-apply")
 
 KV_OPS = (
@@ -229,6 +233,52 @@ def _cells() -> list[Cell]:
             lambda t: (lookup, {"update"}, Request("POST", lookup, {"accessor": "none"})),
         )
     )
+    # The issuer's Transit key (issue 18): readers (the plugin policy) read it and sign with
+    # it to hand out federated tokens; nobody here creates, rotates, configures or exports it.
+    key = f"{TRANSIT}/keys/{ISSUER_KEY}"
+    sign = f"{TRANSIT}/sign/{ISSUER_KEY}/sha2-256"
+    probe = {"input": "cHJvYmU=", "signature_algorithm": "pkcs1v15"}
+    transit_cells: tuple[tuple[str, str, frozenset[str], set[str], Request], ...] = (
+        (key, "read", frozenset({"plugin"}), {"read"}, Request("GET", key)),
+        (sign, "update", frozenset({"plugin"}), {"update"}, Request("POST", sign, probe)),
+        (
+            f"{TRANSIT}/sign/{ISSUER_KEY}/sha2-512",
+            "update",
+            frozenset(),
+            {"update"},
+            Request("POST", f"{TRANSIT}/sign/{ISSUER_KEY}/sha2-512", probe),
+        ),
+        (
+            f"{key}/rotate",
+            "update",
+            frozenset(),
+            {"update"},
+            Request("POST", f"{key}/rotate", {}),
+        ),
+        (
+            f"{key}/config",
+            "update",
+            frozenset(),
+            {"update"},
+            Request("POST", f"{key}/config", {"min_decryption_version": 1}),
+        ),
+        (
+            f"{TRANSIT}/export/public-key/{ISSUER_KEY}",
+            "read",
+            frozenset(),
+            {"read"},
+            Request("GET", f"{TRANSIT}/export/public-key/{ISSUER_KEY}"),
+        ),
+        (
+            f"{TRANSIT}/keys/other",
+            "create",
+            frozenset(),
+            {"create", "update"},
+            Request("POST", f"{TRANSIT}/keys/other", {"type": "rsa-2048"}),
+        ),
+    )
+    for path, op, who, caps, request in transit_cells:
+        cells.append(Cell(path, op, who, fixed(path, caps, request)))
     policy = "sys/policies/acl/azsidecar-runner"
     cells.append(
         Cell(
@@ -298,6 +348,9 @@ def table(runner_bao: RunnerBao) -> Table:
     store_certificate(store, pair, key_id="k", uploaded_at=datetime.now(UTC))
     kv.write("state/leader", {"holder": "nobody"}, cas=None)
     VaultKV(root, KV, f"{prefix}-other").write("x", {"x": 1}, cas=None)
+    if f"{TRANSIT}/" not in root.adapter.get("/v1/sys/mounts")["data"]:
+        root.sys.enable_secrets_engine("transit", path=TRANSIT)
+    Transit(root, TRANSIT).ensure_key(ISSUER_KEY)
 
     # The shipped JWT role, granting this module's runner policy.
     role = json.loads((ROOT / "vault-config" / "runner-role.json").read_text())

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%sidecar/resolver/proto/resolver.proto\x12\x15\x61zsidecar.resolver.v1\x1a\x1fgoogle/protobuf/timestamp.proto\".\n\x0eResolveRequest\x12\r\n\x05stack\x18\x01 \x01(\t\x12\r\n\x05phase\x18\x02 \x01(\t\"\xf4\x02\n\nCredential\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x15\n\rclient_secret\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x04 \x01(\t\x12\x13\n\x0bintegration\x18\x05 \x01(\t\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65xpires\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nsafe_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\n \x01(\t\x12\x1a\n\x12\x63lient_certificate\x18\x0b \x01(\t\x12#\n\x1b\x63lient_certificate_password\x18\x0c \x01(\t\x12\x12\n\nthumbprint\x18\r \x01(\t2_\n\x08Resolver\x12S\n\x07Resolve\x12%.azsidecar.resolver.v1.ResolveRequest\x1a!.azsidecar.resolver.v1.Credentialb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%sidecar/resolver/proto/resolver.proto\x12\x15\x61zsidecar.resolver.v1\x1a\x1fgoogle/protobuf/timestamp.proto\".\n\x0eResolveRequest\x12\r\n\x05stack\x18\x01 \x01(\t\x12\r\n\x05phase\x18\x02 \x01(\t\"\xc0\x03\n\nCredential\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x15\n\rclient_secret\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x04 \x01(\t\x12\x13\n\x0bintegration\x18\x05 \x01(\t\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12+\n\x07\x63reated\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65xpires\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nsafe_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\n \x01(\t\x12\x1a\n\x12\x63lient_certificate\x18\x0b \x01(\t\x12#\n\x1b\x63lient_certificate_password\x18\x0c \x01(\t\x12\x12\n\nthumbprint\x18\r \x01(\t\x12\x12\n\noidc_token\x18\x0e \x01(\t\x12\x36\n\x12oidc_token_expires\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp2_\n\x08Resolver\x12S\n\x07Resolve\x12%.azsidecar.resolver.v1.ResolveRequest\x1a!.azsidecar.resolver.v1.Credentialb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,7 +35,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESOLVEREQUEST']._serialized_start=97
   _globals['_RESOLVEREQUEST']._serialized_end=143
   _globals['_CREDENTIAL']._serialized_start=146
-  _globals['_CREDENTIAL']._serialized_end=518
-  _globals['_RESOLVER']._serialized_start=520
-  _globals['_RESOLVER']._serialized_end=615
+  _globals['_CREDENTIAL']._serialized_end=594
+  _globals['_RESOLVER']._serialized_start=596
+  _globals['_RESOLVER']._serialized_end=691
 # @@protoc_insertion_point(module_scope)

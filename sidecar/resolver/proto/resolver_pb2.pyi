@@ -74,6 +74,8 @@ class Credential(_message.Message):
     CLIENT_CERTIFICATE_FIELD_NUMBER: _builtins.int
     CLIENT_CERTIFICATE_PASSWORD_FIELD_NUMBER: _builtins.int
     THUMBPRINT_FIELD_NUMBER: _builtins.int
+    OIDC_TOKEN_FIELD_NUMBER: _builtins.int
+    OIDC_TOKEN_EXPIRES_FIELD_NUMBER: _builtins.int
     client_id: _builtins.str
     client_secret: _builtins.str
     """Empty for kind "certificate"."""
@@ -83,8 +85,8 @@ class Credential(_message.Message):
     integration: _builtins.str
     key_id: _builtins.str
     kind: _builtins.str
-    """"certificate", or empty for a client secret (so a secret's message is
-    byte for byte what resolvers sent before certificates existed).
+    """"certificate" or "federated", or empty for a client secret (so a secret's
+    message is byte for byte what resolvers sent before certificates existed).
     """
     client_certificate: _builtins.str
     """For kind "certificate": the PKCS#12 bundle (certificate and private key)
@@ -93,6 +95,10 @@ class Credential(_message.Message):
     client_certificate_password: _builtins.str
     thumbprint: _builtins.str
     """The certificate's SHA-1 in upper-case hex."""
+    oidc_token: _builtins.str
+    """For kind "federated" (ARM_USE_OIDC=true): the JWT signed by the OIDC
+    issuer's Transit key, as ARM_OIDC_TOKEN takes it, and when it expires.
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -101,6 +107,8 @@ class Credential(_message.Message):
     def safe_until(self) -> _timestamp_pb2.Timestamp:
         """Stop handing this credential to new runs after this time."""
 
+    @_builtins.property
+    def oidc_token_expires(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -117,10 +125,12 @@ class Credential(_message.Message):
         client_certificate: _builtins.str = ...,
         client_certificate_password: _builtins.str = ...,
         thumbprint: _builtins.str = ...,
+        oidc_token: _builtins.str = ...,
+        oidc_token_expires: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "expires", b"expires", "safe_until", b"safe_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "expires", b"expires", "oidc_token_expires", b"oidc_token_expires", "safe_until", b"safe_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_certificate", b"client_certificate", "client_certificate_password", b"client_certificate_password", "client_id", b"client_id", "client_secret", b"client_secret", "created", b"created", "expires", b"expires", "integration", b"integration", "key_id", b"key_id", "kind", b"kind", "safe_until", b"safe_until", "subscription_id", b"subscription_id", "tenant_id", b"tenant_id", "thumbprint", b"thumbprint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_certificate", b"client_certificate", "client_certificate_password", b"client_certificate_password", "client_id", b"client_id", "client_secret", b"client_secret", "created", b"created", "expires", b"expires", "integration", b"integration", "key_id", b"key_id", "kind", b"kind", "oidc_token", b"oidc_token", "oidc_token_expires", b"oidc_token_expires", "safe_until", b"safe_until", "subscription_id", b"subscription_id", "tenant_id", b"tenant_id", "thumbprint", b"thumbprint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
