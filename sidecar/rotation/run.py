@@ -102,14 +102,15 @@ class TickReport:
 _INTEGRATION_INTENTS = (IntentKind.SECRET, IntentKind.CERTIFICATE, IntentKind.FEDERATED)
 
 
-def require_trust(record: IntegrationRecord, trust: FederatedTrust | None) -> FederatedTrust:
+def require_trust(name: str, trust: FederatedTrust | None) -> FederatedTrust:
     """The configured issuer's trust; ConfigError saying what to set when there is none."""
     if trust is None:
         raise ConfigError(
             "issuer.url",
-            f"integration {record.name} hands out federated credentials, which trust"
-            " azsidecar's OIDC issuer: set [issuer] url (and run `azsidecar issuer init`),"
-            f" or switch it back with `azsidecar integration set-kind {record.name} secret`",
+            f"integration {name} wants federated credentials, which trust azsidecar's"
+            " OIDC issuer: set [issuer] url to its public https:// URL (and run"
+            " `azsidecar issuer init`), or keep the integration on secrets"
+            f" (`azsidecar integration set-kind {name} secret`)",
         )
     return trust
 
@@ -520,7 +521,8 @@ def apply_actions(
                 report.removed.append((key_id, reason))
                 log.info("removed a federated credential of %s: %s", record.name, reason)
             case CreateFederated(reason=reason):
-                stored = create_federated(record, graph, store, clock, require_trust(record, trust))
+                wanted = require_trust(record.name, trust)
+                stored = create_federated(record, graph, store, clock, wanted)
                 report.created.append(stored.key_id)
                 log.info(
                     "created a federated credential for %s (version %d): %s",
@@ -589,7 +591,7 @@ def rotate(
     before anything is read or written.
     """
     if record.kind is CredentialKind.FEDERATED:
-        require_trust(record, trust)
+        require_trust(record.name, trust)
     state = observe(record, graph, store, clock.now(), policy, trust)
     report = TickReport(integration=record.name, kind=record.kind)
     actions = plan(state, policy, clock.now())
