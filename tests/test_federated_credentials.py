@@ -16,6 +16,7 @@ import pytest
 
 from sidecar.clock import ManualClock
 from sidecar.config import Config
+from sidecar.daemon import Daemon
 from sidecar.doctor.federated import FederatedContext
 from sidecar.doctor.integrations import integration as doctor_integration
 from sidecar.errors import ConfigError, GraphError
@@ -45,7 +46,7 @@ from sidecar.timing import TimingPolicy
 from sidecar.transit import Transit
 from sidecar.vault import VaultKV
 from tests.fakes import FakeGraph
-from tests.world import START
+from tests.world import START, World
 
 FED = CredentialKind.FEDERATED
 SECRET = CredentialKind.SECRET
@@ -375,3 +376,28 @@ def test_graph_client_is_a_credential_graph() -> None:
         assert callable(getattr(GraphClient, name)) and callable(getattr(FakeGraph, name))
     with pytest.raises(GraphError):
         FakeGraph(ManualClock(START)).list_federated_credentials("unknown")
+
+
+def test_a_federated_integration_without_an_issuer_fails_alone(world: World) -> None:
+    """The daemon records the ConfigError for that integration; the others rotate."""
+    rt = world.runtime
+    service = Integrations(
+        rt.store,
+        rt.graph(),
+        rt.clock,
+        rt.config.timing,
+        redirect_uri=rt.config.azure.consent_redirect_uri,
+    )
+    tenant = world.add_tenant()
+    secret = service.create("plain", tenant.tenant_id)
+    federated = service.create("wants-fed", tenant.tenant_id)
+    record, version = world.store.integration(federated.name)
+    world.store.save_integration(replace(record, kind=FED), cas=version)
+    daemon = Daemon(world.runtime, holder="t")
+    world.time.advance(timedelta(hours=23))  # the secrets are due for renewal
+    assert not daemon.tick()
+    assert daemon.health.failing == {"wants-fed"}
+    assert "ConfigError" in daemon.health.last_error
+    assert "[issuer] url" in daemon.health.last_error
+    renewed = [r for r in daemon.reports if r.integration == secret.name]
+    assert renewed and renewed[-1].created, "the other integration kept rotating"
