@@ -31,16 +31,17 @@ from sidecar.graph import (
     GraphClient,
     probe_sign_in,
     probe_sign_in_certificate,
+    probe_sign_in_federated,
 )
 from sidecar.health import RETRY_AFTER_FAILURE, Health, healthz, token_health
 from sidecar.http_listener import BoundedHTTPServer
 from sidecar.lease import LeaderLease
 from sidecar.management import CertificateProvider
 from sidecar.model import IntegrationStatus
-from sidecar.probing import ProbeExecutor
+from sidecar.probing import ProbeExecutor, federated_sign_in
 from sidecar.ready import Ready, choose_for_kind
 from sidecar.rotation.run import TickReport, rotate
-from sidecar.runtime import Runtime
+from sidecar.runtime import Runtime, federated_trust
 from sidecar.sensitive import Sensitive
 from sidecar.vault_login import VaultLogin
 
@@ -109,6 +110,17 @@ class Daemon:
                     ca_bundle=azure.ca_bundle,
                 )
 
+            def sign_in_assertion(tenant: str, client_id: str, assertion: Sensitive) -> bool | None:
+                return probe_sign_in_federated(
+                    login_url=azure.login_url,
+                    tenant_id=tenant,
+                    client_id=client_id,
+                    assertion=assertion,
+                    scope=azure.arm_scope,
+                    ca_bundle=azure.ca_bundle,
+                )
+
+            issuer = self.runtime.issuer()
             self._probes = ProbeExecutor(
                 self.runtime.store,
                 self.clock,
@@ -117,6 +129,9 @@ class Daemon:
                 home_tenant=self.runtime.identity().tenant_id,
                 guard=self.lease.confirm,
                 sign_in_certificate=sign_in_certificate,
+                sign_in_federated=(
+                    None if issuer is None else federated_sign_in(issuer, sign_in_assertion)
+                ),
             )
         return self._probes
 
@@ -207,7 +222,8 @@ class Daemon:
                 )
                 self._set_wake(name, None)
                 return True
-            report = rotate(record, self.graph(), store, self.clock, self.policy)
+            trust = federated_trust(self.config)
+            report = rotate(record, self.graph(), store, self.clock, self.policy, trust)
             if self.policy.probes and report.created:
                 self.probes().adopt(name, report.stored_after)
             self._observe(report)

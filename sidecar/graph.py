@@ -98,6 +98,23 @@ class KeyCredential:
 
 
 @dataclass(frozen=True)
+class FederatedCredential:
+    """A ``federatedIdentityCredential`` of an application, as Graph shows it.
+
+    ``key_id`` is its Graph ``id``; ``name`` is unique on the application and
+    immutable; ``audience`` is the single value of ``audiences``
+    (learn.microsoft.com/graph/api/resources/federatedidentitycredential).
+    Nothing in it is secret.
+    """
+
+    key_id: str
+    name: str
+    issuer: str
+    subject: str
+    audience: str
+
+
+@dataclass(frozen=True)
 class Application:
     object_id: str
     app_id: str
@@ -240,6 +257,26 @@ def _parse_application(body: dict[str, Any]) -> Application:
     )
 
 
+def _parse_federated(item: dict[str, Any]) -> FederatedCredential:
+    audiences = item.get("audiences") or []
+    return FederatedCredential(
+        key_id=str(item["id"]),
+        name=str(item.get("name") or ""),
+        issuer=str(item.get("issuer") or ""),
+        subject=str(item.get("subject") or ""),
+        audience=str(audiences[0]) if audiences else "",
+    )
+
+
+#: Graph's answers to a federated credential whose name (409) or issuer and
+#: subject (400) the application already has: quoted in
+#: github.com/Azure/azure-dev issue 1482 and github.com/Azure/azure-workload-identity
+#: issue 434.
+FEDERATED_DUPLICATE_CODES = frozenset(
+    {"Request_MultipleObjectsWithSameKeyValue", "InvalidFederatedIdentityCredentialValue"}
+)
+
+
 def _thumbprint_from_identifier(value: object) -> str:
     """Graph's ``customKeyIdentifier`` is the base64 SHA-1 thumbprint; we keep hex."""
     if not isinstance(value, str) or not value:
@@ -298,6 +335,22 @@ class CredentialGraph(Protocol):
 
     def patch_remove_key(self, object_id: str, key_id: str) -> bool:
         """Remove a key by writing the collection without it; False if it was not there."""
+        ...
+
+    def add_federated_credential(
+        self, object_id: str, name: str, issuer: str, subject: str, audience: str
+    ) -> FederatedCredential:
+        """A new federated identity credential named ``name`` (unique on the application)."""
+        ...
+
+    def list_federated_credentials(
+        self, object_id: str, *, just_created: bool = False, fresh: bool = False
+    ) -> list[FederatedCredential]:
+        """The application's federated identity credentials; GraphError (404) if unknown."""
+        ...
+
+    def remove_federated_credential(self, object_id: str, credential_id: str) -> bool:
+        """False if the application no longer had it."""
         ...
 
 
@@ -881,6 +934,108 @@ class GraphClient:
         )
         return True
 
+    # -- federated identity credentials -----------------------------------------------
+
+    def add_federated_credential(
+        self, object_id: str, name: str, issuer: str, subject: str, audience: str
+    ) -> FederatedCredential:
+        """``POST /applications/{id}/federatedIdentityCredentials`` (201 with the object).
+
+        Body ``{name, issuer, subject, audiences: [audience], description}``
+        (learn.microsoft.com/graph/api/application-post-federatedidentitycredentials;
+        at most 20 per application). A 404 on an application created moments
+        ago is replication lag and retried, as for ``addPassword``. Unlike
+        ``addPassword`` the write may be repeated: ``name`` is unique on the
+        application, so a repeat of a create that did land is refused as a
+        duplicate (409 for the name, 400 for the issuer and subject:
+        :data:`FEDERATED_DUPLICATE_CODES`); such a refusal, or a gateway error
+        with no answer, is settled by looking the credential up by name on
+        fresh connections and taking it back as ours when its issuer, subject
+        and audience are what we asked for.
+        """
+        path = f"/applications/{quote(object_id, safe='')}/federatedIdentityCredentials"
+        body = {
+            "name": name,
+            "issuer": issuer,
+            "subject": subject,
+            "audiences": [audience],
+            "description": "azsidecar: managed by the rotation daemon; do not edit",
+        }
+
+        def ours() -> FederatedCredential | None:
+            for f in self.list_federated_credentials(object_id, fresh=True):
+                if f.name == name and (f.issuer, f.subject, f.audience) == (
+                    issuer,
+                    subject,
+                    audience,
+                ):
+                    return f
+            return None
+
+        try:
+            response = self.request(
+                "POST",
+                path,
+                "add_federated_credential",
+                json=body,
+                retry_not_found=True,
+                ok_statuses=(200, 201),
+                repeatable=True,  # a repeat that landed twice is refused as a duplicate name
+            )
+        except GraphWriteUncertain:
+            found = self.look_for(ours, "add_federated_credential")
+            if found is None:
+                raise
+            return found
+        except GraphError as exc:
+            if exc.status not in (400, 409) or exc.code not in FEDERATED_DUPLICATE_CODES:
+                raise
+            found = self.look_for(ours, "add_federated_credential")
+            if found is None:
+                raise
+            log.info("add_federated_credential: %s already existed; taken back as ours", name)
+            return found
+        return _parse_federated(response.json())
+
+    def list_federated_credentials(
+        self, object_id: str, *, just_created: bool = False, fresh: bool = False
+    ) -> list[FederatedCredential]:
+        """``GET /applications/{id}/federatedIdentityCredentials``, following ``@odata.nextLink``.
+
+        learn.microsoft.com/graph/api/application-list-federatedidentitycredentials:
+        the answer's ``value`` holds the objects.
+        """
+        path = f"/applications/{quote(object_id, safe='')}/federatedIdentityCredentials"
+        operation = "list_federated_credentials"
+        response = self.request("GET", path, operation, retry_not_found=just_created, fresh=fresh)
+        found: list[FederatedCredential] = []
+        while True:
+            page = response.json()
+            found += [_parse_federated(item) for item in page.get("value") or []]
+            link = page.get("@odata.nextLink")
+            if not link:
+                return found
+            relative = str(link).split("/v1.0", 1)[-1]
+            response = self.request("GET", relative, operation, fresh=fresh)
+
+    def remove_federated_credential(self, object_id: str, credential_id: str) -> bool:
+        """``DELETE /applications/{id}/federatedIdentityCredentials/{id}`` (204); False on 404.
+
+        learn.microsoft.com/graph/api/federatedidentitycredential-delete.
+        """
+        app, cred = quote(object_id, safe=""), quote(credential_id, safe="")
+        try:
+            self.request(
+                "DELETE",
+                f"/applications/{app}/federatedIdentityCredentials/{cred}",
+                "remove_federated_credential",
+            )
+        except GraphError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def _patch_keys(self, object_id: str, entries: list[dict[str, Any]]) -> None:
         self.request(
             "PATCH",
@@ -974,10 +1129,22 @@ def acquire_token_with_secret(
     Returns MSAL's result dict: ``access_token`` on success, ``error`` and
     ``error_codes`` (e.g. 7000215) on failure.
     """
+    return _acquire(login_url, tenant_id, client_id, secret.reveal(), scope, session)
+
+
+def _acquire(
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    credential: str | dict[str, str],
+    scope: str,
+    session: requests.Session | None,
+) -> dict[str, Any]:
+    """MSAL's client-credentials flow with ``credential``, no token cache shared, no discovery."""
     app = msal.ConfidentialClientApplication(
         client_id,
         authority=f"{login_url.rstrip('/')}/{tenant_id}",
-        client_credential=secret.reveal(),
+        client_credential=credential,
         http_client=session or requests.Session(),
         instance_discovery=False,
         token_cache=msal.TokenCache(),
@@ -1004,20 +1171,32 @@ def acquire_token_with_certificate(
     (learn.microsoft.com/entra/identity-platform/certificate-credentials).
     Returns MSAL's result dict, as :func:`acquire_token_with_secret` does.
     """
-    app = msal.ConfidentialClientApplication(
-        client_id,
-        authority=f"{login_url.rstrip('/')}/{tenant_id}",
-        client_credential={
-            "private_key": key_pem.reveal(),
-            "thumbprint": thumbprint,
-            "public_certificate": cert_pem,
-        },
-        http_client=session or requests.Session(),
-        instance_discovery=False,
-        token_cache=msal.TokenCache(),
-    )
-    result: dict[str, Any] = app.acquire_token_for_client(scopes=[scope])
-    return result
+    credential = {
+        "private_key": key_pem.reveal(),
+        "thumbprint": thumbprint,
+        "public_certificate": cert_pem,
+    }
+    return _acquire(login_url, tenant_id, client_id, credential, scope, session)
+
+
+def acquire_token_with_assertion(
+    *,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    assertion: Sensitive,
+    scope: str = ARM_SCOPE,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Client-credentials sign-in with a federated ``client_assertion`` (an external issuer's JWT).
+
+    MSAL sends it as ``client_assertion`` with the ``jwt-bearer`` assertion type
+    (learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow,
+    "third case: access token request with a federated credential"). Returns
+    MSAL's result dict, as :func:`acquire_token_with_secret` does.
+    """
+    credential = {"client_assertion": assertion.reveal()}
+    return _acquire(login_url, tenant_id, client_id, credential, scope, session)
 
 
 # -- sign-in probes (verified readiness) --------------------------------------------------
@@ -1030,6 +1209,14 @@ SECRET_REFUSED = frozenset({7000215})
 #: hold for the application ("Client assertion failed signature validation"; see
 #: https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
 CERTIFICATE_REFUSED = frozenset({700027})
+#: Entra's answers to a federated assertion no federated credential of the
+#: application matches: AADSTS70021 ("No matching federated identity record
+#: found for presented assertion"), and the more specific 700211 (issuer),
+#: 700212 (audience) and 700213 (subject); right after a creation they mean the
+#: serving replica does not have the credential yet
+#: (learn.microsoft.com/entra/identity-platform/reference-error-codes,
+#: learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations).
+FEDERATED_REFUSED = frozenset({70021, 700211, 700212, 700213})
 
 
 def probe_sign_in(
@@ -1053,16 +1240,29 @@ def probe_sign_in(
     about the secret reaches an exception or a log: failures are reduced to a
     code.
     """
-    session = make_session(ca_bundle)
-    try:
-        result = acquire_token_with_secret(
+    return _probe(
+        ca_bundle,
+        SECRET_REFUSED,
+        lambda session: acquire_token_with_secret(
             login_url=login_url,
             tenant_id=tenant_id,
             client_id=client_id,
             secret=secret,
             scope=scope,
             session=session,
-        )
+        ),
+    )
+
+
+def _probe(
+    ca_bundle: str | None,
+    refused: frozenset[int],
+    acquire: Callable[[requests.Session], dict[str, Any]],
+) -> bool | None:
+    """One sign-in on a new connection: True, False (a code in ``refused``) or None."""
+    session = make_session(ca_bundle)
+    try:
+        result = acquire(session)
     except Exception:  # any transport failure is inconclusive; its text is dropped
         return None
     finally:
@@ -1070,7 +1270,7 @@ def probe_sign_in(
     if result.get("access_token"):
         return True
     codes = result.get("error_codes") or []
-    if any(code in SECRET_REFUSED for code in codes):
+    if any(code in refused for code in codes):
         return False
     return None
 
@@ -1090,9 +1290,10 @@ def probe_sign_in_certificate(
     everything else is inconclusive, and nothing about the key reaches an
     exception or a log.
     """
-    session = make_session(ca_bundle)
-    try:
-        result = acquire_token_with_certificate(
+    return _probe(
+        ca_bundle,
+        CERTIFICATE_REFUSED,
+        lambda session: acquire_token_with_certificate(
             login_url=login_url,
             tenant_id=tenant_id,
             client_id=client_id,
@@ -1101,14 +1302,34 @@ def probe_sign_in_certificate(
             thumbprint=certificate.thumbprint,
             scope=scope,
             session=session,
-        )
-    except Exception:  # any transport failure is inconclusive; its text is dropped
-        return None
-    finally:
-        session.close()
-    if result.get("access_token"):
-        return True
-    codes = result.get("error_codes") or []
-    if any(code in CERTIFICATE_REFUSED for code in codes):
-        return False
-    return None
+        ),
+    )
+
+
+def probe_sign_in_federated(
+    *,
+    login_url: str,
+    tenant_id: str,
+    client_id: str,
+    assertion: Sensitive,
+    scope: str = ARM_SCOPE,
+    ca_bundle: str | None = None,
+) -> bool | None:
+    """:func:`probe_sign_in` with a federated assertion: True, False (refused) or None.
+
+    Refused means one of :data:`FEDERATED_REFUSED`: the replica that answered
+    has no federated credential matching the token yet; everything else is
+    inconclusive, and nothing of the token reaches an exception or a log.
+    """
+    return _probe(
+        ca_bundle,
+        FEDERATED_REFUSED,
+        lambda session: acquire_token_with_assertion(
+            login_url=login_url,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            assertion=assertion,
+            scope=scope,
+            session=session,
+        ),
+    )

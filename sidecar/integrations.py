@@ -24,7 +24,8 @@ from sidecar.clock import Clock
 from sidecar.errors import GraphError, InputError
 from sidecar.graph import Application, GraphClient
 from sidecar.model import ConsentState, CredentialKind, IntegrationRecord, IntegrationStatus
-from sidecar.rotation.run import create_certificate, create_secret
+from sidecar.rotation.planner import FederatedTrust
+from sidecar.rotation.run import create_certificate, create_federated, create_secret, require_trust
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
 
@@ -101,8 +102,12 @@ class Integrations:
         *,
         app_name_prefix: str = "azsidecar",
         redirect_uri: str = "https://localhost/azsidecar/consent",
+        trust: FederatedTrust | None = None,
     ) -> None:
+        """``trust`` is the configured issuer's (:func:`sidecar.runtime.federated_trust`):
+        without one, federated integrations are refused."""
         self.store = store
+        self.trust = trust
         self.graph = graph
         self.clock = clock
         self.policy = policy
@@ -119,6 +124,8 @@ class Integrations:
         """A new application and its first credential of ``kind`` (resumes a half-made one)."""
         validate_name(name)
         kind = validate_kind(kind)
+        if kind is CredentialKind.FEDERATED:
+            require_trust(name, self.trust)  # before anything is made in Azure
         tenant_id = validate_guid(tenant_id, "tenant id")
         if subscription_id is not None:
             subscription_id = validate_guid(subscription_id, "subscription id")
@@ -208,6 +215,9 @@ class Integrations:
         self.graph.get_application(record.app_object_id, just_created=True)
         if record.kind is CredentialKind.CERTIFICATE:
             create_certificate(record, self.graph, self.store, self.clock, self.policy, None)
+        elif record.kind is CredentialKind.FEDERATED:
+            trust = require_trust(record.name, self.trust)
+            create_federated(record, self.graph, self.store, self.clock, trust)
         else:
             create_secret(record, self.graph, self.store, self.clock, self.policy)
 
@@ -221,6 +231,8 @@ class Integrations:
         """
         validate_name(name)
         wanted = validate_kind(kind)
+        if wanted is CredentialKind.FEDERATED:
+            require_trust(name, self.trust)
         found = self.store.find_integration(name)
         if found is None:
             raise InputError(f"no integration named {name!r}; see `azsidecar integration list`")

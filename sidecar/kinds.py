@@ -15,8 +15,18 @@ class CredentialKind(StrEnum):
 
     SECRET = "secret"  # noqa: S105 - a kind of credential, not a password
     CERTIFICATE = "certificate"
+    #: A federated identity credential on the application trusting azsidecar's
+    #: OIDC issuer (:mod:`sidecar.issuer`): runs get a short-lived signed token.
+    FEDERATED = "federated"
 
     @property
     def noun(self) -> str:
         """The word reasons and messages use for one credential of the kind."""
-        return "secret" if self is CredentialKind.SECRET else "certificate"
+        return _NOUNS[self]
+
+
+_NOUNS = {
+    CredentialKind.SECRET: "secret",
+    CredentialKind.CERTIFICATE: "certificate",
+    CredentialKind.FEDERATED: "federated credential",
+}

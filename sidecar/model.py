@@ -42,6 +42,7 @@ class IntegrationStatus(StrEnum):
 class IntentKind(StrEnum):
     SECRET = "secret"  # noqa: S105 - a kind of intent, not a password
     CERTIFICATE = "certificate"
+    FEDERATED = "federated"
 
 
 def to_epoch(value: datetime) -> int:
@@ -274,8 +275,91 @@ class CertificateVersion:
 
 _THUMBPRINT = re.compile(r"[0-9A-F]{40}")
 
+#: A federated identity credential has no expiry in Azure; its stored version
+#: and index entry carry this one, so the shared life cycle never renews it and
+#: the ready rule never ages it out. 9999-12-31, the largest time Python keeps.
+FEDERATED_NEVER_EXPIRES = datetime(9999, 12, 31, tzinfo=UTC)
+
+#: Entra ID caps a federated credential's issuer, subject and audience at 600
+#: characters (learn.microsoft.com/graph/api/resources/federatedidentitycredential).
+FEDERATED_FIELD_LIMIT = 600
+
+
+@dataclass(frozen=True)
+class FederatedVersion:
+    """The data of one ``credentials/<name>`` version of kind federated.
+
+    Nothing in it is secret: it records the federated identity credential the
+    daemon created on the integration's application (``key_id`` is its Graph
+    ``id``, ``name`` its ``name``) and the ``issuer``, ``subject`` and
+    ``audience`` a run's token must carry to be exchanged by Entra ID. Readers
+    sign that token at read time through the issuer's Transit key; ``created``
+    is when Graph accepted the credential, from which readiness counts.
+    """
+
+    client_id: str
+    tenant_id: str
+    key_id: str
+    name: str
+    issuer: str
+    subject: str
+    audience: str
+    intent_id: str
+    created: datetime
+    expires: datetime = FEDERATED_NEVER_EXPIRES
+
+    kind = CredentialKind.FEDERATED
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind),
+            "client_id": self.client_id,
+            "tenant_id": self.tenant_id,
+            "key_id": self.key_id,
+            "name": self.name,
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "audience": self.audience,
+            "intent_id": self.intent_id,
+            "created": to_epoch(self.created),
+            "expires": to_epoch(self.expires),
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> FederatedVersion:
+        where = "a credentials version"
+        try:
+            created, expires = from_epoch(data["created"]), from_epoch(data["expires"])
+        except (KeyError, ValueError, OverflowError, OSError):
+            raise fieldcheck.InvalidRecord(f"{where}: created/expires are not times") from None
+        issuer = fieldcheck.printable(data.get("issuer"), where, "issuer", FEDERATED_FIELD_LIMIT)
+        if not issuer.startswith("https://"):
+            raise fieldcheck.InvalidRecord(f"{where}: field issuer is not an https:// URL")
+        name = data.get("name")
+        if not isinstance(name, str) or intent_of_federated(name) is None:
+            raise fieldcheck.InvalidRecord(
+                f"{where}: field name is not a federated credential name of ours"
+            )
+        return cls(
+            client_id=fieldcheck.guid(data.get("client_id"), where, "client_id"),
+            tenant_id=fieldcheck.guid(data.get("tenant_id"), where, "tenant_id"),
+            key_id=fieldcheck.token(data.get("key_id"), where, "key_id"),
+            name=name,
+            issuer=issuer,
+            subject=fieldcheck.printable(
+                data.get("subject"), where, "subject", FEDERATED_FIELD_LIMIT
+            ),
+            audience=fieldcheck.printable(
+                data.get("audience"), where, "audience", FEDERATED_FIELD_LIMIT
+            ),
+            intent_id=fieldcheck.token(data.get("intent_id"), where, "intent_id"),
+            created=created,
+            expires=expires,
+        )
+
+
 #: One stored version of an integration's credential, whatever its kind.
-CredentialVersion = SecretVersion | CertificateVersion
+CredentialVersion = SecretVersion | CertificateVersion | FederatedVersion
 
 
 def credential_from_data(data: dict[str, Any]) -> CredentialVersion:
@@ -285,6 +369,8 @@ def credential_from_data(data: dict[str, Any]) -> CredentialVersion:
     )
     if kind == CredentialKind.CERTIFICATE:
         return CertificateVersion.from_data(data)
+    if kind == CredentialKind.FEDERATED:
+        return FederatedVersion.from_data(data)
     return SecretVersion.from_data(data)
 
 
@@ -388,6 +474,42 @@ def intent_of(display_name: str | None) -> str | None:
     return intent_id if _INTENT_ID.fullmatch(intent_id) else None
 
 
+#: A federated credential's ``name`` is its unique, immutable identifier on the
+#: application: at most 120 characters and "URL friendly"
+#: (learn.microsoft.com/graph/api/resources/federatedidentitycredential). To
+#: stay clear of any character that rule might refuse, ours use only letters,
+#: digits, '-' and '_': ``azsidecar-<intent id>``, not the ``azsidecar:``
+#: display name of secrets and certificates.
+FEDERATED_PREFIX = "azsidecar-"
+_FEDERATED_INTENT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def federated_credential_name(intent_id: str) -> str:
+    """The ``name`` of the federated credential an intent creates (see :func:`intent_of`)."""
+    if not _FEDERATED_INTENT.fullmatch(intent_id):
+        raise ValueError(f"intent id must match {_FEDERATED_INTENT.pattern}, got {intent_id!r}")
+    return FEDERATED_PREFIX + intent_id
+
+
+def intent_of_federated(name: str | None) -> str | None:
+    """The intent a federated credential of ours was created under; None: not ours."""
+    if not name or not name.startswith(FEDERATED_PREFIX):
+        return None
+    intent_id = name[len(FEDERATED_PREFIX) :]
+    return intent_id if _FEDERATED_INTENT.fullmatch(intent_id) else None
+
+
+def federated_subject(integration: str, intent_id: str) -> str:
+    """The ``sub`` a run's token carries for one federated credential.
+
+    One subject per credential, not per integration: a token made for a
+    credential an integration has since replaced (or for an earlier
+    integration of the same name) matches no federated credential that
+    still exists.
+    """
+    return f"azsidecar:integration:{integration}:{intent_id}"
+
+
 # -- the custom_metadata index ------------------------------------------------
 
 #: Most index entries one key may carry. Vault allows 64 custom_metadata pairs
@@ -411,8 +533,9 @@ class CredentialIndexError(SidecarError):
 def index_entry(credential: StoredCredential) -> tuple[str, str]:
     """Encode one credential as ``("v<version>", "<keyId>|<intent>|<created>|<expires>")``.
 
-    A certificate's entry ends in ``|certificate``; a secret's has no fifth part,
-    so indexes written before certificates existed read the same.
+    A certificate's entry ends in ``|certificate`` and a federated credential's
+    in ``|federated``; a secret's has no fifth part, so indexes written before
+    other kinds existed read the same.
 
     Times are whole epoch seconds, rounded towards the safe side: ``created``
     up (readiness never starts early) and ``expires`` down.
@@ -443,14 +566,18 @@ def parse_index(custom_metadata: Mapping[str, str] | None) -> list[StoredCredent
     return sorted(found, key=lambda c: c.version)
 
 
+#: Kinds whose index entry carries a fifth part; a secret's has none.
+_TAGGED_KINDS = frozenset({CredentialKind.CERTIFICATE, CredentialKind.FEDERATED})
+
+
 def _parse_entry(key: str, version: int, value: str) -> StoredCredential:
     parts = value.split("|") if isinstance(value, str) else []
     kind = CredentialKind.SECRET
-    if len(parts) == 5 and parts[4] == CredentialKind.CERTIFICATE:
-        kind = CredentialKind.CERTIFICATE
+    if len(parts) == 5 and parts[4] in _TAGGED_KINDS:
+        kind = CredentialKind(parts[4])
         parts = parts[:4]
     if len(parts) != 4:
-        raise CredentialIndexError(key, "expected keyId|intent|created|expires[|certificate]")
+        raise CredentialIndexError(key, "expected keyId|intent|created|expires[|kind]")
     key_id, intent_id, created, expires = parts
     if not key_id or not intent_id:
         raise CredentialIndexError(key, "keyId and intent must be non-empty")

@@ -32,10 +32,12 @@ from datetime import datetime
 
 from sidecar import metrics
 from sidecar.clock import Clock
-from sidecar.errors import SidecarError, VaultNotFound
+from sidecar.errors import NotReadyError, SidecarError, VaultNotFound
 from sidecar.graph import CertificateCredential
+from sidecar.issuer.documents import TokenRequest
+from sidecar.issuer.signing import Issuer
 from sidecar.keypairs import load_bundle
-from sidecar.model import CertificateVersion, CredentialKind, StoredCredential
+from sidecar.model import CertificateVersion, CredentialKind, FederatedVersion, StoredCredential
 from sidecar.probes import lag, rule
 from sidecar.probes.rule import ProbeRecord, ProbeState
 from sidecar.sensitive import Sensitive
@@ -53,6 +55,46 @@ SignIn = Callable[[str, str, Sensitive], bool | None]
 #: ``(tenant_id, client_id, certificate) -> True | False | None``, for certificate credentials.
 CertificateSignIn = Callable[[str, str, CertificateCredential], bool | None]
 
+#: ``(tenant_id, integration, version) -> True | False | None``, for federated credentials.
+FederatedSignIn = Callable[[str, str, FederatedVersion], bool | None]
+
+#: The ``stack`` and ``phase`` claims of a probe's token: no run's, plainly.
+PROBE_STACK = "azsidecar-probe"
+PROBE_PHASE = "probe"
+
+
+def federated_sign_in(
+    issuer: Issuer, sign_in: Callable[[str, str, Sensitive], bool | None]
+) -> FederatedSignIn:
+    """A federated probe: a token the issuer signs for the version, then ``sign_in`` with it.
+
+    ``sign_in(tenant, client_id, assertion)`` is
+    :func:`sidecar.graph.probe_sign_in_federated`. The token carries the
+    version's subject and audience and says it is a probe (:data:`PROBE_STACK`,
+    :data:`PROBE_PHASE`). While no key version has been published long
+    enough to sign (:class:`NotReadyError`), or Transit cannot be read, the
+    probe is inconclusive: it says nothing about the credential's replication.
+    """
+
+    def probe(tenant: str, integration: str, version: FederatedVersion) -> bool | None:
+        request = TokenRequest(
+            subject=version.subject,
+            stack=PROBE_STACK,
+            phase=PROBE_PHASE,
+            integration=integration,
+            audience=version.audience,
+        )
+        try:
+            token = issuer.sign_token(request)
+        except NotReadyError:
+            return None
+        except SidecarError as exc:
+            log.warning("cannot sign a probe token for %s: %s", integration, exc)
+            return None
+        return sign_in(tenant, version.client_id, token.token)
+
+    return probe
+
 
 class ProbingStopped(SidecarError):
     """Probing stopped because this daemon no longer holds the leader lease."""
@@ -68,12 +110,14 @@ class ProbeExecutor:
         home_tenant: str,
         guard: Callable[[], None] | None = None,
         sign_in_certificate: CertificateSignIn | None = None,
+        sign_in_federated: FederatedSignIn | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.policy = policy
         self.sign_in = sign_in
         self.sign_in_certificate = sign_in_certificate
+        self.sign_in_federated = sign_in_federated
         self.home_tenant = home_tenant
         self.guard = guard
         self.watch: set[str] = set()
@@ -91,7 +135,8 @@ class ProbeExecutor:
 
         Only secrets the time rule has not released yet are adopted, so a
         record never takes back a secret runs may already hold. Certificates
-        are adopted only by an executor that can sign in with them.
+        and federated credentials are adopted only by an executor that can
+        sign in with them.
         """
         if not self.policy.probes:
             return
@@ -102,7 +147,7 @@ class ProbeExecutor:
             for c in stored
             if c.version not in records
             and now < c.created + self.policy.propagation_delay
-            and (c.kind is CredentialKind.SECRET or self.sign_in_certificate is not None)
+            and self._can_sign_in(c.kind)
         ]
         if not young:
             if any(not rule.verified(r, self.policy) for r in records.values()):
@@ -114,6 +159,13 @@ class ProbeExecutor:
             self._guard()
             self.store.save_probe(name, rule.pending(credential.version, delay))
         self._watch(name)
+
+    def _can_sign_in(self, kind: CredentialKind) -> bool:
+        if kind is CredentialKind.CERTIFICATE:
+            return self.sign_in_certificate is not None
+        if kind is CredentialKind.FEDERATED:
+            return self.sign_in_federated is not None
+        return True
 
     def discover(self) -> None:
         """Adopt the secrets of integrations not seen before (one LIST, every interval).
@@ -265,6 +317,11 @@ class ProbeExecutor:
             pair = load_bundle(found.pfx, found.pfx_password)
             signer = CertificateCredential(pair.cert_pem, pair.key_pem, pair.thumbprint)
             return lambda tenant: certificate_sign_in(tenant, record.client_id, signer)
+        if isinstance(found, FederatedVersion):
+            federated = self.sign_in_federated
+            if federated is None:
+                return lambda tenant: None  # cannot sign in with it: inconclusive
+            return lambda tenant: federated(tenant, record.name, found)
         secret = found.secret
         return lambda tenant: self.sign_in(tenant, record.client_id, secret)
 

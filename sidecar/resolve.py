@@ -48,6 +48,7 @@ from sidecar.answers import ClientCertificate, ResolvedCredential
 from sidecar.errors import InvalidRecord, NotFoundError, NotReadyError, VaultNotFound
 from sidecar.model import (
     CertificateVersion,
+    FederatedVersion,
     IntegrationRecord,
     Phase,
     StackRecord,
@@ -250,6 +251,8 @@ def _answer(
     secret = Sensitive("")
     if isinstance(version, CertificateVersion):
         certificate = ClientCertificate(version.pfx, version.pfx_password, version.thumbprint)
+    elif isinstance(version, FederatedVersion):
+        raise NotFoundError(f"integration {name}: federated credentials are not handed out yet")
     else:
         secret = version.secret
     return ResolvedCredential(

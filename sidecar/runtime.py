@@ -1,17 +1,22 @@
-"""Builds the live parts (clock, Vault store, Graph client) from the configuration."""
+"""Builds the live parts (clock, Vault store, Graph client, issuer) from the configuration."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
+import hvac
+
 from sidecar import metrics
 from sidecar.clock import AcceleratedClock, Clock, SystemClock
 from sidecar.config import Config
 from sidecar.errors import ConfigError
 from sidecar.graph import GraphClient, GraphObserver
+from sidecar.issuer.signing import Issuer
 from sidecar.management import CertificateProvider, ManagementIdentity, load_identity
+from sidecar.rotation.planner import FederatedTrust
 from sidecar.store import Store
+from sidecar.transit import Transit
 from sidecar.vault import VaultKV
 from sidecar.vault_login import VaultLogin, login_spec
 
@@ -38,6 +43,25 @@ def make_store(config: Config, login: VaultLogin | None = None) -> Store:
     return Store(VaultKV(login.client, config.vault.kv_mount, config.vault.prefix))
 
 
+def make_issuer(config: Config, client: hvac.Client, clock: Clock) -> Issuer | None:
+    """The OIDC issuer of ``[issuer]``, signing through Transit; None when no URL is set."""
+    settings = config.issuer
+    if not settings.url:
+        return None
+    return Issuer(
+        Transit(client, settings.transit_mount),
+        settings.identity(),
+        clock,
+        key_name=settings.key,
+        policy=settings.policy(),
+    )
+
+
+def federated_trust(config: Config) -> FederatedTrust | None:
+    """What new federated credentials trust: the ``[issuer]`` URL; None when not set."""
+    return FederatedTrust(config.issuer.identity().url) if config.issuer.url else None
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -47,6 +71,10 @@ class Runtime:
 
     def identity(self) -> ManagementIdentity:
         return load_identity(self.store)
+
+    def issuer(self) -> Issuer | None:
+        """The ``[issuer]`` issuer over this runtime's Vault client; None when not configured."""
+        return make_issuer(self.config, self.store.kv.client, self.clock)
 
     def certificates(self) -> CertificateProvider:
         return CertificateProvider(

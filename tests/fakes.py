@@ -6,7 +6,9 @@ password and key credentials; ``addKey``/``removeKey`` need a proof by a key
 the application has and that is valid now, the PATCH pair needs none; a new
 credential starts now and gets a fresh key id; ``addPassword`` returns the
 secret text once; removing a credential the application no longer has
-answers False; an unknown application is a 404. No replication lag,
+answers False; an unknown application is a 404. Federated identity
+credentials are kept beside each application, at most 20, with unique names
+and unique issuer and subject (409 and 400, as Graph answers). No replication lag,
 throttling or gateway faults: those are the HTTPS emulator's business, and
 the same tests run against it too.
 """
@@ -27,6 +29,7 @@ from sidecar.graph import (
     NOT_FOUND_WINDOW,
     Application,
     CertificateCredential,
+    FederatedCredential,
     KeyCredential,
     NewPassword,
     PasswordCredential,
@@ -43,6 +46,8 @@ class FakeGraph:
     listing_fails: bool = False
     #: How many times the whole keyCredentials collection was written.
     patches: int = 0
+    #: Each application's federated identity credentials, by object id.
+    federated: dict[str, list[FederatedCredential]] = field(default_factory=dict)
 
     def create_application(self, display_name: str) -> Application:
         app = Application(
@@ -123,6 +128,48 @@ class FakeGraph:
         self.patches += 1
         self.applications[object_id] = replace(app, keys=kept)
         return len(kept) < len(app.keys)
+
+    def add_federated_credential(
+        self, object_id: str, name: str, issuer: str, subject: str, audience: str
+    ) -> FederatedCredential:
+        self._app(object_id)
+        held = self.federated.setdefault(object_id, [])
+        if any(f.name == name for f in held):
+            raise GraphError(
+                f"FederatedIdentityCredential with name {name} already exists.",
+                status=409,
+                code="Request_MultipleObjectsWithSameKeyValue",
+            )
+        if any((f.issuer, f.subject) == (issuer, subject) for f in held):
+            raise GraphError(
+                "The combination of issuer and subject must be unique for the application.",
+                status=400,
+                code="InvalidFederatedIdentityCredentialValue",
+            )
+        if len(held) >= MAX_FEDERATED:
+            raise GraphError("too many federated credentials", status=400, code="BadRequest")
+        credential = FederatedCredential(str(uuid.uuid4()), name, issuer, subject, audience)
+        held.append(credential)
+        return credential
+
+    def list_federated_credentials(
+        self, object_id: str, *, just_created: bool = False, fresh: bool = False
+    ) -> list[FederatedCredential]:
+        if self.listing_fails:
+            raise GraphError("Graph is unavailable", status=503, code="ServiceUnavailable")
+        self._app(object_id)
+        return list(self.federated.get(object_id, []))
+
+    def remove_federated_credential(self, object_id: str, credential_id: str) -> bool:
+        self._app(object_id)
+        held = self.federated.get(object_id, [])
+        kept = [f for f in held if f.key_id != credential_id]
+        self.federated[object_id] = kept
+        return len(kept) < len(held)
+
+
+#: Entra's cap on an application's federated identity credentials.
+MAX_FEDERATED = 20
 
 
 def _key_credential(key_id: str, cert_der: bytes, display_name: str) -> KeyCredential:

@@ -51,8 +51,12 @@ def test_certificate_integrations_and_kind_switches_through_the_cli(
     code, out = invoke(["integration", "list", "--json"], env)
     assert [row["kind"] for row in json.loads(out)] == ["certificate"]
 
+    # Federated is a kind now (#18), refused while no [issuer] url is configured.
     code, out = invoke(["integration", "set-kind", "pki", "federated"], env)
-    assert code == 2 and "'federated' is not one of 'secret', 'certificate'" in out
+    assert code == 1 and "set [issuer] url" in out
+    assert world.store.integration("pki")[0].kind is CredentialKind.CERTIFICATE
+    code, out = invoke(["integration", "set-kind", "pki", "kerberos"], env)
+    assert code == 2 and "'kerberos' is not one of 'secret', 'certificate', 'federated'" in out
     code, out = invoke(["integration", "set-kind", "nope", "secret"], env)
     assert code == 1 and "no integration named 'nope'" in out
     code, out = invoke(["integration", "set-kind", "pki", "certificate"], env)

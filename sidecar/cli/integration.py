@@ -9,10 +9,10 @@ import click
 from sidecar.cli.common import config_option, friendly_errors, runtime
 from sidecar.errors import InputError
 from sidecar.integrations import Integrations, consent_url, validate_name
-from sidecar.model import CredentialKind
+from sidecar.model import FEDERATED_NEVER_EXPIRES, CredentialKind
 from sidecar.orphans import remove_orphans
 from sidecar.ready import Ready, choose_for_kind
-from sidecar.runtime import Runtime
+from sidecar.runtime import Runtime, federated_trust
 from sidecar.store import IntegrationRecord
 
 #: The credential kinds an integration can hand out, as the commands accept them.
@@ -35,6 +35,7 @@ def _service(rt: Runtime) -> Integrations:
         rt.config.timing,
         app_name_prefix=azure.app_name_prefix,
         redirect_uri=azure.consent_redirect_uri,
+        trust=federated_trust(rt.config),
     )
 
 
@@ -52,7 +53,8 @@ def integration() -> None:
     type=KIND_CHOICE,
     default=CredentialKind.SECRET.value,
     show_default=True,
-    help="What runs get: a client secret, or a certificate (a PKCS#12 bundle).",
+    help="What runs get: a client secret, a certificate (a PKCS#12 bundle), or a"
+    " federated credential (short-lived tokens of azsidecar's issuer; needs [issuer] url).",
 )
 @config_option
 @friendly_errors
@@ -76,7 +78,7 @@ def create(
 @config_option
 @friendly_errors
 def set_kind(name: str, kind: str, config_path: str | None) -> None:
-    """Switch what runs get (secret or certificate), without a failed run.
+    """Switch what runs get (secret, certificate or federated), without a failed run.
 
     The daemon creates the new kind on its next tick; runs keep getting the
     old kind until the new one is ready, and the old one is then removed.
@@ -147,7 +149,8 @@ def show(name: str, as_json: bool, config_path: str | None) -> None:
             "kind": c.kind,
             "key_id": c.key_id,
             "created": c.created.isoformat(),
-            "expires": c.expires.isoformat(),
+            # A federated credential never expires.
+            "expires": "never" if c.expires >= FEDERATED_NEVER_EXPIRES else c.expires.isoformat(),
             "ready": c.version == ready_version,
         }
         for c in stored

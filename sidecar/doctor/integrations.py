@@ -7,10 +7,11 @@ from datetime import datetime
 
 from sidecar.config import Config
 from sidecar.doctor.check import Check, days
+from sidecar.doctor.federated import FederatedContext, federated
 from sidecar.errors import GraphError, SidecarError
 from sidecar.graph import CertificateCredential
 from sidecar.keypairs import load_bundle
-from sidecar.model import CertificateVersion, CredentialKind
+from sidecar.model import CertificateVersion, CredentialKind, FederatedVersion
 from sidecar.ready import NotReady, choose_for_kind
 from sidecar.store import Store
 
@@ -25,8 +26,13 @@ def integration(
     config: Config,
     signer: Callable[[str, str, str], tuple[int, list[int], str]],
     certificate_signer: CertificateSigner | None = None,
+    federated_context: FederatedContext | None = None,
 ) -> list[Check]:
-    """Consent (observed by signing in with the ready secret) and the ready secret's timing."""
+    """Consent (observed by signing in with the ready secret) and the ready secret's timing.
+
+    A ready federated credential is checked by :func:`sidecar.doctor.federated.federated`
+    instead of a sign-in (its token needs the issuer's published key).
+    """
     try:
         record, _ = store.integration(name)
     except SidecarError as exc:
@@ -61,6 +67,15 @@ def integration(
         ]
     credential = choice.credential
     age = now - credential.created
+    if credential.kind is CredentialKind.FEDERATED:
+        found = store.credential_version(name, credential.version)
+        line = (
+            f"integration {name}{used}: ready federated credential v{credential.version}"
+            f" is {days(age)} old (it never expires)"
+        )
+        if not isinstance(found, FederatedVersion):
+            return [Check("fail", f"integration {name}: v{credential.version} is not federated")]
+        return [Check("ok", line), *federated(record, found, federated_context, now)]
     secret_line = (
         f"integration {name}{used}: ready {credential.kind.noun} v{credential.version}"
         f" is {days(age)} old,"
@@ -85,6 +100,8 @@ def integration(
             )
         ]
     found = store.credential_version(name, credential.version)
+    if isinstance(found, FederatedVersion):  # not the ready kind's: checked above
+        return checks
     try:
         if isinstance(found, CertificateVersion):
             if certificate_signer is None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from sidecar.doctor.check import Check
 from sidecar.doctor.daemon import daemon_health
+from sidecar.doctor.federated import FederatedContext
 from sidecar.doctor.integrations import integration
 from sidecar.doctor.lag import observed_lag
 from sidecar.doctor.management import graph_reachable, management, orphaned_applications
@@ -52,6 +53,7 @@ def run_checks(
         return
     certificate, usable = management(runtime.store, runtime.clock, config)
     yield from certificate
+    lister = None
     if usable:
         identity = load_identity(runtime.store)
         quick = replace(config, azure=replace(config.azure, max_retries=1))
@@ -59,6 +61,8 @@ def run_checks(
         graph.not_found_window = 30.0  # a check answers quickly; the daemon rides out lag
         yield graph_reachable(graph, identity.app_object_id, identity.client_id)
         yield orphaned_applications(graph, runtime.store, config.azure.app_name_prefix)
+        lister = graph.list_federated_credentials
+    context = FederatedContext(lister, runtime.issuer())
     session = make_session(config.azure.ca_bundle)
 
     def signer(tenant: str, client_id: str, secret: str) -> tuple[int, list[int], str]:
@@ -82,7 +86,9 @@ def run_checks(
         yield Check("warn", "no integrations yet", "azsidecar integration create --name ...")
     now = runtime.clock.now()
     for name in names:
-        yield from integration(runtime.store, name, now, config, signer, certificate_signer)
+        yield from integration(
+            runtime.store, name, now, config, signer, certificate_signer, context
+        )
     yield observed_lag(runtime.store, config)
     if daemon_url:
         yield daemon_health(daemon_url)

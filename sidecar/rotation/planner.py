@@ -1,8 +1,9 @@
 """What to do next for one integration's credentials, decided without I/O.
 
-An integration's client secrets and its certificate credentials are two
-kinds of the shared credential life cycle (:mod:`sidecar.lifecycle`): its
-rules of reconciliation and renewal are written there once, and this module
+An integration's client secrets, its certificate credentials and its
+federated identity credentials are three kinds of the shared credential life
+cycle (:mod:`sidecar.lifecycle`): its rules of reconciliation and renewal are
+written there once, and this module
 plans each kind with them. What is the integration's own:
 
 * an expired credential is retired: removed from the application and its KV
@@ -21,6 +22,19 @@ plans each kind with them. What is the integration's own:
 * a credential the listing lacks is destroyed only once
   :data:`CONFIRMING_READS` fresh listings lack it too (a keep-alive
   connection stays on one replica, which may lag far behind).
+
+A federated credential (#18) never expires, so it is never renewed for
+age; an integration has one, created when it wants the kind, and at most
+:data:`MAX_FEDERATED_OURS` of ours at once (Entra allows 20 per application,
+learn.microsoft.com/graph/api/application-post-federatedidentitycredentials,
+and a replacement needs two). Its listing is Graph's ``federatedIdentityCredentials``,
+each named ``azsidecar-<intent>`` (:func:`sidecar.model.federated_credential_name`):
+:func:`federated_listed` shows ours to the life cycle under the display name
+its reconciliation recognises, and everyone else's under none. A federated
+credential whose stored issuer or audience is no longer the configured one
+(:class:`FederatedTrust`) is replaced like a renewal: the life cycle sees it
+as expiring now, so one with the configured trust is created, and the old
+one is retired once the new one has been ready for ``ready_safety_margin``.
 
 Certificates have Graph's proof rules besides
 (learn.microsoft.com/graph/api/application-addkey,
@@ -50,12 +64,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sidecar.issuer.documents import ENTRA_AUDIENCE
 from sidecar.lifecycle import plan as lifecycle
 from sidecar.lifecycle.actions import Action, ClearIntent, Create, DestroyStored, RemoveFromAzure
-from sidecar.lifecycle.kind import Held, Kind, Retirement, View, latest_expiry
-from sidecar.model import AzureCredential, CredentialKind, Intent, IntentKind, StoredCredential
+from sidecar.lifecycle.kind import Held, Kind, Retirement, View, latest_accepted, latest_expiry
+from sidecar.model import (
+    FEDERATED_NEVER_EXPIRES,
+    AzureCredential,
+    CredentialKind,
+    Intent,
+    IntentKind,
+    StoredCredential,
+    credential_display_name,
+    intent_of_federated,
+)
 from sidecar.probes.rule import ProbeRecord
 from sidecar.ready import Ready, choose_ready
 from sidecar.timing import TimingPolicy
@@ -85,11 +109,47 @@ CERTIFICATE = Kind(
     confirm_reads=CONFIRMING_READS,
 )
 
+#: Most of our own federated credentials one application may hold at once:
+#: the one in use and its replacement (Entra allows 20 of any owner).
+MAX_FEDERATED_OURS = 2
+
+FEDERATED = Kind(
+    stored="federated credential",
+    listed="federated credential",
+    renew_before=lambda policy: timedelta(0),  # it never expires: never renewed for age
+    newest=latest_accepted,
+    max_ours=MAX_FEDERATED_OURS,
+    confirm_reads=CONFIRMING_READS,
+)
+
 #: Each kind of integration credential as the shared life cycle sees it.
 KINDS: Mapping[CredentialKind, Kind] = {
     CredentialKind.SECRET: SECRET,
     CredentialKind.CERTIFICATE: CERTIFICATE,
+    CredentialKind.FEDERATED: FEDERATED,
 }
+
+
+@dataclass(frozen=True)
+class FederatedTrust:
+    """What a federated credential trusts: tokens of ``issuer`` (``iss``) for ``audience``."""
+
+    issuer: str
+    audience: str = ENTRA_AUDIENCE
+
+
+def federated_listed(key_id: str, name: str) -> AzureCredential:
+    """A federated credential as the life cycle's listing shows it.
+
+    ``key_id`` is its Graph ``id``. Ours (``azsidecar-<intent>``) carry the
+    display name :func:`sidecar.model.intent_of` reads back to the intent;
+    anyone else's carry none, so reconciliation never touches them.
+    """
+    intent_id = intent_of_federated(name)
+    shown = "" if intent_id is None else credential_display_name(intent_id)
+    never = FEDERATED_NEVER_EXPIRES
+    return AzureCredential(key_id=key_id, display_name=shown, start=never, end=never)
+
 
 # The secret's names for the shared actions.
 CreateSecret = Create
@@ -112,20 +172,37 @@ class RemoveKeyCredential(RemoveFromAzure):
     proof_version: int | None = None
 
 
+@dataclass(frozen=True)
+class CreateFederated(Create):
+    """Create a federated identity credential trusting the configured issuer."""
+
+
+@dataclass(frozen=True)
+class RemoveFederated(RemoveFromAzure):
+    """Remove the federated identity credential whose Graph ``id`` is ``key_id``."""
+
+
 __all__ = [
     "CERTIFICATE",
     "CONFIRMING_READS",
+    "FEDERATED",
     "KINDS",
+    "MAX_FEDERATED_OURS",
     "MAX_OURS",
     "SECRET",
     "Action",
     "ClearIntent",
     "CreateCertificate",
+    "CreateFederated",
     "CreateSecret",
     "DestroyStored",
+    "FederatedTrust",
     "IntegrationState",
     "RemoveAzureCredential",
+    "RemoveFederated",
     "RemoveKeyCredential",
+    "federated_listed",
+    "outdated_federated",
     "plan",
     "replan_at",
 ]
@@ -136,9 +213,12 @@ class IntegrationState:
     """What a tick knows about one integration; a listing is None if Graph failed.
 
     ``stored`` holds the live versions of every kind, ``azure`` the
-    application's client secrets and ``keys`` its certificate credentials,
+    application's client secrets, ``keys`` its certificate credentials and
+    ``federated`` its federated credentials (:func:`federated_listed`),
     ``intents`` the pending intents of every kind, ``kind`` the kind the
     integration wants and ``probes`` the probe records readers see.
+    ``trust`` is the configured issuer's (None: no ``[issuer]``) and
+    ``trusts`` what each stored federated version trusts.
     """
 
     name: str
@@ -148,6 +228,25 @@ class IntegrationState:
     kind: CredentialKind = CredentialKind.SECRET
     keys: tuple[AzureCredential, ...] | None = None
     probes: Mapping[int, ProbeRecord] = field(default_factory=dict)
+    federated: tuple[AzureCredential, ...] | None = None
+    trust: FederatedTrust | None = None
+    trusts: Mapping[int, FederatedTrust] = field(default_factory=dict)
+
+
+def outdated_federated(state: IntegrationState) -> frozenset[int]:
+    """Stored federated versions whose trust is no longer the configured one.
+
+    Only while the integration wants federated credentials and an issuer is
+    configured; a version whose trust is unknown is taken as current.
+    """
+    if state.kind is not CredentialKind.FEDERATED or state.trust is None:
+        return frozenset()
+    return frozenset(
+        c.version
+        for c in state.stored
+        if c.kind is CredentialKind.FEDERATED
+        and state.trusts.get(c.version, state.trust) != state.trust
+    )
 
 
 def plan(state: IntegrationState, policy: TimingPolicy, now: datetime) -> list[Action]:
@@ -185,10 +284,36 @@ def _plan_kind(
             for c in mine
             if c.expires > now
         ]
-    listing = state.azure if kind is CredentialKind.SECRET else state.keys
+    listings = {
+        CredentialKind.SECRET: state.azure,
+        CredentialKind.CERTIFICATE: state.keys,
+        CredentialKind.FEDERATED: state.federated,
+    }
+    listing = listings[kind]
+    outdated = outdated_federated(state) if kind is CredentialKind.FEDERATED else frozenset()
+    held = tuple(
+        # An outdated federated credential is shown expiring now: the life
+        # cycle then creates its replacement as it renews any expiring credential.
+        Held(
+            c.version, c.key_id, c.intent_id, c.created, now if c.version in outdated else c.expires
+        )
+        for c in mine
+    )
+    current = [c for c in mine if c.version not in outdated]
+    if outdated and _ready_for_margin(current, state, policy, now):
+        retiring += [
+            Retirement(
+                c.version,
+                f"{kind.noun} v{c.version} retired: it trusts an issuer or audience no longer"
+                " configured",
+                "retired: replaced by one trusting the configured issuer",
+            )
+            for c in mine
+            if c.version in outdated and c.expires > now
+        ]
     view = View(
         subject=state.name,
-        held=tuple(Held(c.version, c.key_id, c.intent_id, c.created, c.expires) for c in mine),
+        held=held,
         azure=listing,
         intents=tuple(i for i in state.intents if i.kind == IntentKind(kind)),
         retiring=tuple(retiring),
@@ -197,18 +322,49 @@ def _plan_kind(
     actions = lifecycle.plan(KINDS[kind], view, policy, now)
     if kind is CredentialKind.CERTIFICATE:
         return _with_proofs(actions, mine, listing, policy, now)
+    if kind is CredentialKind.FEDERATED:
+        return _as_federated(actions, outdated)
     return actions
+
+
+def _as_federated(actions: list[Action], outdated: frozenset[int]) -> list[Action]:
+    """The shared actions under the federated kind's names, for its executor."""
+    result: list[Action] = []
+    for action in actions:
+        match action:
+            case RemoveFromAzure(key_id=key_id, reason=reason):
+                result.append(RemoveFederated(key_id, reason))
+            case Create(reason=reason):
+                if outdated:
+                    reason = (
+                        f"federated credential v{min(outdated)} trusts an issuer or audience"
+                        " no longer configured"
+                    )
+                result.append(CreateFederated(reason))
+            case _:
+                result.append(action)
+    return result
+
+
+def _ready_for_margin(
+    credentials: Sequence[StoredCredential],
+    state: IntegrationState,
+    policy: TimingPolicy,
+    now: datetime,
+) -> bool:
+    """Whether ``credentials`` have had a ready one for ``ready_safety_margin``."""
+    if not credentials:
+        return False
+    return all(
+        isinstance(choose_ready(credentials, at, policy, state.probes), Ready)
+        for at in (now, now - policy.ready_safety_margin)
+    )
 
 
 def _switched(state: IntegrationState, policy: TimingPolicy, now: datetime) -> bool:
     """Whether the wanted kind has had a ready credential for ``ready_safety_margin``."""
     wanted = [c for c in state.stored if c.kind is state.kind]
-    if not wanted:
-        return False
-    return all(
-        isinstance(choose_ready(wanted, at, policy, state.probes), Ready)
-        for at in (now, now - policy.ready_safety_margin)
-    )
+    return _ready_for_margin(wanted, state, policy, now)
 
 
 def _with_proofs(
@@ -271,11 +427,13 @@ def replan_at(state: IntegrationState, policy: TimingPolicy, now: datetime) -> d
     and retires a kind switched away from as soon as it may.
     """
     moments = [i.created + policy.intent_timeout for i in state.intents]
-    switching = any(c.kind is not state.kind for c in state.stored)
+    outdated = outdated_federated(state)
+    switching = any(c.kind is not state.kind for c in state.stored) or bool(outdated)
     for c in state.stored:
         renew = KINDS[c.kind].renew_before(policy)
-        moments += [c.expires, c.expires - renew]
+        if c.expires < FEDERATED_NEVER_EXPIRES:
+            moments += [c.expires, c.expires - renew]
         moments.append(c.created + policy.missing_grace)
-        if switching and c.kind is state.kind:
+        if switching and c.kind is state.kind and c.version not in outdated:
             moments.append(c.created + policy.propagation_delay + policy.ready_safety_margin)
     return min((m for m in moments if m > now), default=None)

@@ -16,6 +16,15 @@ crash recoverable by the next tick's reconciliation (see the planner):
 Crash after 1: the intent times out. After 2: the credential named after the
 intent is not in Vault, so it is removed. After 3: the stored version names
 the intent, so the intent is cleared.
+
+A federated credential (#18) goes the same way, with nothing secret in it:
+the intent, then ``POST federatedIdentityCredentials`` named
+``azsidecar-<intent>`` (:func:`sidecar.model.federated_credential_name`) that
+trusts the configured issuer (:class:`FederatedTrust`) for the subject of the
+integration and the intent, then the stored :class:`FederatedVersion`, then the
+intent cleared; crash points ``after_intent``, ``after_add_federated``,
+``after_store``. An integration that wants federated credentials while no
+``[issuer]`` is configured fails its tick with a ConfigError saying what to set.
 """
 
 from __future__ import annotations
@@ -27,7 +36,13 @@ from datetime import datetime, timedelta
 
 from sidecar.clock import Clock
 from sidecar.crashpoints import crash_point
-from sidecar.errors import GraphError, GraphWriteUncertain, SidecarError, VaultUnavailable
+from sidecar.errors import (
+    ConfigError,
+    GraphError,
+    GraphWriteUncertain,
+    SidecarError,
+    VaultUnavailable,
+)
 from sidecar.graph import CertificateCredential, CredentialGraph, KeyCredential, PasswordCredential
 from sidecar.keypairs import generate_key_pair, load_bundle, pkcs12_bundle
 from sidecar.lifecycle.reconcile import Verdict, confirm_destroy
@@ -35,21 +50,28 @@ from sidecar.model import (
     AzureCredential,
     CertificateVersion,
     CredentialKind,
+    FederatedVersion,
     Intent,
     IntentKind,
     StoredCredential,
     credential_display_name,
+    federated_credential_name,
+    federated_subject,
 )
 from sidecar.probes.rule import ProbeRecord
 from sidecar.rotation.planner import (
     Action,
     ClearIntent,
     CreateCertificate,
+    CreateFederated,
     CreateSecret,
     DestroyStored,
+    FederatedTrust,
     IntegrationState,
     RemoveAzureCredential,
+    RemoveFederated,
     RemoveKeyCredential,
+    federated_listed,
     plan,
     replan_at,
 )
@@ -77,7 +99,20 @@ class TickReport:
 
 
 #: The intents of an integration's credentials (a management certificate's live elsewhere).
-_INTEGRATION_INTENTS = (IntentKind.SECRET, IntentKind.CERTIFICATE)
+_INTEGRATION_INTENTS = (IntentKind.SECRET, IntentKind.CERTIFICATE, IntentKind.FEDERATED)
+
+
+def require_trust(name: str, trust: FederatedTrust | None) -> FederatedTrust:
+    """The configured issuer's trust; ConfigError saying what to set when there is none."""
+    if trust is None:
+        raise ConfigError(
+            "issuer.url",
+            f"integration {name} wants federated credentials, which trust azsidecar's"
+            " OIDC issuer: set [issuer] url to its public https:// URL (and run"
+            " `azsidecar issuer init`), or keep the integration on secrets"
+            f" (`azsidecar integration set-kind {name} secret`)",
+        )
+    return trust
 
 
 def observe(
@@ -86,6 +121,7 @@ def observe(
     store: Store,
     now: datetime,
     policy: TimingPolicy | None = None,
+    trust: FederatedTrust | None = None,
 ) -> IntegrationState:
     """Gather the planner's inputs: Vault's index, intents and probes, Graph's listings.
 
@@ -99,11 +135,19 @@ def observe(
     stored = tuple(store.repair_credentials(record.name))
     intents, _ = store.intents(record.name)
     ours = tuple(i for i in intents if i.kind in _INTEGRATION_INTENTS)
+    federated_held = [c for c in stored if c.kind is CredentialKind.FEDERATED]
     probes: dict[int, ProbeRecord] = {}
-    if policy is not None and policy.probes and any(c.kind is not record.kind for c in stored):
+    several = any(c.kind is not record.kind for c in stored) or len(federated_held) > 1
+    if policy is not None and policy.probes and several:
         probes = store.probes(record.name)
+    wants_federated = (
+        record.kind is CredentialKind.FEDERATED
+        or bool(federated_held)
+        or any(i.kind is IntentKind.FEDERATED for i in ours)
+    )
     azure: tuple[AzureCredential, ...] | None
     keys: tuple[AzureCredential, ...] | None
+    federated: tuple[AzureCredential, ...] | None = None
     try:
         age = now - record.created
         young = timedelta(0) <= age < timedelta(seconds=graph.not_found_window)
@@ -113,6 +157,12 @@ def observe(
     except GraphError as exc:
         log.warning("cannot list the credentials of %s: %s", record.name, exc)
         azure = keys = None
+    if wants_federated and azure is not None:
+        try:
+            listed = graph.list_federated_credentials(record.app_object_id, just_created=young)
+            federated = tuple(federated_listed(f.key_id, f.name) for f in listed)
+        except GraphError as exc:
+            log.warning("cannot list the federated credentials of %s: %s", record.name, exc)
     return IntegrationState(
         name=record.name,
         stored=stored,
@@ -121,7 +171,22 @@ def observe(
         kind=record.kind,
         keys=keys,
         probes=probes,
+        federated=federated,
+        trust=trust,
+        trusts=_trusts(record, store, federated_held),
     )
+
+
+def _trusts(
+    record: IntegrationRecord, store: Store, held: list[StoredCredential]
+) -> dict[int, FederatedTrust]:
+    """What each stored federated version trusts, as Vault holds it."""
+    found: dict[int, FederatedTrust] = {}
+    for c in held:
+        version = store.credential_version(record.name, c.version)
+        if isinstance(version, FederatedVersion):
+            found[c.version] = FederatedTrust(version.issuer, version.audience)
+    return found
 
 
 def _listed(credential: PasswordCredential | KeyCredential) -> AzureCredential:
@@ -310,6 +375,81 @@ def create_certificate(
     return stored
 
 
+def create_federated(
+    record: IntegrationRecord,
+    graph: CredentialGraph,
+    store: Store,
+    clock: Clock,
+    trust: FederatedTrust,
+) -> StoredCredential:
+    """Steps 1-4 of the module docstring for one new federated identity credential.
+
+    Nothing of it is secret and its name is unique on the application, so an
+    answer lost on the way is settled by :meth:`GraphClient.add_federated_credential`
+    (it looks the credential up by name); if it stays unsettled the intent
+    stays and reconciliation removes the credential should it show. ``created``
+    is when Graph accepted it, from which readiness counts.
+    """
+    intent = Intent(intent_id=uuid.uuid4().hex, created=clock.now(), kind=IntentKind.FEDERATED)
+    store.add_intent(record.name, intent)
+    crash_point("after_intent")
+    name = federated_credential_name(intent.intent_id)
+    subject = federated_subject(record.name, intent.intent_id)
+    try:
+        added = graph.add_federated_credential(
+            record.app_object_id, name, trust.issuer, subject, trust.audience
+        )
+    except GraphWriteUncertain as exc:
+        log.warning(
+            "the federated credential of %s may have been created (%s); it is left to"
+            " reconciliation",
+            record.name,
+            exc,
+        )
+        raise
+    except GraphError as exc:
+        if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 429):
+            # Refused outright (the 20-credential limit, a bad issuer URL): nothing
+            # was made, so the intent goes and the next tick asks again.
+            store.clear_intent(record.name, intent.intent_id)
+        raise
+    accepted = clock.now()
+    crash_point("after_add_federated")
+    version = FederatedVersion(
+        client_id=record.client_id,
+        tenant_id=record.tenant_id,
+        key_id=added.key_id,
+        name=name,
+        issuer=trust.issuer,
+        subject=subject,
+        audience=trust.audience,
+        intent_id=intent.intent_id,
+        created=accepted,
+    )
+    try:
+        stored = store.store_secret(record.name, version)
+    except VaultUnavailable:
+        log.warning(
+            "storing the new federated credential of %s got no answer from Vault; it is left"
+            " to reconciliation",
+            record.name,
+        )
+        raise
+    except SidecarError:
+        # Vault refused the write: take the credential back now rather than wait
+        # for reconciliation. The intent stays as the record.
+        try:
+            graph.remove_federated_credential(record.app_object_id, added.key_id)
+        except GraphError as exc:
+            log.warning(
+                "could not remove the unstored federated credential of %s: %s", record.name, exc
+            )
+        raise
+    crash_point("after_store")
+    store.clear_intent(record.name, intent.intent_id)
+    return stored
+
+
 def _signer(record: IntegrationRecord, store: Store, version: int) -> CertificateCredential:
     """The stored certificate ``version`` as a key that signs a proof of possession."""
     found = store.credential_version(record.name, version)
@@ -345,15 +485,20 @@ def _confirm_destroy(
     """
     stored = {c.version: c for c in store.credentials(record.name)}.get(action.version)
     expires = None if stored is None else stored.expires
+    federated = stored is not None and stored.kind is CredentialKind.FEDERATED
     now = clock.now()
     reads: list[frozenset[str] | None] = []
     while (verdict := confirm_destroy(action, expires, now, reads)) is Verdict.READ_AGAIN:
         try:
-            app = graph.get_application(record.app_object_id, fresh=True)
+            if federated:
+                found = graph.list_federated_credentials(record.app_object_id, fresh=True)
+                listed = {f.key_id for f in found}
+            else:
+                app = graph.get_application(record.app_object_id, fresh=True)
+                listed = {p.key_id for p in app.passwords} | {k.key_id for k in app.keys}
         except GraphError:
             reads.append(None)
             continue
-        listed = {p.key_id for p in app.passwords} | {k.key_id for k in app.keys}
         reads.append(frozenset(listed))
     return verdict
 
@@ -366,9 +511,25 @@ def apply_actions(
     clock: Clock,
     policy: TimingPolicy,
     report: TickReport,
+    trust: FederatedTrust | None = None,
 ) -> None:
     for action in actions:
         match action:
+            # The federated kind's actions are subclasses of the shared ones too.
+            case RemoveFederated(key_id=key_id, reason=reason):
+                graph.remove_federated_credential(record.app_object_id, key_id)
+                report.removed.append((key_id, reason))
+                log.info("removed a federated credential of %s: %s", record.name, reason)
+            case CreateFederated(reason=reason):
+                wanted = require_trust(record.name, trust)
+                stored = create_federated(record, graph, store, clock, wanted)
+                report.created.append(stored.key_id)
+                log.info(
+                    "created a federated credential for %s (version %d): %s",
+                    record.name,
+                    stored.version,
+                    reason,
+                )
             # A certificate's actions are subclasses of the shared ones: matched first.
             case RemoveKeyCredential(key_id=key_id, reason=reason):
                 remove_certificate(record, graph, store, action)
@@ -421,12 +582,20 @@ def rotate(
     store: Store,
     clock: Clock,
     policy: TimingPolicy,
+    trust: FederatedTrust | None = None,
 ) -> TickReport:
-    """One integration's tick: observe, plan, apply."""
-    state = observe(record, graph, store, clock.now(), policy)
+    """One integration's tick: observe, plan, apply.
+
+    ``trust`` is the configured issuer's (None without ``[issuer]``); an
+    integration that wants federated credentials without one fails here,
+    before anything is read or written.
+    """
+    if record.kind is CredentialKind.FEDERATED:
+        require_trust(record.name, trust)
+    state = observe(record, graph, store, clock.now(), policy, trust)
     report = TickReport(integration=record.name, kind=record.kind)
     actions = plan(state, policy, clock.now())
-    apply_actions(record, actions, graph, store, clock, policy, report)
+    apply_actions(record, actions, graph, store, clock, policy, report, trust)
     # When the plan could next change on Vault's state alone (a renewal coming
     # due, an intent timing out), so a crashed renewal is retried before the tick.
     intents, _ = store.intents(record.name)
@@ -437,6 +606,8 @@ def rotate(
         azure=None,
         intents=tuple(i for i in intents if i.kind in _INTEGRATION_INTENTS),
         kind=record.kind,
+        trust=trust,
+        trusts=state.trusts,
     )
     report.next_at = replan_at(after, policy, clock.now())
     return report
