@@ -277,6 +277,18 @@ FEDERATED_DUPLICATE_CODES = frozenset(
 )
 
 
+def _duplicate_federated(exc: GraphError) -> bool:
+    """Whether Graph refused a federated credential as one the application already has.
+
+    A 409 for the name; a 400 with the value-error code only when its text says
+    the issuer and subject already exist (the same code covers values out of
+    bounds, which no look-up can settle).
+    """
+    if exc.code not in FEDERATED_DUPLICATE_CODES:
+        return False
+    return exc.status == 409 or (exc.status == 400 and "already exist" in str(exc))
+
+
 def _thumbprint_from_identifier(value: object) -> str:
     """Graph's ``customKeyIdentifier`` is the base64 SHA-1 thumbprint; we keep hex."""
     if not isinstance(value, str) or not value:
@@ -988,7 +1000,7 @@ class GraphClient:
                 raise
             return found
         except GraphError as exc:
-            if exc.status not in (400, 409) or exc.code not in FEDERATED_DUPLICATE_CODES:
+            if not _duplicate_federated(exc):
                 raise
             found = self.look_for(ours, "add_federated_credential")
             if found is None:

@@ -142,7 +142,8 @@ class FakeGraph:
             )
         if any((f.issuer, f.subject) == (issuer, subject) for f in held):
             raise GraphError(
-                "The combination of issuer and subject must be unique for the application.",
+                "The combination of issuer and subject must be unique for the application;"
+                " they already exist.",
                 status=400,
                 code="InvalidFederatedIdentityCredentialValue",
             )

@@ -63,7 +63,7 @@ The executor (``rotation/run.py``) applies the returned actions in order.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sidecar.issuer.documents import ENTRA_AUDIENCE
@@ -319,12 +319,39 @@ def _plan_kind(
         retiring=tuple(retiring),
         renew=wanted,
     )
-    actions = lifecycle.plan(KINDS[kind], view, policy, now)
+    actions = lifecycle.plan(_capped(kind, mine, outdated, listing, policy, now), view, policy, now)
     if kind is CredentialKind.CERTIFICATE:
         return _with_proofs(actions, mine, listing, policy, now)
     if kind is CredentialKind.FEDERATED:
         return _as_federated(actions, outdated)
     return actions
+
+
+def _capped(
+    kind: CredentialKind,
+    mine: Sequence[StoredCredential],
+    outdated: frozenset[int],
+    listing: tuple[AzureCredential, ...] | None,
+    policy: TimingPolicy,
+    now: datetime,
+) -> Kind:
+    """The kind, its cap lowered by the outdated credentials Azure may hold unseen.
+
+    The life cycle counts toward ``max_ours`` the live versions and what the
+    listing shows; an outdated federated credential is shown to it expiring
+    now, so one the listing lacks (lag, or no listing) would not be counted,
+    although Azure holds it until missing_grace says it is gone.
+    """
+    if not outdated or KINDS[kind].max_ours is None:
+        return KINDS[kind]
+    listed = None if listing is None else {a.key_id for a in listing}
+    unseen = [
+        c
+        for c in mine
+        if c.version in outdated
+        and (listed is None or (c.key_id not in listed and now - c.created < policy.missing_grace))
+    ]
+    return replace(KINDS[kind], max_ours=(KINDS[kind].max_ours or 0) - len(unseen))
 
 
 def _as_federated(actions: list[Action], outdated: frozenset[int]) -> list[Action]:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.model import (
     FEDERATED_NEVER_EXPIRES,
@@ -411,3 +413,58 @@ def test_replan_at_wakes_to_retire_the_old_trust() -> None:
 def test_replan_at_never_wakes_for_a_federated_expiry() -> None:
     state = Row("one", FED, (f(1, 400 * H),), None, ()).state()
     assert replan_at(state, POLICY, NOW) is None
+
+
+@st.composite
+def states(draw: st.DrawFn) -> IntegrationState:
+    """Any mix of federated versions, listings, intents and trusts, wanted or not."""
+    count = draw(st.integers(0, 3))
+    stored = [
+        f(v, draw(st.sampled_from([5 * M, 20 * M, 41 * M, 2 * H, 400 * H])))
+        for v in range(1, count + 1)
+    ]
+    listed_ = [listed(c) for c in stored if draw(st.booleans())]
+    orphans = [orphan(f"o{i}", f"j{i}") for i in range(draw(st.integers(0, 2)))]
+    foreign = [FOREIGN] if draw(st.booleans()) else []
+    intents = [
+        intent(f"j{i}", draw(st.sampled_from([5 * M, 20 * M])))
+        for i in range(draw(st.integers(0, 2)))
+    ]
+    trusts = {c.version: draw(st.sampled_from([TRUST, MOVED])) for c in stored}
+    federated = (*listed_, *orphans, *foreign)
+    return IntegrationState(
+        name="p",
+        stored=tuple(stored),
+        azure=(),
+        intents=tuple(intents),
+        kind=draw(st.sampled_from([FED, SECRET])),
+        keys=(),
+        federated=federated if draw(st.integers(0, 4)) else None,
+        trust=draw(st.sampled_from([TRUST, MOVED, None])),
+        trusts=trusts,
+    )
+
+
+@given(states())
+@settings(max_examples=300, deadline=None)
+def test_never_more_than_two_of_ours_and_never_theirs(state: IntegrationState) -> None:
+    actions = plan(state, POLICY, NOW)
+    removed = {a.key_id for a in actions if isinstance(a, RemoveFederated)}
+    assert "theirs" not in removed
+    creates = [a for a in actions if isinstance(a, CreateFederated)]
+    assert len(creates) <= 1
+    if creates:
+        assert state.kind is FED
+        cleared = {a.intent_id for a in actions if isinstance(a, ClearIntent)}
+        open_intents = [i for i in state.intents if i.intent_id not in cleared]
+        assert all(NOW - i.created >= POLICY.intent_timeout for i in open_intents)
+        ours = {c.key_id for c in state.stored}  # Azure may hold every stored one
+        if state.federated is not None:
+            ours |= {a.key_id for a in state.federated if a.display_name}
+            grace = POLICY.missing_grace
+            ours -= {
+                c.key_id
+                for c in state.stored
+                if c.key_id not in {a.key_id for a in state.federated} and NOW - c.created >= grace
+            }  # gone: destroyed as removed outside us
+        assert len(ours - removed) + len(open_intents) + 1 <= MAX_FEDERATED_OURS
