@@ -62,7 +62,8 @@ The strategies compared, each for every stack every emulated minute:
   federated credentials per application, so a naive run must also delete its
   credential afterwards (modelled as it does: the cap never binds); the event
   ``refused-at-cap-without-delete`` counts the runs Graph would refuse if it
-  did not (every run of an application after its 20th).
+  did not (every run of an application after its 20th), and the HTTP check
+  shows the emulator refusing the 21st (``http_created_before_cap``).
 
 Not modelled for certificates: Graph's proof of possession (the planner names
 the key that signs each ``addKey``/``removeKey``, counted in the events, but
@@ -103,6 +104,7 @@ from typing import Any
 from bench.issuer_site import BenchIssuer
 from sidecar.emulator import EmulatorConfig, EmulatorServer
 from sidecar.emulator.replicas import PROFILES, LagProfile, ReplicatedStore, resolve_stuck
+from sidecar.errors import GraphError
 from sidecar.graph import (
     ARM_SCOPE,
     CertificateCredential,
@@ -243,6 +245,9 @@ class Outcome:
     probe_sign_ins: list[int] = field(default_factory=list)
     #: Minutes some integration's newest secret was refused past its delay (health degraded).
     probe_failing_minutes: int = 0
+    #: HTTP check of a federated row: credentials Graph took on one application,
+    #: none deleted, before it refused one (Entra's cap).
+    created_before_cap: int | None = None
 
     @property
     def failure_rate(self) -> float:
@@ -878,7 +883,30 @@ def _trials(
         bench.advance(lag_bound + 1)
         remove()
         bench.advance(lag_bound + 1)
+    if kind is CredentialKind.FEDERATED:
+        outcome.created_before_cap = _fill_to_cap(bench)
     return outcome
+
+
+def _fill_to_cap(bench: _HttpBench) -> int:
+    """Federated credentials created on the target, none deleted, until Graph refuses one.
+
+    What a naive run that does not delete its credential meets on the 21st run.
+    """
+    assert bench.issuer is not None
+    for made in range(2 * FEDERATED_CAP):
+        intent = uuid.uuid4().hex
+        try:
+            bench.graph.add_federated_credential(
+                bench.target.object_id,
+                federated_credential_name(intent),
+                bench.issuer.url,
+                f"run:{intent}",
+                ENTRA_AUDIENCE,
+            )
+        except GraphError:
+            return made
+    return 2 * FEDERATED_CAP
 
 
 def _new_integrations_and_experiments(
@@ -957,6 +985,11 @@ def _agrees(http: Outcome, simulated: Outcome) -> dict[str, Any]:
     p = simulated.failure_rate
     sd = math.sqrt(max(p * (1 - p), 1e-9) / max(http.runs, 1))
     tolerance = 4 * sd + 0.01
+    cap = (
+        {}
+        if http.created_before_cap is None
+        else {"http_created_before_cap": http.created_before_cap}
+    )
     return {
         "http_runs": http.runs,
         "http_failures": http.failures,
@@ -965,7 +998,7 @@ def _agrees(http: Outcome, simulated: Outcome) -> dict[str, Any]:
         "simulated_failure_rate": p,
         "tolerance": tolerance,
         "agrees": abs(http.failure_rate - p) <= tolerance,
-    }
+    } | cap
 
 
 def run(quick: bool = False, seed: int = 20260301) -> dict[str, Any]:

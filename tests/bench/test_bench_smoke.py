@@ -126,6 +126,7 @@ def check_federated_consistency(consistency: dict[str, Any]) -> None:
     ] * (runs_per_application - consistency["parameters"]["federated_cap"])
     create = consistency["validation"]["create-fic-in-run"]
     assert create["agrees"] and set(create["http_errors"]) == {"AADSTS70021"}
+    assert create["http_created_before_cap"] == consistency["parameters"]["federated_cap"]
 
 
 def check_cost_and_plots(quick: tuple[Path, dict[str, Any], str]) -> None:
