@@ -38,47 +38,89 @@ The strategies compared, each for every stack every emulated minute:
   replica, failing (``AADSTS700027``) when that replica does not list the key,
   the emulator's token check for client assertions;
 * ``upload-cert-in-run``: the run uploads a new certificate and signs in with
-  it at once (the certificate analogue of ``mint-in-run``).
+  it at once (the certificate analogue of ``mint-in-run``);
+* ``azsidecar-federated``: the product with its default configuration for
+  integrations of kind federated (issue 18): the same planner wanting a
+  federated identity credential (``POST .../federatedIdentityCredentials``, a
+  write to the replicated store like a secret; it never expires, so an
+  integration has one, created before its runs begin), probed the same way
+  (the daemon's federated probes are client-assertion sign-ins with a token of
+  our issuer at a random replica, refused with ``AADSTS70021`` exactly when
+  that replica does not list the credential), and a run handed the federated
+  credential signs in at a random replica, failing (``AADSTS70021``) when that
+  replica does not list it. The signing key's publication (the issuer's own
+  ready rule) is not modelled: every token here verifies;
+* ``create-fic-in-run``: the run creates a federated identity credential
+  trusting its token's issuer and subject and signs in with the token at once
+  (the federated analogue of ``upload-cert-in-run``). A real naive run cannot
+  even do this without a secret: writing the application's
+  ``federatedIdentityCredentials`` takes ``Application.ReadWrite.OwnedBy`` or
+  ``Application.ReadWrite.All`` in Graph
+  (learn.microsoft.com/graph/api/application-post-federatedidentitycredentials),
+  so the run needs a Graph identity that may rewrite the very application it
+  signs in as, which defeats going secretless. The same page allows at most 20
+  federated credentials per application, so a naive run must also delete its
+  credential afterwards (modelled as it does: the cap never binds); the event
+  ``refused-at-cap-without-delete`` counts the runs Graph would refuse if it
+  did not (every run of an application after its 20th), and the HTTP check
+  shows the emulator refusing the 21st (``http_created_before_cap``).
 
 Not modelled for certificates: Graph's proof of possession (the planner names
 the key that signs each ``addKey``/``removeKey``, counted in the events, but
 the call always succeeds here, whatever replica serves it), ``PATCH`` replacing
 the whole ``keyCredentials`` collection (concurrent writers never race), limits
 on the number of keys, and the time a run spends building its PKCS#12 bundle.
+Not modelled for federated credentials: the issuer's key publication and
+Entra's key cache (a token always verifies), and a run's token lifetime.
 
 Minted secrets are modelled as independent writes (one per run); on a real
 application a minute apart, in-order replication could only add lag.
 
 The figure is checked against the real HTTP emulator: :func:`validate_http`
-mints secrets (or uploads certificates) through Graph and signs in through the
-token endpoint, and its failure fraction must agree with the simulation's.
+mints secrets (or uploads certificates, or creates federated credentials
+trusting an issuer the bench serves over HTTPS, :mod:`bench.issuer_site`)
+through Graph and signs in through the token endpoint, and its failure
+fraction must agree with the simulation's.
+
+Each group of strategies is a :class:`Family` in :data:`FAMILIES`: a kind of
+credential, the product's policies or the in-run delays, and where its seeds lie.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from bench.issuer_site import BenchIssuer
 from sidecar.emulator import EmulatorConfig, EmulatorServer
 from sidecar.emulator.replicas import PROFILES, LagProfile, ReplicatedStore, resolve_stuck
+from sidecar.errors import GraphError
 from sidecar.graph import (
     ARM_SCOPE,
     CertificateCredential,
     GraphClient,
+    acquire_token_with_assertion,
     acquire_token_with_certificate,
 )
+from sidecar.issuer.documents import ENTRA_AUDIENCE
 from sidecar.keypairs import generate_key_pair
 from sidecar.model import (
+    FEDERATED_NEVER_EXPIRES,
     AzureCredential,
     CredentialKind,
     StoredCredential,
     credential_display_name,
+    federated_credential_name,
 )
 from sidecar.probes import rule as probe_rule
 from sidecar.probes.rule import ProbeRecord
@@ -88,8 +130,10 @@ from sidecar.rotation.planner import (
     CreateCertificate,
     CreateSecret,
     DestroyStored,
+    FederatedTrust,
     IntegrationState,
     RemoveAzureCredential,
+    federated_listed,
     plan,
     replan_at,
 )
@@ -125,7 +169,61 @@ MINT_STRATEGIES: dict[str, float] = {"mint-in-run": 0.0, "mint+sleep60": 60.0}
 #: Issue 19: the same comparison for integrations of kind certificate.
 CERTIFICATE_STRATEGIES: dict[str, TimingPolicy] = {"azsidecar-certificate": TimingPolicy()}
 UPLOAD_STRATEGIES: dict[str, float] = {"upload-cert-in-run": 0.0}
-STRATEGIES = (*PRODUCT_STRATEGIES, *MINT_STRATEGIES, *CERTIFICATE_STRATEGIES, *UPLOAD_STRATEGIES)
+#: Issue 18: and for integrations of kind federated.
+FEDERATED_STRATEGIES: dict[str, TimingPolicy] = {"azsidecar-federated": TimingPolicy()}
+CREATE_FIC_STRATEGIES: dict[str, float] = {"create-fic-in-run": 0.0}
+#: Entra's limit of federated credentials per application
+#: (learn.microsoft.com/graph/api/application-post-federatedidentitycredentials).
+FEDERATED_CAP = 20
+#: What the planner is told the configured issuer is (any URL: the simulation
+#: signs nothing).
+TRUST = FederatedTrust("https://issuer.bench.example/azsidecar")
+
+
+@dataclass(frozen=True)
+class Family:
+    """Strategies simulated alike: each a row of the results.
+
+    ``product`` maps the product's rows to their timing (the daemon keeps
+    integrations of ``kind`` supplied, :func:`simulate_product`); ``in_run``
+    the rows whose run writes its own credential of ``kind`` and signs in that
+    many seconds later (:func:`simulate_mint`), each checked over HTTP
+    (:func:`validate_http`, seed ``http_seed``). A profile's seeds for the
+    steady state start at ``seed`` and, when ``new_seed`` is set, for the
+    new-integration table at ``new_seed``. ``cap`` counts, for in-run rows,
+    the runs Graph would refuse for the per-application limit had runs kept
+    their credentials.
+    """
+
+    kind: CredentialKind
+    seed: int
+    product: Mapping[str, TimingPolicy] = field(default_factory=dict)
+    in_run: Mapping[str, float] = field(default_factory=dict)
+    http_seed: int = 0
+    new_seed: int | None = None
+    cap: int | None = None
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        return (*self.product, *self.in_run)
+
+
+SECRET, CERTIFICATE, FEDERATED = (
+    CredentialKind.SECRET,
+    CredentialKind.CERTIFICATE,
+    CredentialKind.FEDERATED,
+)
+FAMILIES = (
+    Family(SECRET, 0, product=PRODUCT_STRATEGIES, new_seed=50),
+    Family(SECRET, 10, in_run=MINT_STRATEGIES, http_seed=7, new_seed=70),
+    Family(CERTIFICATE, 20, product=CERTIFICATE_STRATEGIES),
+    Family(CERTIFICATE, 30, in_run=UPLOAD_STRATEGIES, http_seed=37),
+    Family(FEDERATED, 40, product=FEDERATED_STRATEGIES, new_seed=60),
+    Family(
+        FEDERATED, 45, in_run=CREATE_FIC_STRATEGIES, http_seed=47, new_seed=75, cap=FEDERATED_CAP
+    ),
+)
+STRATEGIES = tuple(s for family in FAMILIES for s in family.strategies)
 
 Listing = tuple[AzureCredential, ...]
 
@@ -147,6 +245,9 @@ class Outcome:
     probe_sign_ins: list[int] = field(default_factory=list)
     #: Minutes some integration's newest secret was refused past its delay (health degraded).
     probe_failing_minutes: int = 0
+    #: HTTP check of a federated row: credentials Graph took on one application,
+    #: none deleted, before it refused one (Entra's cap).
+    created_before_cap: int | None = None
 
     @property
     def failure_rate(self) -> float:
@@ -226,7 +327,9 @@ class _Integration:
     """One integration: Vault's index (``stored``) and the application in Azure AD.
 
     ``azure`` holds the application's credentials of the integration's ``kind``:
-    its client secrets, or its certificate credentials (``keyCredentials``).
+    its client secrets, its certificate credentials (``keyCredentials``), or
+    its federated credentials as the planner is shown them
+    (:func:`~sidecar.rotation.planner.federated_listed`).
     """
 
     def __init__(self, name: str, kind: CredentialKind = CredentialKind.SECRET) -> None:
@@ -249,14 +352,21 @@ class _Integration:
 
     def state(self, listing: Listing | None) -> IntegrationState:
         """The planner's input, ``listing`` being what Graph returned for our kind."""
+        stored = tuple(self.stored)
         if self.kind is CredentialKind.SECRET:
-            return IntegrationState(self.name, tuple(self.stored), listing, ())
-        return IntegrationState(self.name, tuple(self.stored), (), (), kind=self.kind, keys=listing)
+            return IntegrationState(self.name, stored, listing, ())
+        if self.kind is CredentialKind.CERTIFICATE:
+            return IntegrationState(self.name, stored, (), (), kind=self.kind, keys=listing)
+        return IntegrationState(
+            self.name, stored, (), (), kind=self.kind, keys=(), federated=listing, trust=TRUST
+        )
 
-    def lifetime(self, policy: TimingPolicy) -> timedelta:
+    def expiry(self, now: datetime, policy: TimingPolicy) -> datetime:
         if self.kind is CredentialKind.SECRET:
-            return policy.secret_lifetime
-        return policy.client_certificate_lifetime
+            return now + policy.secret_lifetime
+        if self.kind is CredentialKind.CERTIFICATE:
+            return now + policy.client_certificate_lifetime
+        return FEDERATED_NEVER_EXPIRES
 
     def write(self, listing: Listing, rng: random.Random, profile: LagProfile, now: float) -> None:
         self.azure.write(self.name, listing, _visibility(rng, profile, now), now)
@@ -266,8 +376,11 @@ class _Integration:
     ) -> None:
         intent = uuid.UUID(int=rng.getrandbits(128)).hex
         key_id = str(uuid.UUID(int=rng.getrandbits(128)))
-        expires = now + self.lifetime(policy)
-        credential = AzureCredential(key_id, credential_display_name(intent), now, expires)
+        expires = self.expiry(now, policy)
+        if self.kind is CredentialKind.FEDERATED:
+            credential = federated_listed(key_id, federated_credential_name(intent))
+        else:
+            credential = AzureCredential(key_id, credential_display_name(intent), now, expires)
         self.write((*self.current(), credential), rng, profile, now.timestamp())
         self.seen_from[key_id] = list(self.azure.history(self.name)[-1].visible_at)
         self.stored.append(
@@ -461,7 +574,12 @@ def _record_lags(item: _Integration, outcome: Outcome) -> None:
 
 
 def simulate_new_integrations(
-    policy: TimingPolicy, profile: LagProfile, *, integrations: int, seed: int
+    policy: TimingPolicy,
+    profile: LagProfile,
+    *,
+    integrations: int,
+    seed: int,
+    kind: CredentialKind = CredentialKind.SECRET,
 ) -> Outcome:
     """New integrations whose first run is waiting: from creation, a run every minute
     for 3 hours, each taking the ready secret (if any) to a random replica.
@@ -473,7 +591,7 @@ def simulate_new_integrations(
     profile = resolve_stuck(profile, REPLICAS)
     outcome = Outcome()
     for index in range(integrations):
-        item = _Integration(f"new-{index}")
+        item = _Integration(f"new-{index}", kind)
         created = START + timedelta(seconds=rng.uniform(0, 86400))
         item.create(created, policy, rng, profile)
         [credential] = item.stored
@@ -503,10 +621,12 @@ def simulate_new_integrations(
 
 
 def simulate_new_mint(
-    delay: float, profile: LagProfile, *, integrations: int, seed: int
+    delay: float, profile: LagProfile, *, integrations: int, seed: int, cap: int | None = None
 ) -> Outcome:
     """A new integration's runs when each mints its own secret (no wait for a credential)."""
-    outcome = simulate_mint(delay, profile, integrations=integrations, days=180 / 1440, seed=seed)
+    outcome = simulate_mint(
+        delay, profile, integrations=integrations, days=180 / 1440, seed=seed, cap=cap
+    )
     outcome.ages = Counter({int(delay // 60): integrations})
     return outcome
 
@@ -534,9 +654,23 @@ def _next_boundary(stored: list[StoredCredential], now: datetime, policy: Timing
 
 
 def simulate_mint(
-    delay: float, profile: LagProfile, *, integrations: int, days: float, seed: int
+    delay: float,
+    profile: LagProfile,
+    *,
+    integrations: int,
+    days: float,
+    seed: int,
+    cap: int | None = None,
 ) -> Outcome:
-    """Every run mints a secret and signs in ``delay`` seconds later at a random replica."""
+    """Every run mints a secret and signs in ``delay`` seconds later at a random replica.
+
+    An uploaded key credential or a created federated credential replicates as
+    a minted secret does, and the token endpoint checks a client assertion's
+    key, or a federated assertion's credential, as it checks a secret. With
+    ``cap``, the event ``refused-at-cap-without-delete`` counts the runs past
+    the ``cap``-th of each application, which Graph would refuse if runs did
+    not delete what they created.
+    """
     rng = random.Random(seed)
     profile = resolve_stuck(profile, REPLICAS)
     runs = int(integrations * days * 24 * 60)
@@ -549,6 +683,11 @@ def simulate_mint(
             failures += 1
     outcome = Outcome(runs=runs, failures=failures)
     outcome.ages[int(delay // 60)] = runs
+    if cap is not None:
+        per_application = int(days * 24 * 60)
+        outcome.events["refused-at-cap-without-delete"] = integrations * max(
+            0, per_application - cap
+        )
     return outcome
 
 
@@ -568,96 +707,206 @@ class _EmulatorTime:
         self.clock.advance(seconds)
 
 
+@dataclass
+class _HttpBench:
+    """One emulator session of :func:`validate_http`: the target application and its Graph."""
+
+    emu: EmulatorServer
+    tenant: str
+    target: Any
+    graph: GraphClient
+    clock: _EmulatorTime
+    issuer: BenchIssuer | None = None
+
+    def advance(self, seconds: float) -> None:
+        if seconds:
+            self.emu.state.clock.advance(seconds)
+
+    def token_error(self, data: dict[str, str]) -> str | None:
+        """A client-credentials request on a new connection; None if it was granted.
+
+        A run is a new process: its sign-in opens a new connection, which the
+        emulator (like Azure's front ends) routes to any replica.
+        """
+        with self.emu.session() as session:
+            response = session.post(
+                f"{self.emu.base_url}/{self.tenant}/oauth2/v2.0/token",
+                data={"grant_type": "client_credentials", "client_id": self.target.app_id}
+                | data
+                | {"scope": ARM_SCOPE},
+                timeout=10,
+            )
+        if response.status_code == 200:
+            return None
+        codes = response.json().get("error_codes") or []
+        return f"AADSTS{codes[0]}" if codes else str(response.status_code)
+
+
+def _msal_error(result: dict[str, Any]) -> str | None:
+    if "access_token" in result:
+        return None
+    codes = result.get("error_codes") or []
+    return f"AADSTS{codes[0]}" if codes else "error"
+
+
+def _trial_secret(bench: _HttpBench, delay: float) -> tuple[str | None, Callable[[], object]]:
+    """``mint-in-run``: ``addPassword``, then a sign-in with the secret."""
+    target = bench.target.object_id
+    minted = bench.graph.add_password(target, "run", bench.clock.now() + timedelta(hours=1))
+    bench.advance(delay)
+    error = bench.token_error({"client_secret": minted.secret.reveal()})
+    return error, lambda: bench.graph.remove_password(target, minted.key_id)
+
+
+def _trial_certificate(bench: _HttpBench, delay: float) -> tuple[str | None, Callable[[], object]]:
+    """``upload-cert-in-run``: PATCH of ``keyCredentials``, then a client assertion."""
+    target = bench.target.object_id
+    pair = generate_key_pair("run", bench.clock.now(), timedelta(hours=1))
+    key = bench.graph.patch_add_key(target, pair.cert_der, "run")
+    bench.advance(delay)
+    with bench.emu.session() as session:
+        result = acquire_token_with_certificate(
+            login_url=bench.emu.base_url,
+            tenant_id=bench.tenant,
+            client_id=bench.target.app_id,
+            cert_pem=pair.cert_pem,
+            key_pem=pair.key_pem,
+            thumbprint=pair.thumbprint,
+            session=session,
+        )
+    return _msal_error(result), lambda: bench.graph.patch_remove_key(target, key.key_id)
+
+
+def _trial_federated(bench: _HttpBench, delay: float) -> tuple[str | None, Callable[[], object]]:
+    """``create-fic-in-run``: ``POST .../federatedIdentityCredentials`` trusting the
+    bench's issuer for a subject of this run, then a sign-in with a token for it."""
+    assert bench.issuer is not None
+    target = bench.target.object_id
+    intent = uuid.uuid4().hex
+    subject = f"run:{intent}"
+    created = bench.graph.add_federated_credential(
+        target, federated_credential_name(intent), bench.issuer.url, subject, ENTRA_AUDIENCE
+    )
+    bench.advance(delay)
+    token = bench.issuer.sign(subject, bench.clock.now())
+    with bench.emu.session() as session:
+        result = acquire_token_with_assertion(
+            login_url=bench.emu.base_url,
+            tenant_id=bench.tenant,
+            client_id=bench.target.app_id,
+            assertion=token,
+            session=session,
+        )
+    return _msal_error(result), lambda: bench.graph.remove_federated_credential(
+        target, created.key_id
+    )
+
+
+_TRIALS = {
+    CredentialKind.SECRET: _trial_secret,
+    CredentialKind.CERTIFICATE: _trial_certificate,
+    CredentialKind.FEDERATED: _trial_federated,
+}
+
+
 def validate_http(
     trials: int,
     delay: float,
     profile: str = "default",
     seed: int = 11,
-    certificate: bool = False,
+    kind: CredentialKind = CredentialKind.SECRET,
 ) -> Outcome:
-    """Mint through Graph and sign in ``delay`` s later at the token endpoint, ``trials`` times.
+    """Create a credential of ``kind`` through Graph as a run would and sign in ``delay`` s
+    later at the token endpoint, ``trials`` times; each is removed once replicated.
 
-    With ``certificate``, each trial uploads a new certificate instead
-    (``PATCH`` of ``keyCredentials``) and signs in with a client assertion
-    signed by its key, as ``upload-cert-in-run`` does.
+    A secret is minted (``addPassword``) and presented as ``client_secret``; a
+    certificate uploaded (``PATCH`` of ``keyCredentials``) and its key signs a
+    client assertion, as ``upload-cert-in-run`` does; a federated credential
+    created trusting :class:`~bench.issuer_site.BenchIssuer` (an issuer served
+    over HTTPS from this process, whose CA the emulator is told to trust), whose
+    token is the client assertion, as ``create-fic-in-run`` does.
     """
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-issuer-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        issuer = None
+        if kind is CredentialKind.FEDERATED:
+            issuer = stack.enter_context(BenchIssuer(Path(tmp)))
+        config = EmulatorConfig(
+            clock_mode="manual",
+            seed=seed,
+            lag_profile=profile,
+            issuer_ca=None if issuer is None else issuer.ca_path,
+        )
+        emu = stack.enter_context(EmulatorServer(config))
+        return _trials(emu, issuer, trials, delay, kind)
 
-    config = EmulatorConfig(clock_mode="manual", seed=seed, lag_profile=profile)
+
+def _trials(
+    emu: EmulatorServer,
+    issuer: BenchIssuer | None,
+    trials: int,
+    delay: float,
+    kind: CredentialKind,
+) -> Outcome:
+    state = emu.state
+    state.clock.set(START.timestamp())
+    tenant = state.seed_tenant(display_name="platform").tenant_id
+    mgmt = state.seed_management_app(tenant)
+    target = state.seed_application(tenant, "minted-in-run", owners=(mgmt.app_id,))
+    clock = _EmulatorTime(state.clock)
+    credential = CertificateCredential(
+        cert_pem=mgmt.certificate_pem or "",
+        key_pem=Sensitive(mgmt.private_key_pem or ""),
+        thumbprint=(mgmt.thumbprint_sha1 or "").upper(),
+    )
+    graph = GraphClient(
+        login_url=emu.base_url,
+        graph_url=emu.graph_url,
+        tenant_id=tenant,
+        client_id=mgmt.app_id,
+        credential=lambda: credential,
+        clock=clock,
+        ca_bundle=str(emu.ca_path),
+    )
+    bench = _HttpBench(emu, tenant, target, graph, clock, issuer)
+    lag_bound = resolve_stuck(state.lag, REPLICAS).max_lag
     outcome = Outcome()
-    with EmulatorServer(config) as emu:
-        state = emu.state
-        state.clock.set(START.timestamp())
-        tenant = state.seed_tenant(display_name="platform").tenant_id
-        mgmt = state.seed_management_app(tenant)
-        target = state.seed_application(tenant, "minted-in-run", owners=(mgmt.app_id,))
-        clock = _EmulatorTime(state.clock)
-        credential = CertificateCredential(
-            cert_pem=mgmt.certificate_pem or "",
-            key_pem=Sensitive(mgmt.private_key_pem or ""),
-            thumbprint=(mgmt.thumbprint_sha1 or "").upper(),
-        )
-        graph = GraphClient(
-            login_url=emu.base_url,
-            graph_url=emu.graph_url,
-            tenant_id=tenant,
-            client_id=mgmt.app_id,
-            credential=lambda: credential,
-            clock=clock,
-            ca_bundle=str(emu.ca_path),
-        )
-        lag_bound = resolve_stuck(state.lag, REPLICAS).max_lag
-        for _ in range(trials):
-            now = clock.now()
-            if certificate:
-                pair = generate_key_pair("run", now, timedelta(hours=1))
-                key = graph.patch_add_key(target.object_id, pair.cert_der, "run")
-                if delay:
-                    state.clock.advance(delay)
-                with emu.session() as session:
-                    result = acquire_token_with_certificate(
-                        login_url=emu.base_url,
-                        tenant_id=tenant,
-                        client_id=target.app_id,
-                        cert_pem=pair.cert_pem,
-                        key_pem=pair.key_pem,
-                        thumbprint=pair.thumbprint,
-                        session=session,
-                    )
-                outcome.runs += 1
-                if "access_token" not in result:
-                    codes = result.get("error_codes") or []
-                    outcome.events[f"AADSTS{codes[0]}" if codes else "error"] += 1
-                    outcome.failures += 1
-                state.clock.advance(lag_bound + 1)
-                graph.patch_remove_key(target.object_id, key.key_id)
-                state.clock.advance(lag_bound + 1)
-                continue
-            minted = graph.add_password(target.object_id, "run", now + timedelta(hours=1))
-            if delay:
-                state.clock.advance(delay)
-            # A run is a new process: its sign-in opens a new connection, which
-            # the emulator (like Azure's front ends) routes to any replica.
-            with emu.session() as session:
-                response = session.post(
-                    f"{emu.base_url}/{tenant}/oauth2/v2.0/token",
-                    data={
-                        "grant_type": "client_credentials",
-                        "client_id": target.app_id,
-                        "client_secret": minted.secret.reveal(),
-                        "scope": ARM_SCOPE,
-                    },
-                    timeout=10,
-                )
-            outcome.runs += 1
-            if response.status_code != 200:
-                codes = response.json().get("error_codes") or []
-                outcome.events[f"AADSTS{codes[0]}" if codes else str(response.status_code)] += 1
-                outcome.failures += 1
-            # Let the write replicate everywhere, then revoke it as a lease end would.
-            state.clock.advance(lag_bound + 1)
-            graph.remove_password(target.object_id, minted.key_id)
-            state.clock.advance(lag_bound + 1)
+    for _ in range(trials):
+        error, remove = _TRIALS[kind](bench, delay)
+        outcome.runs += 1
+        if error is not None:
+            outcome.events[error] += 1
+            outcome.failures += 1
+        # Let the write replicate everywhere, then revoke it as a lease end would.
+        bench.advance(lag_bound + 1)
+        remove()
+        bench.advance(lag_bound + 1)
+    if kind is CredentialKind.FEDERATED:
+        outcome.created_before_cap = _fill_to_cap(bench)
     return outcome
+
+
+def _fill_to_cap(bench: _HttpBench) -> int:
+    """Federated credentials created on the target, none deleted, until Graph refuses one.
+
+    What a naive run that does not delete its credential meets on the 21st run.
+    """
+    assert bench.issuer is not None
+    for made in range(2 * FEDERATED_CAP):
+        intent = uuid.uuid4().hex
+        try:
+            bench.graph.add_federated_credential(
+                bench.target.object_id,
+                federated_credential_name(intent),
+                bench.issuer.url,
+                f"run:{intent}",
+                ENTRA_AUDIENCE,
+            )
+        except GraphError:
+            return made
+    return 2 * FEDERATED_CAP
 
 
 def _new_integrations_and_experiments(
@@ -666,26 +915,46 @@ def _new_integrations_and_experiments(
     """New integrations per strategy and profile; the lower-floor experiment in full."""
     new_table: dict[str, dict[str, Any]] = {}
     experiments: dict[str, dict[str, Any]] = {}
-    strategies = {**PRODUCT_STRATEGIES, **EXPERIMENTS}
     for p_index, name in enumerate(PROFILE_NAMES):
         profile = PROFILES[name]
-        for s_index, (strategy, policy) in enumerate(strategies.items()):
-            new = simulate_new_integrations(
-                policy, profile, integrations=integrations, seed=seed + 100 * p_index + 50 + s_index
-            )
-            new_table.setdefault(strategy, {})[name] = _first_credential(new)
-        for s_index, (strategy, delay) in enumerate(MINT_STRATEGIES.items()):
-            new = simulate_new_mint(
-                delay, profile, integrations=integrations, seed=seed + 100 * p_index + 70 + s_index
-            )
-            new_table.setdefault(strategy, {})[name] = _first_credential(new)
+        base = seed + 100 * p_index
+        for family in FAMILIES:
+            if family.new_seed is None:
+                continue
+            for s_index, (strategy, policy) in enumerate(family.product.items()):
+                new = simulate_new_integrations(
+                    policy,
+                    profile,
+                    integrations=integrations,
+                    seed=base + family.new_seed + s_index,
+                    kind=family.kind,
+                )
+                new_table.setdefault(strategy, {})[name] = _first_credential(new)
+            for s_index, (strategy, delay) in enumerate(family.in_run.items()):
+                new = simulate_new_mint(
+                    delay,
+                    profile,
+                    integrations=integrations,
+                    seed=base + family.new_seed + s_index,
+                    cap=family.cap,
+                )
+                new_table.setdefault(strategy, {})[name] = _first_credential(new)
+        # The experiments' seeds follow the secret product family's.
+        after = FAMILIES[0].new_seed or 0
         for s_index, (strategy, policy) in enumerate(EXPERIMENTS.items()):
+            new = simulate_new_integrations(
+                policy,
+                profile,
+                integrations=integrations,
+                seed=base + after + len(PRODUCT_STRATEGIES) + s_index,
+            )
+            new_table.setdefault(strategy, {})[name] = _first_credential(new)
             steady = simulate_product(
                 policy,
                 profile,
                 integrations=integrations,
                 days=days,
-                seed=seed + 100 * p_index + 80 + s_index,
+                seed=base + 80 + s_index,
                 check=check,
             )
             experiments.setdefault(strategy, {})[name] = {
@@ -716,6 +985,11 @@ def _agrees(http: Outcome, simulated: Outcome) -> dict[str, Any]:
     p = simulated.failure_rate
     sd = math.sqrt(max(p * (1 - p), 1e-9) / max(http.runs, 1))
     tolerance = 4 * sd + 0.01
+    cap = (
+        {}
+        if http.created_before_cap is None
+        else {"http_created_before_cap": http.created_before_cap}
+    )
     return {
         "http_runs": http.runs,
         "http_failures": http.failures,
@@ -724,7 +998,7 @@ def _agrees(http: Outcome, simulated: Outcome) -> dict[str, Any]:
         "simulated_failure_rate": p,
         "tolerance": tolerance,
         "agrees": abs(http.failure_rate - p) <= tolerance,
-    }
+    } | cap
 
 
 def run(quick: bool = False, seed: int = 20260301) -> dict[str, Any]:
@@ -735,43 +1009,27 @@ def run(quick: bool = False, seed: int = 20260301) -> dict[str, Any]:
     outcomes: dict[tuple[str, str], Outcome] = {}
     for p_index, name in enumerate(PROFILE_NAMES):
         profile = PROFILES[name]
-        for s_index, (strategy, policy) in enumerate(PRODUCT_STRATEGIES.items()):
-            outcomes[strategy, name] = simulate_product(
-                policy,
-                profile,
-                integrations=integrations,
-                days=days,
-                seed=seed + 100 * p_index + s_index,
-                check=quick,
-            )
-        for s_index, (strategy, delay) in enumerate(MINT_STRATEGIES.items()):
-            outcomes[strategy, name] = simulate_mint(
-                delay,
-                profile,
-                integrations=integrations,
-                days=days,
-                seed=seed + 100 * p_index + 10 + s_index,
-            )
-        for s_index, (strategy, policy) in enumerate(CERTIFICATE_STRATEGIES.items()):
-            outcomes[strategy, name] = simulate_product(
-                policy,
-                profile,
-                integrations=integrations,
-                days=days,
-                seed=seed + 100 * p_index + 20 + s_index,
-                check=quick,
-                kind=CredentialKind.CERTIFICATE,
-            )
-        for s_index, (strategy, delay) in enumerate(UPLOAD_STRATEGIES.items()):
-            # An uploaded key credential replicates as a minted secret does, and the
-            # token endpoint checks a client assertion's key as it checks a secret.
-            outcomes[strategy, name] = simulate_mint(
-                delay,
-                profile,
-                integrations=integrations,
-                days=days,
-                seed=seed + 100 * p_index + 30 + s_index,
-            )
+        for family in FAMILIES:
+            base = seed + 100 * p_index + family.seed
+            for s_index, (strategy, policy) in enumerate(family.product.items()):
+                outcomes[strategy, name] = simulate_product(
+                    policy,
+                    profile,
+                    integrations=integrations,
+                    days=days,
+                    seed=base + s_index,
+                    check=quick,
+                    kind=family.kind,
+                )
+            for s_index, (strategy, delay) in enumerate(family.in_run.items()):
+                outcomes[strategy, name] = simulate_mint(
+                    delay,
+                    profile,
+                    integrations=integrations,
+                    days=days,
+                    seed=base + s_index,
+                    cap=family.cap,
+                )
     for (strategy, name), outcome in outcomes.items():
         table.setdefault(strategy, {})[name] = outcome.to_dict()
     new_table, experiments = _new_integrations_and_experiments(
@@ -779,16 +1037,17 @@ def run(quick: bool = False, seed: int = 20260301) -> dict[str, Any]:
     )
     validation = {
         strategy: _agrees(
-            validate_http(trials, delay, "default", seed=seed + 7 + int(delay)),
+            validate_http(
+                trials,
+                delay,
+                "default",
+                seed=seed + family.http_seed + int(delay),
+                kind=family.kind,
+            ),
             outcomes[strategy, "default"],
         )
-        for strategy, delay in MINT_STRATEGIES.items()
-    } | {
-        strategy: _agrees(
-            validate_http(trials, delay, "default", seed=seed + 37 + int(delay), certificate=True),
-            outcomes[strategy, "default"],
-        )
-        for strategy, delay in UPLOAD_STRATEGIES.items()
+        for family in FAMILIES
+        for strategy, delay in family.in_run.items()
     }
     return {
         "parameters": {
@@ -805,7 +1064,10 @@ def run(quick: bool = False, seed: int = 20260301) -> dict[str, Any]:
             "model": "mint strategies: one sign-in per run, right after minting (or 60 s "
             "later), at a random replica; product: the ready secret at a random replica; "
             "certificate strategies: the same with key credentials and client assertions "
-            "(AADSTS700027), proofs of possession and PATCH races not modelled",
+            "(AADSTS700027), proofs of possession and PATCH races not modelled; federated "
+            "strategies: the same with federated credentials and an external issuer's "
+            "assertions (AADSTS70021), the issuer's key publication not modelled",
+            "federated_cap": FEDERATED_CAP,
             "probes": {
                 "interval": str(TimingPolicy().probe_interval),
                 "window": str(TimingPolicy().probe_window),

@@ -17,6 +17,8 @@ COLOURS = {
     "mint+sleep60": "#e8590c",
     "azsidecar-certificate": "#1971c2",
     "upload-cert-in-run": "#862e9c",
+    "azsidecar-federated": "#0c8599",
+    "create-fic-in-run": "#e64980",
 }
 
 
@@ -53,7 +55,7 @@ def failure_rates(consistency: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("runs failing to authenticate (log)")
     params = consistency["parameters"]
     ax.set_title(
-        f"AADSTS7000215 / 700027 per strategy: {params['integrations']} integrations, "
+        f"AADSTS7000215 / 700027 / 70021 per strategy: {params['integrations']} integrations, "
         f"{params['days']:g} days, a run per minute"
     )
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncols=4)

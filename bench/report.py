@@ -189,6 +189,9 @@ def rows(results: dict[str, Any]) -> list[Row]:
             for profile, result in profiles.items():
                 label = f"consistency: {strategy}"
                 note = f"{result['waited']:,} run-minutes waited" if result.get("waited") else ""
+                capped = result["events"].get("refused-at-cap-without-delete")
+                if capped:
+                    note = f"{capped:,} refused at the 20-credential cap if runs kept theirs"
                 out.append((label, f"failed sign-ins, {profile}", _rate(result), note))
                 if "probes_per_rotation" in result:
                     out.append((label, f"lag, {profile}", _lags(result), _probes(result)))
@@ -230,7 +233,12 @@ def rows(results: dict[str, Any]) -> list[Row]:
                     "HTTP emulator check (default)",
                     f"{_pct(check['http_failure_rate'])} of {check['http_runs']}",
                     f"simulated {_pct(check['simulated_failure_rate'])}, "
-                    + ("agrees" if check["agrees"] else "DISAGREES"),
+                    + ("agrees" if check["agrees"] else "DISAGREES")
+                    + (
+                        f"; Graph refused credential {check['http_created_before_cap'] + 1}"
+                        if "http_created_before_cap" in check
+                        else ""
+                    ),
                 )
             )
     cost = results.get("cost")

@@ -86,6 +86,7 @@ def check_consistency(
     assert 0 < table["mint+sleep60"]["default"]["failure_rate"] < 0.3
     assert all(check["agrees"] for check in consistency["validation"].values())
     check_certificate_consistency(consistency)
+    check_federated_consistency(consistency)
 
 
 def check_certificate_consistency(consistency: dict[str, Any]) -> None:
@@ -103,6 +104,29 @@ def check_certificate_consistency(consistency: dict[str, Any]) -> None:
     assert table["upload-cert-in-run"]["default"]["failure_rate"] > 0.3
     upload = consistency["validation"]["upload-cert-in-run"]
     assert upload["agrees"] and set(upload["http_errors"]) == {"AADSTS700027"}
+
+
+def check_federated_consistency(consistency: dict[str, Any]) -> None:
+    """Issue 18: federated integrations, the product's and a run creating its own."""
+    table, new = consistency["results"], consistency["new_integrations"]
+    for strategy in ("azsidecar-federated", "create-fic-in-run"):
+        assert set(table[strategy]) == set(table["azsidecar"])
+        assert set(new[strategy]) == set(table["azsidecar"])
+        for row in table[strategy].values():
+            assert row["runs"] > 10_000
+    for profile, row in table["azsidecar-federated"].items():
+        assert row["failures"] == 0, profile
+        assert new["azsidecar-federated"][profile]["failures"] == 0, profile
+    naive = table["create-fic-in-run"]["default"]
+    assert naive["failure_rate"] > 0.3
+    # Without deleting its credential, every run of an application after its 20th is refused.
+    runs_per_application = naive["runs"] // consistency["parameters"]["integrations"]
+    assert naive["events"]["refused-at-cap-without-delete"] == consistency["parameters"][
+        "integrations"
+    ] * (runs_per_application - consistency["parameters"]["federated_cap"])
+    create = consistency["validation"]["create-fic-in-run"]
+    assert create["agrees"] and set(create["http_errors"]) == {"AADSTS70021"}
+    assert create["http_created_before_cap"] == consistency["parameters"]["federated_cap"]
 
 
 def check_cost_and_plots(quick: tuple[Path, dict[str, Any], str]) -> None:
