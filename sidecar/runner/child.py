@@ -39,7 +39,6 @@ import os
 import resource
 import signal
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -159,6 +158,9 @@ def private_file(name: str, content: bytes) -> Iterator[Path]:
     clean-up (:func:`run` forwards them to the child meanwhile, and the child's
     end returns here). Signals are held while the file and directory are removed.
     """
+    # Only a certificate run writes a file: every other run spares tempfile's imports.
+    import tempfile  # noqa: PLC0415 - lazy, see above
+
     previous = {sig: signal.signal(sig, _end) for sig in FORWARDED}
     directory: str | None = None
     try:
