@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from sidecar.clouds import CLOUDS, CloudName
@@ -223,7 +221,8 @@ _VAULT_ENV = {
 
 def _read_secret_file(path: str, key: str) -> str:
     try:
-        value = Path(path).read_text().strip()
+        with open(path) as handle:  # as Path.read_text; pathlib is not loaded for it
+            value = handle.read().strip()
     except OSError as exc:
         raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from exc
     if not value:
@@ -345,6 +344,10 @@ def load_config(
     path = path or env.get(f"{ENV_PREFIX}CONFIG") or None
     file_values: dict[str, Any] = {}
     if path:
+        # Only a config file needs the TOML parser: a runner configured by its
+        # environment, at the start of every CI job, does not load it (issue 17).
+        import tomllib  # noqa: PLC0415 - lazy, see above
+
         try:
             with open(path, "rb") as handle:
                 file_values = tomllib.load(handle)

@@ -27,7 +27,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sidecar import vault_transport as transports
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     import hvac
 
     from sidecar.vault_transport import VaultTransport
-
 
 
 class _Log:
@@ -141,7 +139,8 @@ class LoginSpec:
 def read_secret_file(path: str, key: str) -> str:
     """A credential file's content; a VaultLoginError naming the setting otherwise."""
     try:
-        value = Path(path).read_text().strip()
+        with open(path) as handle:  # as Path.read_text; pathlib is not loaded for it
+            value = handle.read().strip()
     except OSError as exc:
         raise VaultLoginError(f"cannot read {key} ({path}): {exc.strerror}") from exc
     if not value:

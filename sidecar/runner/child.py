@@ -40,7 +40,6 @@ import resource
 import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -48,6 +47,7 @@ from sidecar.errors import InputError
 
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _TTY_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
@@ -160,6 +160,7 @@ def private_file(name: str, content: bytes) -> Iterator[Path]:
     """
     # Only a certificate run writes a file: every other run spares tempfile's imports.
     import tempfile  # noqa: PLC0415 - lazy, see above
+    from pathlib import Path  # noqa: PLC0415 - lazy, see above
 
     previous = {sig: signal.signal(sig, _end) for sig in FORWARDED}
     directory: str | None = None
