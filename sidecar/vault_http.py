@@ -11,8 +11,8 @@ never a payload, a token or a secret.
 It sends what :mod:`urllib.request` sent before it (the same headers, a new
 connection per request) and follows redirects as urllib does (a GET on 301,
 302, 303, 307 and 308, a POST on 301, 302 and 303 as a GET, at most 10 hops
-and 4 visits of one address; any other 3xx is the error it was), without
-urllib's import cost (issue 17). With an ``http_proxy`` / ``https_proxy``
+and 4 visits of one address; any other 3xx is the error it was, and one to
+``ftp://`` does not reach Vault), without urllib's import cost (issue 17). With an ``http_proxy`` / ``https_proxy``
 variable set (any case), requests go through :mod:`urllib.request` itself, which
 honours it and ``no_proxy`` as requests does.
 
@@ -94,7 +94,7 @@ def _translate(refused: _Refused, path: str) -> VaultError:
 def _unreachable(exc: BaseException, path: str) -> VaultUnavailable:
     reason = getattr(exc, "reason", exc) if _is_url_error(exc) else exc
     name = type(reason).__name__ if isinstance(reason, BaseException) else type(exc).__name__
-    if isinstance(exc, _NoHost):
+    if isinstance(exc, (_NoHost, _NotHttp)):
         name = "URLError"
     return VaultUnavailable(
         f"cannot reach Vault ({name}); check the address and that it is up", path=path
@@ -125,6 +125,10 @@ def _proxied() -> bool:
 
 class _NoHost(OSError):
     """urllib's ``URLError('no host given')``."""
+
+
+class _NotHttp(OSError):
+    """A redirect to ``ftp://``, which urllib would try to fetch: Vault is not there."""
 
 
 class _Answer:
@@ -243,10 +247,12 @@ class HttpTransport:
         if answer.status not in _REDIRECTS or answer.location is None:
             return None
         new = urllib.parse.urlparse(answer.location)
-        if new.scheme not in ("http", "https", ""):
-            return None  # urllib refuses it (an ftp:// one it would try: not for Vault)
+        if new.scheme not in ("http", "https", "ftp", ""):
+            return None  # urllib refuses it
         if not (method == "GET" or (answer.status in (301, 302, 303) and method == "POST")):
             return None
+        if new.scheme == "ftp":
+            raise _NotHttp
         parts = list(new)
         if not new.path and new.netloc:
             parts[2] = "/"
