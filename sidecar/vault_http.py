@@ -12,9 +12,10 @@ It sends what :mod:`urllib.request` sent before it (the same headers, a new
 connection per request) and follows redirects as urllib does (a GET on 301,
 302, 303, 307 and 308, a POST on 301, 302 and 303 as a GET, at most 10 hops
 and 4 visits of one address; any other 3xx is the error it was, and one to
-``ftp://`` does not reach Vault), without urllib's import cost (issue 17). With an ``http_proxy`` / ``https_proxy``
-variable set (any case), requests go through :mod:`urllib.request` itself, which
-honours it and ``no_proxy`` as requests does.
+``ftp://`` does not reach Vault), without urllib's import cost (issue 17).
+With an ``http_proxy`` / ``https_proxy`` variable set (any case), requests go
+through :mod:`urllib.request` itself, which honours it and ``no_proxy`` as
+requests does.
 
 TLS is verified against ``ca_cert`` (``vault.ca_cert``, ``VAULT_CACERT``) when
 given, else against ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` if set (as
