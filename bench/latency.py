@@ -11,6 +11,9 @@ machine in the same run:
   process, reading KV with the plugin token), with the same runner token;
 * ``creds``: ``azsidecar creds --via plugin`` end to end, a process per call
   that logs in with the CI platform's JWT and reads the plugin's path;
+* ``creds wheel`` (full runs only): the same command from a wheel of the
+  sources installed into a virtualenv outside the repository, as a runner host
+  has it (no editable install's import hooks; the bytecode pip compiled);
 * ``bao``: ``bao read`` of the same plugin path with the runner token, the real
   binary, a process per call: the floor for a runner that has a token already
   and does without the helper (``creds`` also logs in, one more round trip);
@@ -51,6 +54,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
@@ -79,9 +83,10 @@ from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV, capabilities_self, connect
 
-METHODS = ("kv", "plugin", "resolver", "creds", "bao")
+REPO = Path(__file__).resolve().parents[1]
+METHODS = ("kv", "plugin", "resolver", "creds", "creds wheel", "bao")
 #: Methods that start a process per call, measured ``plan.creds`` times per block.
-PROCESS_METHODS = ("creds", "bao")
+PROCESS_METHODS = ("creds", "creds wheel", "bao")
 DIAGNOSTICS = ("resolver cold", "kv x4", "capabilities", "authorise", "plugin hop")
 FLOOR = "kv"
 GOALS = {"plugin": 2.5, "resolver": 1.5}  # p50 at most this many times the raw KV read's
@@ -134,6 +139,7 @@ class Target:
     creds_command: tuple[str, ...]
     bao_command: tuple[str, ...]
     pycache: str  # where the process methods keep their compiled bytecode
+    wheel_command: tuple[str, ...] | None = None  # creds from an installed wheel
 
 
 # -- the numbers ---------------------------------------------------------------------
@@ -173,11 +179,11 @@ def summarise(blocks: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
     return {"plan": asdict(plan), "methods": out}
 
 
-def creds_goals(modes: dict[str, Any]) -> dict[str, Any]:
+def creds_goals(modes: dict[str, Any], method: str = "creds") -> dict[str, Any]:
     """Whether ``azsidecar creds`` meets its p50 goal in ms, per mode (issue 17)."""
     verdict: dict[str, Any] = {}
     for mode, limit in CREDS_GOALS_MS.items():
-        figures = modes.get(mode, {}).get("methods", {}).get("creds")
+        figures = modes.get(mode, {}).get("methods", {}).get(method)
         p50 = None if figures is None else figures["p50_ms"]
         verdict[mode] = {
             "p50_ms_max": limit,
@@ -246,6 +252,22 @@ def _calls(target: Target) -> dict[str, Callable[[], bool]]:
         )
         return done.returncode == 0 and json.loads(done.stdout)["client_secret"] == SECRET_TEXT
 
+    # As a runner host runs the installed program: the bytecode pip compiled, no
+    # interpreter settings of this environment (a PYTHONPATH would shadow the wheel).
+    wheel_env = {k: v for k, v in env.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+
+    def creds_wheel() -> bool:
+        assert target.wheel_command is not None
+        done = subprocess.run(
+            target.wheel_command,
+            env=wheel_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return done.returncode == 0 and json.loads(done.stdout)["client_secret"] == SECRET_TEXT
+
     bao_env = env | {"BAO_ADDR": target.addr, "BAO_TOKEN": target.runner_token}
 
     def bao_read() -> bool:
@@ -271,7 +293,7 @@ def _calls(target: Target) -> dict[str, Callable[[], bool]]:
         body: Any = root.adapter.get(f"/v1/{MOUNT}/config")
         return bool(body["data"]["prefix"] == PREFIX)
 
-    return {
+    calls: dict[str, Callable[[], bool]] = {
         "kv": raw_kv,
         "plugin": plugin,
         "resolver": resolve,
@@ -283,6 +305,9 @@ def _calls(target: Target) -> dict[str, Callable[[], bool]]:
         "authorise": authorise,
         "plugin hop": plugin_hop,
     }
+    if target.wheel_command is not None:
+        calls["creds wheel"] = creds_wheel
+    return calls
 
 
 def _order(round_: int) -> list[str]:
@@ -301,6 +326,9 @@ def client(target: Target, plan: Plan, barrier: Any, results: Any) -> None:
         blocks = []
         for round_ in range(plan.rounds):
             for method in _order(round_):
+                if method not in calls:
+                    barrier.wait(timeout=300)  # in step with the others, who skip it too
+                    continue
                 count = plan.fast
                 if method in PROCESS_METHODS:
                     count = plan.creds if round_ < plan.creds_rounds else 0
@@ -374,7 +402,9 @@ def run_clients(target: Target, plan: Plan) -> list[dict[str, Any]]:
 class LatencyStack:
     """OpenBao with the plugin at ``azsidecar/`` and JWT auth, the resolver as a process."""
 
-    def __init__(self) -> None:
+    def __init__(self, wheel: bool = False) -> None:
+        self.wheel = wheel
+        self.wheel_program: Path | None = None
         self.workdir = Path(tempfile.mkdtemp(prefix="azsidecar-latency-"))
         self.openbao = OpenBaoDevServer(plugin_dir=str(self.workdir / "plugins"))
         self.resolvers: list[subprocess.Popen[bytes]] = []
@@ -399,8 +429,57 @@ class LatencyStack:
         if done.returncode != 0:
             raise RuntimeError(f"bao {' '.join(args[:2])} failed: {done.stderr[-500:]}")
 
+    def _install_wheel(self) -> Path:
+        """A wheel of the sources in a new virtualenv outside the repository: its program.
+
+        As ``tests/test_wheel.py`` builds it: from a copy of the sources, without
+        the network; the dependencies come from this virtualenv by a ``.pth`` line
+        (which runs none of its ``.pth`` files, so not the editable install's hook).
+        """
+        source, dist, venv = (self.workdir / name for name in ("src", "dist", "venv"))
+        source.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(REPO / name, source / name)
+        shutil.copytree(
+            REPO / "sidecar",
+            source / "sidecar",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
+        )
+        pip = (sys.executable, "-m", "pip", "--quiet")
+        self._step(
+            *pip, "wheel", "--no-deps", "--no-index", "--no-build-isolation", "-w", dist, source
+        )
+        self._step(sys.executable, "-m", "venv", "--without-pip", venv)
+        (wheel,) = dist.glob("azsidecar-*.whl")
+        python = venv / "bin" / "python"
+        self._step(*pip, "--python", python, "install", "--no-deps", "--no-index", wheel)
+        purelib = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        Path(purelib, "project_dependencies.pth").write_text(
+            sysconfig.get_paths()["purelib"] + "\n"
+        )
+        return venv / "bin" / "azsidecar"
+
+    def _step(self, *argv: str | Path) -> None:
+        done = subprocess.run(
+            [str(a) for a in argv],
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(map(str, argv[:4]))} failed: {done.stderr[-500:]}")
+
     def _setup(self) -> None:
         (self.workdir / "plugins").mkdir()
+        if self.wheel:
+            self.wheel_program = self._install_wheel()
         self.openbao.start()
         root = connect(self.openbao.addr, token=self.openbao.root_token)
         for command in registration_commands(
@@ -522,8 +601,7 @@ class LatencyStack:
         program = (
             [str(azsidecar)] if azsidecar.exists() else [sys.executable, "-m", "sidecar.cli.main"]
         )
-        command = (
-            *program,
+        arguments = (
             "creds",
             "--stack",
             STACK,
@@ -538,6 +616,7 @@ class LatencyStack:
             "--format",
             "json",
         )
+        command = (*program, *arguments)
         return Target(
             addr=self.openbao.addr,
             kv_token=self.plugin_token,
@@ -553,6 +632,9 @@ class LatencyStack:
                 creds_path(MOUNT, STACK, PHASE),
             ),
             pycache=str(self.workdir / "pycache"),
+            wheel_command=(
+                None if self.wheel_program is None else (str(self.wheel_program), *arguments)
+            ),
         )
 
     def close(self) -> None:
@@ -573,7 +655,8 @@ class LatencyStack:
 def run(quick: bool = False) -> dict[str, Any]:
     plans = QUICK if quick else FULL
     modes: dict[str, Any] = {}
-    with LatencyStack() as stack:
+    # The wheel's build and install take a quarter of a minute: full runs only.
+    with LatencyStack(wheel=not quick) as stack:
         target = stack.target()
         for mode, plan in plans.items():
             modes[mode] = summarise(run_clients(target, plan), plan)
@@ -583,10 +666,12 @@ def run(quick: bool = False) -> dict[str, Any]:
             "client_kind": "processes",
             "floor": FLOOR,
             "creds": "azsidecar creds --via plugin, JWT login, a process per call",
+            "creds wheel": "the same, installed from a wheel into a virtualenv (full runs)",
             "bao": "bao read of the plugin's path with the runner token, a process per call",
             "grpc": grpc.__version__,
         },
         "modes": modes,
         "goals": goals(modes),
         "creds_goals": creds_goals(modes),
+        "creds_wheel_goals": creds_goals(modes, "creds wheel"),
     }

@@ -99,6 +99,7 @@ RESOLVE_METHODS = {
     "plugin": "plugin: read azure/creds/S/P",
     "resolver": "gRPC resolver",
     "creds": "`azsidecar creds` end to end",
+    "creds wheel": "`azsidecar creds` end to end, installed from a wheel",
     "bao": "`bao read` of the plugin path (a runner's floor)",
     "resolver cold": "diagnostic: resolver reading the index every call",
     "kv x4": "diagnostic: its 4 KV reads, from the client",
@@ -139,7 +140,8 @@ def _resolve_rows(resolve: dict[str, Any] | None) -> list[Row]:
             if goal is not None:
                 verdict = "met" if goal.get(mode) else "MISSED"
                 side += f"; goal p50 <= {goal['p50_ratio_max']:g}x: {verdict}"
-            creds_goal = resolve.get("creds_goals", {}).get(mode) if method == "creds" else None
+            goal_key = {"creds": "creds_goals", "creds wheel": "creds_wheel_goals"}.get(method)
+            creds_goal = resolve.get(goal_key, {}).get(mode) if goal_key else None
             if creds_goal is not None:
                 verdict = "met" if creds_goal["met"] else "MISSED"
                 side += f"; goal p50 <= {creds_goal['p50_ms_max']:g} ms: {verdict}"

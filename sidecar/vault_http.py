@@ -4,27 +4,37 @@
 three requests (a login, the credential's read, the upkeep while ``--wait``
 lasts): importing hvac and requests would cost more than the requests
 themselves. :class:`HttpTransport` offers the same few requests over
-:mod:`urllib.request` (which honours ``HTTPS_PROXY`` / ``NO_PROXY`` as requests
-does) and translates every failure as :func:`sidecar.vault.translate_errors`
-does, carrying the path and status but never a payload, a token or a secret.
+:mod:`http.client` and translates every failure as
+:func:`sidecar.vault.translate_errors` does, carrying the path and status but
+never a payload, a token or a secret.
+
+It sends what :mod:`urllib.request` sent before it (the same headers, a new
+connection per request) and follows redirects as urllib does (a GET on 301,
+302, 303, 307 and 308, a POST on 301, 302 and 303 as a GET, at most 10 hops
+and 4 visits of one address; any other 3xx is the error it was, and one to
+``ftp://`` does not reach Vault), without urllib's import cost (issue 17).
+With an ``http_proxy`` / ``https_proxy`` variable set (any case), requests go
+through :mod:`urllib.request` itself, which honours it and ``no_proxy`` as
+requests does.
 
 TLS is verified against ``ca_cert`` (``vault.ca_cert``, ``VAULT_CACERT``) when
 given, else against ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` if set (as
-requests reads them), else the system's trust store; there is no switch to
-skip verification, as there is none for the hvac client.
+requests reads them), else the system's trust store, with the host name
+checked (:func:`ssl.create_default_context`); there is no switch to skip
+verification, as there is none for the hvac client.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import ssl
-import urllib.error
+import sys
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from http.client import HTTPException
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sidecar.errors import (
     VaultConflict,
@@ -34,6 +44,9 @@ from sidecar.errors import (
     VaultUnavailable,
 )
 from sidecar.vault_transport import PathRefusal
+
+if TYPE_CHECKING:
+    import urllib.request
 
 #: hvac's exceptions for these statuses are translated to VaultUnavailable.
 _UNAVAILABLE = frozenset({429, 500, 502, 503})
@@ -80,11 +93,64 @@ def _translate(refused: _Refused, path: str) -> VaultError:
 
 
 def _unreachable(exc: BaseException, path: str) -> VaultUnavailable:
-    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    reason = getattr(exc, "reason", exc) if _is_url_error(exc) else exc
     name = type(reason).__name__ if isinstance(reason, BaseException) else type(exc).__name__
+    if isinstance(exc, (_NoHost, _NotHttp)):
+        name = "URLError"
     return VaultUnavailable(
         f"cannot reach Vault ({name}); check the address and that it is up", path=path
     )
+
+
+def _is_url_error(exc: BaseException) -> bool:
+    """``exc`` is urllib's URLError (only the proxy path imports urllib.request)."""
+    error = sys.modules.get("urllib.error")
+    return error is not None and isinstance(exc, error.URLError)
+
+
+#: What urllib.request sends as its User-Agent.
+_USER_AGENT = f"Python-urllib/{sys.version_info[0]}.{sys.version_info[1]}"
+#: urllib's HTTPRedirectHandler: the statuses it follows, and its limits.
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTIONS = 10
+_MAX_REPEATS = 4
+
+
+def _proxied() -> bool:
+    """A proxy variable urllib.request would read is set (a superset of when it uses one)."""
+    return any(
+        value and name.lower() in ("http_proxy", "https_proxy")
+        for name, value in os.environ.items()
+    )
+
+
+class _NoHost(OSError):
+    """urllib's ``URLError('no host given')``."""
+
+
+class _NotHttp(OSError):
+    """A redirect to ``ftp://``, which urllib would try to fetch: Vault is not there."""
+
+
+class _Answer:
+    """A response read whole: its status, its ``Location`` (or ``URI``) and its body.
+
+    The body of a refusal that cannot be read is empty, as urllib's HTTPError
+    reads it here; the error is kept for a redirect, which urllib reads unguarded.
+    """
+
+    def __init__(self, response: http.client.HTTPResponse) -> None:
+        self.status = response.status
+        location = response.getheader("location")
+        self.location = response.getheader("uri") if location is None else location
+        self.unread: OSError | HTTPException | None = None
+        if 200 <= self.status < 300:
+            self.body = response.read()
+            return
+        try:
+            self.body = response.read()
+        except (OSError, HTTPException) as exc:
+            self.body, self.unread = b"", exc
 
 
 def _tls_context(ca_cert: str | None) -> ssl.SSLContext:
@@ -93,7 +159,7 @@ def _tls_context(ca_cert: str | None) -> ssl.SSLContext:
 
 
 class HttpTransport:
-    """Vault over :mod:`urllib.request`: a :class:`~sidecar.vault_transport.VaultTransport`."""
+    """Vault over :mod:`http.client`: a :class:`~sidecar.vault_transport.VaultTransport`."""
 
     def __init__(
         self,
@@ -109,10 +175,17 @@ class HttpTransport:
         self._namespace = namespace
         self._timeout = timeout
         self._token: str | None = None
+        self._context = _tls_context(ca_cert) if self._url.startswith("https:") else None
+        # urllib read the proxy variables when its opener was built: here, likewise.
+        self._opener = self._urllib_opener() if _proxied() else None
+
+    def _urllib_opener(self) -> urllib.request.OpenerDirector:
+        import urllib.request  # noqa: PLC0415 - only with a proxy to honour
+
         handlers: list[urllib.request.BaseHandler] = []
-        if self._url.startswith("https:"):
-            handlers.append(urllib.request.HTTPSHandler(context=_tls_context(ca_cert)))
-        self._opener = urllib.request.build_opener(*handlers)
+        if self._context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=self._context))
+        return urllib.request.build_opener(*handlers)
 
     def __repr__(self) -> str:
         return f"HttpTransport(url={self._url!r})"
@@ -142,8 +215,95 @@ class HttpTransport:
         # Percent-encoded as requests does: a hostile path (a --mount of the runner's
         # choosing) reaches Vault as an odd name, never as a client-side encoding crash.
         quoted = urllib.parse.quote(path, safe="/")
+        url = f"{self._url}/v1/{quoted}"
+        if self._opener is not None:
+            return self._request_urllib(method, url, payload, headers, path)
+        try:
+            answer = self._exchange(method, url, payload, headers)
+        except (OSError, HTTPException) as exc:  # refused, timeouts, TLS, resets
+            raise _unreachable(exc, path) from exc
+        return _json(answer.body)
+
+    def _exchange(
+        self, method: str, url: str, payload: bytes | None, headers: dict[str, str]
+    ) -> _Answer:
+        """The 2xx answer to ``method url``, redirects followed as urllib follows them."""
+        visited: dict[str, int] = {}
+        while True:
+            answer = self._send(method, url, payload, headers)
+            if 200 <= answer.status < 300:
+                return answer
+            target = self._redirect(method, url, answer, visited)
+            if target is None:
+                raise _Refused(answer.status, _json(answer.body))
+            if answer.unread is not None:
+                raise answer.unread
+            url, method, payload = target, "GET", None
+            headers = {k: v for k, v in headers.items() if k != "Content-Type"}
+
+    def _redirect(
+        self, method: str, url: str, answer: _Answer, visited: dict[str, int]
+    ) -> str | None:
+        """Where urllib's HTTPRedirectHandler would go next; None: the status is the error."""
+        if answer.status not in _REDIRECTS or answer.location is None:
+            return None
+        new = urllib.parse.urlparse(answer.location)
+        if new.scheme not in ("http", "https", "ftp", ""):
+            return None  # urllib refuses it
+        if not (method == "GET" or (answer.status in (301, 302, 303) and method == "POST")):
+            return None
+        if new.scheme == "ftp":
+            raise _NotHttp
+        parts = list(new)
+        if not new.path and new.netloc:
+            parts[2] = "/"
+        import string  # noqa: PLC0415 - only for a redirect
+
+        target = urllib.parse.quote(
+            urllib.parse.urlunparse(parts), encoding="iso-8859-1", safe=string.punctuation
+        )
+        target = urllib.parse.urljoin(url, target)
+        if visited.get(target, 0) >= _MAX_REPEATS or len(visited) >= _MAX_REDIRECTIONS:
+            return None
+        visited[target] = visited.get(target, 0) + 1
+        return target
+
+    def _send(
+        self, method: str, url: str, payload: bytes | None, headers: Mapping[str, str]
+    ) -> _Answer:
+        """One request on a new connection (``Connection: close``), as urllib sends it."""
+        # Split as urllib.request.Request does: no fragment, the host up to / or ?.
+        scheme, rest = url.partition("#")[0].split(":", 1)
+        rest = rest.removeprefix("//")
+        cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+        host, selector = urllib.parse.unquote(rest[:cut]), rest[cut:]
+        if not host:
+            raise _NoHost
+        connection: http.client.HTTPConnection
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(
+                host, timeout=self._timeout, context=self._context
+            )
+        else:
+            connection = http.client.HTTPConnection(host, timeout=self._timeout)
+        sent = {"Host": host, "User-Agent": _USER_AGENT, "Connection": "close", **headers}
+        try:
+            connection.request(method, selector, payload, sent)
+            with connection.getresponse() as response:
+                return _Answer(response)
+        finally:
+            connection.close()
+
+    def _request_urllib(
+        self, method: str, url: str, payload: bytes | None, headers: dict[str, str], path: str
+    ) -> dict[str, Any]:
+        """The request through urllib.request's opener, which honours the proxy variables."""
+        import urllib.error  # noqa: PLC0415 - loaded with urllib.request
+        import urllib.request  # noqa: PLC0415 - only with a proxy to honour
+
+        assert self._opener is not None
         request = urllib.request.Request(  # noqa: S310 - http(s) only, checked in __init__
-            f"{self._url}/v1/{quoted}", data=payload, headers=headers, method=method
+            url, data=payload, headers=headers, method=method
         )
         try:
             with self._opener.open(request, timeout=self._timeout) as response:

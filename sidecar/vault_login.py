@@ -21,13 +21,12 @@ and it expires on its own within a third of its TTL.
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sidecar import vault_transport as transports
@@ -36,11 +35,45 @@ from sidecar.errors import VaultError, VaultForbidden, VaultLoginError, VaultUna
 from sidecar.vault_token import Decision, Step, TokenView, decide, was_capped
 
 if TYPE_CHECKING:
+    import logging
+
     import hvac
 
     from sidecar.vault_transport import VaultTransport
 
-log = logging.getLogger(__name__)
+
+class _Log:
+    """``logging.getLogger(name)``, with :mod:`logging` imported only when a record could show.
+
+    The runner helper logs in once per CI job and pays every import (issue 17).
+    While nothing has imported :mod:`logging`, nothing has configured it: the root
+    logger is at WARNING with no handler, so an INFO record would be dropped, and
+    is, without importing logging for it. Every other record goes to the logger.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _logger(self) -> logging.Logger:
+        import logging  # noqa: PLC0415 - see the class
+
+        return logging.getLogger(self.name)
+
+    def info(self, msg: str, *args: object) -> None:
+        if "logging" in sys.modules:
+            self._logger().info(msg, *args, stacklevel=2)
+
+    def warning(self, msg: str, *args: object) -> None:
+        self._logger().warning(msg, *args, stacklevel=2)
+
+    def error(self, msg: str, *args: object) -> None:
+        self._logger().error(msg, *args, stacklevel=2)
+
+    def exception(self, msg: str, *args: object) -> None:
+        self._logger().exception(msg, *args, stacklevel=2)
+
+
+log = _Log(__name__)
 
 Method = Literal["token", "approle", "jwt"]
 
@@ -106,7 +139,8 @@ class LoginSpec:
 def read_secret_file(path: str, key: str) -> str:
     """A credential file's content; a VaultLoginError naming the setting otherwise."""
     try:
-        value = Path(path).read_text().strip()
+        with open(path) as handle:  # as Path.read_text; pathlib is not loaded for it
+            value = handle.read().strip()
     except OSError as exc:
         raise VaultLoginError(f"cannot read {key} ({path}): {exc.strerror}") from exc
     if not value:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config import load_config
+from sidecar.config import ISSUER_DEFAULTS, IssuerConfig, load_config
 from sidecar.durations import format_duration, parse_duration
 from sidecar.errors import ConfigError, InputError
+from sidecar.issuer.planner import IssuerPolicy
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -199,3 +200,15 @@ def test_unknown_cloud_names_the_allowed_ones(tmp_path: Path) -> None:
     path.write_text('[azure]\ncloud = "germany"\n')
     with pytest.raises(ConfigError, match=r"azure\.cloud.*'usgovernment'"):
         load_config(path, env={})
+
+
+def test_the_issuer_defaults_are_the_planners() -> None:
+    """config writes IssuerPolicy's defaults out (so reading it imports no issuer): same values."""
+    policy = IssuerPolicy()
+    assert (
+        policy.publish_ahead,
+        policy.token_lifetime,
+        policy.clock_skew,
+        policy.rotation_period,
+    ) == ISSUER_DEFAULTS
+    assert IssuerConfig().policy() == policy

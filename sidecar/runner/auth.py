@@ -12,7 +12,6 @@ works too).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from sidecar.config import Config
@@ -41,7 +40,8 @@ class RunnerLogin:
 
 def _read(path: str, what: str) -> str:
     try:
-        value = Path(path).read_text().strip()
+        with open(path) as handle:  # as Path.read_text; pathlib is not loaded for it
+            value = handle.read().strip()
     except OSError as exc:
         raise InputError(f"cannot read the {what} file {path}: {exc.strerror}") from exc
     if not value:

@@ -39,9 +39,7 @@ import os
 import resource
 import signal
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -49,6 +47,7 @@ from sidecar.errors import InputError
 
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _TTY_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
@@ -168,6 +167,10 @@ def private_file(name: str, content: bytes) -> Iterator[Path]:
     clean-up (:func:`run` forwards them to the child meanwhile, and the child's
     end returns here). Signals are held while the file and directory are removed.
     """
+    # Only a certificate run writes a file: every other run spares tempfile's imports.
+    import tempfile  # noqa: PLC0415 - lazy, see above
+    from pathlib import Path  # noqa: PLC0415 - lazy, see above
+
     previous = {sig: signal.signal(sig, _end) for sig in FORWARDED}
     directory: str | None = None
     try:

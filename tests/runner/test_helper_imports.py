@@ -158,3 +158,62 @@ def test_the_console_script_still_uses_click_for_everything_else() -> None:
     names, done = _script_loads("creds", "--stack", "A")
     assert done.returncode == 2 and "Missing option '--phase'" in done.stderr
     assert "click" in names
+
+
+#: Modules the lean creds / exec path once loaded and does without (issue 17): the issuer
+#: (config reads its section without it), urllib.request (the transport is http.client's),
+#: tempfile and shutil (only a certificate run writes a file), pathlib, logging (nothing
+#: is logged unless logging was set up), tomllib (only with a config file), subprocess
+#: (only exec starts a child).
+LEAN_STDLIB_UNUSED = (
+    "sidecar.issuer",
+    "urllib.request",
+    "tempfile",
+    "shutil",
+    "pathlib",
+    "logging",
+    "tomllib",
+    "subprocess",
+)
+
+_LEAN_PROBE = """
+import atexit, json, sys
+heavy = tuple(json.loads(sys.argv[1]))
+sys.argv = ["azsidecar", *sys.argv[2:]]
+
+@atexit.register
+def report():  # the lean path ends with os._exit, after the exit handlers
+    print(json.dumps(sorted(m for m in sys.modules if m in heavy or m.startswith(
+        tuple(h + "." for h in heavy)))))
+
+from sidecar.cli.entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("creds", "--stack", "A", "--phase", "plan", "--format", "json"),
+        ("creds", "--stack", "A", "--phase", "apply", "--via", "plugin", "--wait", "0s"),
+        ("exec", "--stack", "A", "--phase", "plan", "--", "true"),
+    ],
+)
+def test_the_lean_path_loads_only_what_it_needs(args: tuple[str, ...]) -> None:
+    """The console script's lean path, without site (no editable install's import hook,
+    which loads pathlib itself): none of LEAN_STDLIB_UNUSED, nor anything heavy."""
+    import sidecar  # noqa: PLC0415 - only to find the package
+
+    unused = (*LEAN_HEAVY, *LEAN_STDLIB_UNUSED)
+    package_root = str(Path(sidecar.__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", _LEAN_PROBE, json.dumps(unused), *args],
+        env=_env() | {"PYTHONPATH": package_root},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and "cannot reach Vault" in done.stderr, done.stderr[-2000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded == []  # exec too: it failed before starting its child
