@@ -57,6 +57,12 @@ class AzureConfig:
 
     The scopes follow the cloud, not an overridden URL, so a stand-in (the
     emulator) at another address is asked for the cloud's usual scopes.
+
+    ``management_auth`` is how the daemon signs in to Graph as the management
+    application: ``certificate`` (a certificate it keeps in Vault and renews
+    itself) or ``federated`` (an assertion signed by the ``[issuer]``'s Transit
+    key, trusted by a federated credential on the application: no key to
+    store or rotate; needs ``issuer.url``).
     """
 
     cloud: CloudName = "public"
@@ -70,6 +76,7 @@ class AzureConfig:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     request_timeout: float = 30.0
+    management_auth: Literal["certificate", "federated"] = "certificate"
 
     def __post_init__(self) -> None:
         if self.cloud not in CLOUDS:
@@ -363,6 +370,12 @@ def _validate(config: Config) -> None:
             raise ConfigError(key, f"got {url[:60]!r}; expected an http:// or https:// URL")
     if not config.azure.login_url.startswith("https://"):
         raise ConfigError("azure.login_url", "MSAL accepts only an https:// authority")
+    if config.azure.management_auth == "federated" and not config.issuer.url:
+        raise ConfigError(
+            "azure.management_auth",
+            "'federated' signs the daemon's assertions with the issuer: set issuer.url"
+            " (and see `azsidecar management init --federated`)",
+        )
     if config.vault.auth == "approle" and not config.vault.role_id:
         raise ConfigError("vault.role_id", "required when vault.auth = 'approle'")
     if config.vault.auth == "jwt" and not (config.vault.jwt_role and config.vault.jwt_file):

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sidecar import metrics
 from sidecar.clock import AcceleratedClock, Clock, SystemClock
 from sidecar.config import Config
 from sidecar.errors import ConfigError
-from sidecar.graph import GraphClient, GraphObserver
+from sidecar.graph import GraphClient, GraphObserver, ManagementCredential
+from sidecar.issuer.management import assertion_credential
+from sidecar.issuer.signing import Issuer
 from sidecar.management import CertificateProvider, ManagementIdentity, load_identity
 from sidecar.store import Store
+from sidecar.transit import Transit
 from sidecar.vault import VaultKV
 from sidecar.vault_login import VaultLogin, login_spec
 
@@ -48,16 +52,48 @@ class Runtime:
     def identity(self) -> ManagementIdentity:
         return load_identity(self.store)
 
+    def issuer(self) -> Issuer | None:
+        """The OIDC issuer of ``[issuer]`` (Transit through this runtime's Vault login);
+        None when no issuer URL is configured."""
+        settings = self.config.issuer
+        if not settings.url:
+            return None
+        return Issuer(
+            Transit(self.store.kv.client, settings.transit_mount),
+            settings.identity(),
+            self.clock,
+            key_name=settings.key,
+            policy=settings.policy(),
+        )
+
     def certificates(self) -> CertificateProvider:
         return CertificateProvider(
             self.store, self.clock, self.config.timing, self.config.daemon.cert_reload_interval
         )
+
+    def management_credential(self) -> Callable[[], ManagementCredential]:
+        """What the daemon signs in to Graph with, as ``azure.management_auth`` says.
+
+        ``federated``: an assertion the issuer signs anew at each sign-in;
+        ``certificate``: the active certificate in Vault.
+        """
+        if self.config.azure.management_auth == "federated":
+            issuer = self.issuer()
+            if issuer is None:
+                raise ConfigError("issuer.url", "required by azure.management_auth = federated")
+            credential = assertion_credential(issuer)
+            return lambda: credential
+        return self.certificates()
 
     def graph(
         self,
         provider: CertificateProvider | None = None,
         observer: GraphObserver | None = None,
     ) -> GraphClient:
+        """A Graph client signed in as the management application.
+
+        ``provider`` (certificates) wins; otherwise :meth:`management_credential`.
+        """
         identity = self.identity()
         azure = self.config.azure
         return GraphClient(
@@ -65,7 +101,7 @@ class Runtime:
             graph_url=azure.graph_url,
             tenant_id=identity.tenant_id,
             client_id=identity.client_id,
-            credential=provider or self.certificates(),
+            credential=provider or self.management_credential(),
             clock=self.clock,
             ca_bundle=azure.ca_bundle,
             max_retries=azure.max_retries,
