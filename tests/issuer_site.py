@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.clock import AcceleratedClock
+from sidecar.emulator.clock import Clock as EmuClock
 from sidecar.emulator.tls import ServerTLS, prepare_server_tls
 from sidecar.issuer.documents import DISCOVERY_PATH, IssuerIdentity
 from sidecar.issuer.signing import Issuer
@@ -43,7 +44,7 @@ class IssuerSite:
         site = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 body = site.document(self.path)
                 if body is None:
                     self.send_error(404)
@@ -55,7 +56,7 @@ class IssuerSite:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return None
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -92,33 +93,34 @@ class IssuerSite:
         self._thread.join(timeout=5)
 
 
-class WorldTransitTime(AcceleratedClock):
-    """The world's manual time, mapping Transit's wall-clock stamps into it.
+class WorldTransitTime(EmulatorTime, AcceleratedClock):
+    """The world's manual time (the emulator's clock), mapping Transit's wall-clock stamps.
 
-    An :class:`AcceleratedClock` only so that
-    :func:`sidecar.issuer.signing.transit_time` asks :meth:`at`; its time is
-    the emulator's, moved by :meth:`advance` (and by ``sleep``, as
-    :class:`tests.world.EmulatorTime` moves it). Each move records which
-    emulated time began at which wall-clock instant; a stamp maps to the
-    emulated time in force when it was made (time stands still between moves).
+    An :class:`EmulatorTime`, so a :class:`tests.world.World` can run on it,
+    and an :class:`AcceleratedClock` only so that
+    :func:`sidecar.issuer.signing.transit_time` asks :meth:`at`. Every move
+    (``advance``, ``sleep``) records which emulated time began at which
+    wall-clock instant; a stamp maps to the emulated time in force when it was
+    made (time stands still between moves). Moving the emulator's clock by
+    any other way breaks the mapping.
     """
 
-    def __init__(self, time_: EmulatorTime, wall: Callable[[], float] = time.time) -> None:
-        self.time = time_
+    def __init__(self, clock: EmuClock, wall: Callable[[], float] = time.time) -> None:
+        EmulatorTime.__init__(self, clock)
         self._wall = wall
-        self._marks: list[tuple[float, datetime]] = [(wall(), time_.now())]
-        super().__init__(time_.now(), 1.0, self._marks[0][0])
+        self._marks: list[tuple[float, datetime]] = [(wall(), self.now())]
+        AcceleratedClock.__init__(self, self.now(), 1.0, self._marks[0][0])
 
     def now(self) -> datetime:
-        return self.time.now()
+        return EmulatorTime.now(self)
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0:
+        if seconds > 0 and self.clock.mode == "manual":
             self.advance(timedelta(seconds=seconds))
 
     def advance(self, delta: timedelta) -> None:
-        self.time.advance(delta)
-        self._marks.append((self._wall(), self.time.now()))
+        EmulatorTime.advance(self, delta)
+        self._marks.append((self._wall(), self.now()))
 
     def at(self, wall: datetime | float) -> datetime:
         stamp = wall.timestamp() if isinstance(wall, datetime) else float(wall)
