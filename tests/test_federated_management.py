@@ -24,7 +24,7 @@ from sidecar.clock import ManualClock
 from sidecar.config import AzureConfig, Config, IssuerConfig, VaultConfig, load_config
 from sidecar.daemon import Daemon
 from sidecar.devstack.openbao import OpenBaoDevServer
-from sidecar.doctor.federated import SIGN_IN_HINTS, federated_identity, issuer_key
+from sidecar.doctor.management_federated import SIGN_IN_HINTS, federated_identity, issuer_key
 from sidecar.errors import ConfigError, InvalidRecord
 from sidecar.graph import CertificateCredential, msal_client_credential, sign_in_lag_codes
 from sidecar.issuer.documents import ENTRA_AUDIENCE, IssuerIdentity

@@ -7,10 +7,10 @@ from dataclasses import replace
 
 from sidecar.doctor.check import Check
 from sidecar.doctor.daemon import daemon_health
-from sidecar.doctor.federated import federated_identity, federated_sign_in, issuer_key
 from sidecar.doctor.integrations import integration
 from sidecar.doctor.lag import observed_lag
 from sidecar.doctor.management import graph_reachable, management, orphaned_applications
+from sidecar.doctor.management_federated import federated_identity, federated_sign_in, issuer_key
 from sidecar.doctor.token import token_capabilities, token_lifetime
 from sidecar.doctor.vault import kv_version, plugin, template_wildcard_guard, vault_health
 from sidecar.errors import VaultError
