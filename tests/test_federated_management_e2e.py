@@ -26,6 +26,7 @@ from pathlib import Path
 import hvac
 import pytest
 
+from sidecar.cli.management_federated import init_federated
 from sidecar.config import AzureConfig, Config, IssuerConfig, VaultConfig
 from sidecar.daemon import Daemon
 from sidecar.devstack.openbao import OpenBaoDevServer
@@ -34,10 +35,12 @@ from sidecar.doctor.run import run_checks
 from sidecar.emulator import EmulatorConfig, EmulatorServer, LagProfile
 from sidecar.emulator.graph.federated import check_addable, credential_from_body
 from sidecar.emulator.seeding import MANAGEMENT_ROLE, seed_application
+from sidecar.errors import InputError
 from sidecar.issuer.management import (
     MANAGEMENT_CREDENTIAL_NAME,
     MANAGEMENT_SUBJECT,
     FederatedCredentialSpec,
+    az_command,
     ensure_management_credential,
 )
 from sidecar.issuer.signing import Issuer
@@ -241,16 +244,36 @@ def test_sign_in_rides_out_the_credential_replicating_and_doctor_explains_a_wron
 
 
 def test_init_federated_adds_the_credential_with_the_current_certificate(
-    emulator: EmulatorServer, openbao: OpenBaoDevServer, kv: VaultKV, transit_mount: str
+    emulator: EmulatorServer,
+    openbao: OpenBaoDevServer,
+    kv: VaultKV,
+    transit_mount: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Switching: the daemon can still sign in with its certificate, so init adds the credential."""
+    """Switching: the daemon can still sign in with its certificate, so init adds the credential.
+
+    The first write is answered 504 after the directory committed it: init
+    looks for it instead of writing it twice.
+    """
     world = make_world(emulator, Store(kv), openbao.addr, openbao.root_token)
     url = "https://issuer.example.com/azsidecar"
-    graph = world.runtime.graph()
-    spec = FederatedCredentialSpec(issuer=url)
-    assert ensure_management_credential(graph, world.mgmt.object_id, spec)
-    world.time.advance(MAX_LAG)
-    assert not ensure_management_credential(graph, world.mgmt.object_id, spec)
+    world.config = replace(
+        world.config, issuer=IssuerConfig(url=url, transit_mount=transit_mount, key="mgmt")
+    )
+    identity = replace(world.runtime.identity(), auth="federated")
+    emulator.state.faults.gateway_next(
+        1, status=504, commit=True, prefix="/graph/v1.0/applications", methods=("POST",)
+    )
+    init_federated(world.runtime, identity, "api://AzureADTokenExchange")
+    out = capsys.readouterr().out
+    assert "federated credential 'azsidecar_management' added" in out
+    assert "az ad app federated-credential create" not in out, "nothing left to the operator"
+    assert world.runtime.identity().auth == "federated"
+    posts = [
+        c for c in emulator.state.calls.query() if c.method == "POST" and "federated" in c.path
+    ]
+    # One request: the directory committed it (201), the gateway answered 504; none repeated it.
+    assert [(c.status, c.fault) for c in posts] == [(201, None), (504, "gateway")]
     app = emulator.state.application(world.mgmt.object_id)
     assert app is not None
     [made] = app.federated
@@ -260,9 +283,37 @@ def test_init_federated_adds_the_credential_with_the_current_certificate(
         MANAGEMENT_SUBJECT,
         ("api://AzureADTokenExchange",),
     )
+    world.time.advance(MAX_LAG)
+    graph = world.runtime.graph(provider=world.runtime.certificates())
+    spec = FederatedCredentialSpec(issuer=url)
+    assert not ensure_management_credential(graph, world.mgmt.object_id, spec)
     other = FederatedCredentialSpec(issuer="https://other.example.com")
-    with pytest.raises(Exception, match="already has a federated credential named"):
+    with pytest.raises(InputError, match="already has a federated credential named"):
         ensure_management_credential(graph, world.mgmt.object_id, other)
+
+
+def test_init_federated_prints_the_credential_when_no_certificate_signs_in(
+    emulator: EmulatorServer,
+    openbao: OpenBaoDevServer,
+    kv: VaultKV,
+    transit_mount: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world = make_world(emulator, Store(kv), openbao.addr, openbao.root_token)
+    url = "https://issuer.example.com/azsidecar"
+    world.config = replace(
+        world.config, issuer=IssuerConfig(url=url, transit_mount=transit_mount, key="mgmt")
+    )
+    # Another application than the one whose certificate Vault holds: no way in but the operator.
+    other = ManagementIdentity(
+        world.platform_tenant, str(uuid.uuid4()), str(uuid.uuid4()), "federated"
+    )
+    init_federated(world.runtime, other, "api://AzureADTokenExchange")
+    out = capsys.readouterr().out
+    assert az_command(other.app_object_id, FederatedCredentialSpec(issuer=url)) in out
+    assert world.runtime.identity() == other
+    app = emulator.state.application(world.mgmt.object_id)
+    assert app is not None and app.federated == ()
 
 
 #: On the vocabulary branch the rotation planner does not know the federated kind yet
