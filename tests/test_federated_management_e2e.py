@@ -17,6 +17,7 @@ before it signs. The daemon of this branch does not maintain the issuer key
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -199,7 +200,9 @@ def test_sign_in_rides_out_the_credential_replicating_and_doctor_explains_a_wron
     kv: VaultKV,
     site: IssuerSite,
     transit_mount: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     world, _ = federated_world(federated_emulator, Store(kv), openbao, site, transit_mount)
     graph = world.runtime.graph()
     graph.not_found_window = 30.0
@@ -241,6 +244,9 @@ def test_sign_in_rides_out_the_credential_replicating_and_doctor_explains_a_wron
     assert any("Graph reachable" in line for line in lines)
     assert not any("management certificate" in line for line in lines)
     no_management_certificate(world)
+    # No assertion nor access token (JWTs: base64url of '{"', "eyJ") reached a log record.
+    assert caplog.records
+    assert not [r.name for r in caplog.records if "eyJ" in r.getMessage()]
 
 
 def test_init_federated_adds_the_credential_with_the_current_certificate(
