@@ -2,7 +2,7 @@
 
 The management application trusts a test issuer through a federated identity
 credential; the issuer's key is a real Transit key on the dev OpenBao and its
-documents are served over HTTPS with a test CA (:mod:`tests.issuer_site`),
+documents are served over HTTPS with a test CA (:mod:`tests.issuer_world`),
 which the emulator fetches like Entra does. The daemon runs with
 ``azure.management_auth = "federated"``.
 
@@ -56,7 +56,7 @@ from sidecar.rotation.planner import KINDS
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV
-from tests.issuer_site import IssuerSite, WorldTransitTime
+from tests.issuer_world import IssuerSite, WorldTransitTime
 from tests.test_rotation_e2e import create_integrations
 from tests.world import START, World, make_world
 
