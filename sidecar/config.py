@@ -24,7 +24,7 @@ from typing import Any, Literal, get_args, get_origin
 from sidecar.clouds import CLOUDS, CloudName
 from sidecar.durations import parse_duration
 from sidecar.errors import ConfigError, InputError
-from sidecar.issuer.documents import IssuerIdentity
+from sidecar.issuer.documents import ENTRA_AUDIENCE, IssuerIdentity
 from sidecar.issuer.planner import IssuerPolicy
 from sidecar.phases import DEFAULT_CREDS_MOUNT
 from sidecar.timing import TimingPolicy
@@ -62,7 +62,11 @@ class AzureConfig:
     application: ``certificate`` (a certificate it keeps in Vault and renews
     itself) or ``federated`` (an assertion signed by the ``[issuer]``'s Transit
     key, trusted by a federated credential on the application: no key to
-    store or rotate; needs ``issuer.url``).
+    store or rotate; needs ``issuer.url``). ``management_audience`` is the
+    ``aud`` of those assertions and the audience of that federated credential:
+    Entra's recommended ``api://AzureADTokenExchange`` by default (other
+    clouds document their own, e.g. ``api://AzureADTokenExchangeChina`` in
+    Microsoft.Identity.Abstractions' ``CredentialDescription.TokenExchangeUrl``).
     """
 
     cloud: CloudName = "public"
@@ -77,6 +81,7 @@ class AzureConfig:
     backoff_max: float = 30.0
     request_timeout: float = 30.0
     management_auth: Literal["certificate", "federated"] = "certificate"
+    management_audience: str = ENTRA_AUDIENCE
 
     def __post_init__(self) -> None:
         if self.cloud not in CLOUDS:

@@ -81,7 +81,7 @@ class Runtime:
             issuer = self.issuer()
             if issuer is None:
                 raise ConfigError("issuer.url", "required by azure.management_auth = federated")
-            credential = assertion_credential(issuer)
+            credential = assertion_credential(issuer, self.config.azure.management_audience)
             return lambda: credential
         return self.certificates()
 

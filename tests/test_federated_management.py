@@ -20,13 +20,19 @@ import pytest
 from click.testing import CliRunner
 
 from sidecar.cli.main import main
+from sidecar.cli.management_federated import init_federated
 from sidecar.clock import ManualClock
 from sidecar.config import AzureConfig, Config, IssuerConfig, VaultConfig, load_config
 from sidecar.daemon import Daemon
 from sidecar.devstack.openbao import OpenBaoDevServer
 from sidecar.doctor.management_federated import SIGN_IN_HINTS, federated_identity, issuer_key
 from sidecar.errors import ConfigError, InvalidRecord
-from sidecar.graph import CertificateCredential, msal_client_credential, sign_in_lag_codes
+from sidecar.graph import (
+    AssertionCredential,
+    CertificateCredential,
+    msal_client_credential,
+    sign_in_lag_codes,
+)
 from sidecar.issuer.documents import ENTRA_AUDIENCE, IssuerIdentity
 from sidecar.issuer.management import (
     MANAGEMENT_CREDENTIAL_NAME,
@@ -288,3 +294,28 @@ def test_daemon_skips_certificate_renewal_and_says_so_once(
     assert len(said) == 1
     assert daemon.certificate_reports == []
     assert load_certificates(store) == []
+
+
+def test_one_audience_setting_serves_the_daemon_and_init(
+    kv: VaultKV,
+    transit: Transit,
+    openbao: OpenBaoDevServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``azure.management_audience`` is the assertions' ``aud`` and the printed credential's."""
+    audience = "api://AzureADTokenExchangeChina"
+    created = transit.ensure_key("mgmt").versions[1].created
+    config = Config(
+        vault=VaultConfig(addr=openbao.addr, token=openbao.root_token, prefix=kv.prefix),
+        azure=AzureConfig(management_auth="federated", management_audience=audience),
+        issuer=IssuerConfig(url=ISSUER_URL, transit_mount=transit.mount, key="mgmt"),
+    )
+    clock = ManualClock(created + IssuerPolicy().publish_ahead)
+    runtime = Runtime(config=config, clock=clock, store=Store(kv))
+    credential = runtime.management_credential()()
+    assert isinstance(credential, AssertionCredential)
+    claims = jwt.decode(credential.sign(), options={"verify_signature": False})
+    assert (claims["aud"], claims["sub"]) == (audience, MANAGEMENT_SUBJECT)
+    init_federated(runtime, ManagementIdentity(TENANT, OBJECT, CLIENT, auth="federated"))
+    spec = FederatedCredentialSpec(issuer=ISSUER_URL, audience=audience)
+    assert az_command(OBJECT, spec) in capsys.readouterr().out

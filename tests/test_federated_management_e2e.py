@@ -270,7 +270,7 @@ def test_init_federated_adds_the_credential_with_the_current_certificate(
     emulator.state.faults.gateway_next(
         1, status=504, commit=True, prefix="/graph/v1.0/applications", methods=("POST",)
     )
-    init_federated(world.runtime, identity, "api://AzureADTokenExchange")
+    init_federated(world.runtime, identity)
     out = capsys.readouterr().out
     assert "federated credential 'azsidecar_management' added" in out
     assert "az ad app federated-credential create" not in out, "nothing left to the operator"
@@ -314,7 +314,7 @@ def test_init_federated_prints_the_credential_when_no_certificate_signs_in(
     other = ManagementIdentity(
         world.platform_tenant, str(uuid.uuid4()), str(uuid.uuid4()), "federated"
     )
-    init_federated(world.runtime, other, "api://AzureADTokenExchange")
+    init_federated(world.runtime, other)
     out = capsys.readouterr().out
     assert az_command(other.app_object_id, FederatedCredentialSpec(issuer=url)) in out
     assert world.runtime.identity() == other

@@ -13,7 +13,6 @@ from sidecar.cli.common import config_option, friendly_errors, runtime
 from sidecar.cli.management_federated import init_federated
 from sidecar.errors import InputError
 from sidecar.integrations import validate_guid
-from sidecar.issuer.documents import ENTRA_AUDIENCE
 from sidecar.management import (
     KeyPair,
     ManagementIdentity,
@@ -67,12 +66,6 @@ def _import_pair(cert_path: str | None, key_path: str | None, pfx_path: str | No
     is_flag=True,
     help="No certificate: the application trusts the [issuer] (a federated credential).",
 )
-@click.option(
-    "--audience",
-    default=ENTRA_AUDIENCE,
-    show_default=True,
-    help="With --federated: the federated credential's audience.",
-)
 @config_option
 @friendly_errors
 def init(
@@ -85,13 +78,13 @@ def init(
     key_id: str,
     generate: bool,
     federated: bool,
-    audience: str,
     config_path: str | None,
 ) -> None:
     """Store the identity and a first certificate in Vault (the key never touches disk).
 
     With --federated, store the identity alone and set up the federated
-    credential the daemon signs in with instead (see the README).
+    credential the daemon signs in with instead (its audience is
+    azure.management_audience; see the README).
     """
     rt = runtime(config_path)
     identity = ManagementIdentity(
@@ -103,7 +96,7 @@ def init(
     if federated:
         if generate or cert_path or key_path or pfx_path or key_id:
             raise InputError("--federated takes no certificate: drop --generate/--cert/--pkcs12")
-        init_federated(rt, identity, audience)
+        init_federated(rt, identity)
         return
     now = rt.clock.now()
     if generate:

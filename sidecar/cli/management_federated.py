@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import click
 
-from sidecar.errors import GraphError, SidecarError
+from sidecar.errors import SidecarError
 from sidecar.issuer.management import (
     FederatedCredentialSpec,
     az_command,
@@ -52,7 +52,7 @@ def _ensure_issuer_key(rt: Runtime) -> None:
     )
 
 
-def _certificate_graph_for(rt: Runtime, identity: ManagementIdentity) -> bool:
+def _certificate_signs_in(rt: Runtime, identity: ManagementIdentity) -> bool:
     """Whether the daemon can still sign in as this application with a certificate."""
     try:
         current = load_identity(rt.store)
@@ -71,7 +71,7 @@ def _add_with_certificate(
     try:
         graph = rt.graph(provider=rt.certificates())
         added = ensure_management_credential(graph, identity.app_object_id, spec)
-    except (GraphError, SidecarError) as exc:
+    except SidecarError as exc:
         click.echo(f"could not add the federated credential with the current certificate: {exc}")
         return False
     state = "added" if added else "already present"
@@ -82,11 +82,13 @@ def _add_with_certificate(
     return True
 
 
-def init_federated(rt: Runtime, identity: ManagementIdentity, audience: str) -> None:
+def init_federated(rt: Runtime, identity: ManagementIdentity) -> None:
     """Set up the management identity to sign in with the issuer's assertions."""
     _ensure_issuer_key(rt)
-    spec = FederatedCredentialSpec(issuer=rt.config.issuer.identity().url, audience=audience)
-    added = _certificate_graph_for(rt, identity) and _add_with_certificate(rt, identity, spec)
+    spec = FederatedCredentialSpec(
+        issuer=rt.config.issuer.identity().url, audience=rt.config.azure.management_audience
+    )
+    added = _certificate_signs_in(rt, identity) and _add_with_certificate(rt, identity, spec)
     rt.store.save_management_identity(identity)
     click.echo(
         f"stored the management identity: application {identity.client_id}, no certificate"

@@ -35,7 +35,9 @@ SIGN_IN_HINTS: dict[str, str] = {
         "the federated credential's issuer is not issuer.url exactly (a trailing '/' counts):"
         f" {_ADD}"
     ),
-    "AADSTS700212": f"the federated credential's audience is not the assertion's: {_ADD}",
+    "AADSTS700212": (
+        f"the federated credential's audience is not azure.management_audience: {_ADD}"
+    ),
     "AADSTS700213": (
         f"the federated credential's subject must be {MANAGEMENT_SUBJECT!r} exactly: {_ADD}"
     ),
