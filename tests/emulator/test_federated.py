@@ -247,11 +247,16 @@ def test_create_list_get_delete_in_graph_shapes(fed: World) -> None:
     admin = fed.http.get(f"{fed.emu.base_url}/_emulator/applications/{object_id}").json()
     assert {f["name"] for f in admin["federatedIdentityCredentials"]} == {"deploy-prod", "second"}
 
+    by_name = fed.http.get(f"{_fic_url(fed, object_id)}/deploy-prod", headers=headers)
+    assert by_name.status_code == 200 and by_name.json()["id"] == fic_id
     deleted = fed.http.delete(f"{_fic_url(fed, object_id)}/{fic_id}", headers=headers)
     assert deleted.status_code == 204
+    second = fed.http.delete(f"{_fic_url(fed, object_id)}/second", headers=headers)
+    assert second.status_code == 204
     fed.settle()
     gone = fed.http.get(f"{_fic_url(fed, object_id)}/{fic_id}", headers=headers)
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "Request_ResourceNotFound"
+    assert fed.http.get(_fic_url(fed, object_id), headers=headers).json()["value"] == []
     again = fed.http.delete(f"{_fic_url(fed, object_id)}/{fic_id}", headers=headers)
     assert again.status_code == 404
 

@@ -198,8 +198,13 @@ def list_federated(
 
 
 def _find(app: Application, credential_id: str) -> FederatedCredential:
+    """By ``id``, else by ``name``: "You can also address the federated identity
+    credential with either its id or name." (the Get and Delete pages)."""
     for cred in app.federated:
         if cred.credential_id == credential_id:
+            return cred
+    for cred in app.federated:
+        if cred.name == credential_id:
             return cred
     raise NotFound(credential_id)
 
