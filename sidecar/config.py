@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 ENV_PREFIX = "AZSIDECAR_"
 
 
+#: The audience Entra ID expects in a federated assertion (``sidecar.issuer.documents.
+#: ENTRA_AUDIENCE``, written out so reading a config imports no issuer; a test holds
+#: them equal).
+ENTRA_AUDIENCE_DEFAULT = "api://AzureADTokenExchange"
+
+
 @dataclass(frozen=True)
 class VaultConfig:
     addr: str = "http://127.0.0.1:8200"
@@ -57,6 +63,16 @@ class AzureConfig:
 
     The scopes follow the cloud, not an overridden URL, so a stand-in (the
     emulator) at another address is asked for the cloud's usual scopes.
+
+    ``management_auth`` is how the daemon signs in to Graph as the management
+    application: ``certificate`` (a certificate it keeps in Vault and renews
+    itself) or ``federated`` (an assertion signed by the ``[issuer]``'s Transit
+    key, trusted by a federated credential on the application: no key to
+    store or rotate; needs ``issuer.url``). ``management_audience`` is the
+    ``aud`` of those assertions and the audience of that federated credential:
+    Entra's recommended ``api://AzureADTokenExchange`` by default (other
+    clouds document their own, e.g. ``api://AzureADTokenExchangeChina`` in
+    Microsoft.Identity.Abstractions' ``CredentialDescription.TokenExchangeUrl``).
     """
 
     cloud: CloudName = "public"
@@ -70,6 +86,8 @@ class AzureConfig:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     request_timeout: float = 30.0
+    management_auth: Literal["certificate", "federated"] = "certificate"
+    management_audience: str = ENTRA_AUDIENCE_DEFAULT
 
     def __post_init__(self) -> None:
         if self.cloud not in CLOUDS:
@@ -427,6 +445,12 @@ def _validate(config: Config) -> None:
             raise ConfigError(key, f"got {url[:60]!r}; expected an http:// or https:// URL")
     if not config.azure.login_url.startswith("https://"):
         raise ConfigError("azure.login_url", "MSAL accepts only an https:// authority")
+    if config.azure.management_auth == "federated" and not config.issuer.url:
+        raise ConfigError(
+            "azure.management_auth",
+            "'federated' signs the daemon's assertions with the issuer: set issuer.url"
+            " (and see `azsidecar management init --federated`)",
+        )
     if config.vault.auth == "approle" and not config.vault.role_id:
         raise ConfigError("vault.role_id", "required when vault.auth = 'approle'")
     if config.vault.auth == "jwt" and not (config.vault.jwt_role and config.vault.jwt_file):

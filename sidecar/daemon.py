@@ -69,6 +69,7 @@ class Daemon:
         self.health = Health()
         self._graph: GraphClient | None = None
         self._certificates: CertificateProvider | None = None
+        self._said_no_certificate = False
         self._http: BoundedHTTPServer | None = None
         self.reports: list[TickReport] = []
         self.certificate_reports: list[renewal.CertificateReport] = []
@@ -93,7 +94,8 @@ class Daemon:
 
     def graph(self) -> GraphClient:
         if self._graph is None:
-            self._certificates = self.runtime.certificates()
+            if not self.federated:
+                self._certificates = self.runtime.certificates()
             self._graph = self.runtime.graph(
                 provider=self._certificates, observer=metrics.GraphMetrics()
             )
@@ -165,8 +167,33 @@ class Daemon:
         self.health.probe_failing = set(self.probes().failing)
         return wake
 
+    @property
+    def federated(self) -> bool:
+        """Whether the daemon signs in with a federated assertion (no certificate at all)."""
+        return self.config.azure.management_auth == "federated"
+
     def certificate_tick(self) -> bool:
-        """Renew the management certificate if due; False if Graph cannot be used."""
+        """Renew the management certificate if due; False if Graph cannot be used.
+
+        With a federated management identity there is no certificate: nothing
+        is renewed, and the log says so once.
+        """
+        if self.federated:
+            if not self._said_no_certificate:
+                self._said_no_certificate = True
+                log.info(
+                    "management certificate renewal skipped: the daemon signs in to Graph"
+                    " with a federated assertion from its issuer (azure.management_auth ="
+                    " federated)"
+                )
+                recorded = self.runtime.identity().auth
+                if recorded != "federated":
+                    log.warning(
+                        "management/identity records %s sign-in; run `azsidecar management"
+                        " init --federated` so that it records how the daemon signs in",
+                        recorded,
+                    )
+            return True
         graph = self.graph()
         report = renewal.tick(
             self.runtime.store, graph, self.runtime.identity(), self.clock, self.policy

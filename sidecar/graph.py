@@ -81,6 +81,52 @@ class CertificateCredential:
 
 
 @dataclass(frozen=True)
+class AssertionCredential:
+    """A federated sign-in: ``sign`` returns a fresh client assertion (a JWT) each call.
+
+    The management application then holds no key of its own: an external
+    issuer it trusts (a federated identity credential on the application)
+    vouches for it. MSAL accepts a no-argument callable as
+    ``client_credential={"client_assertion": ...}`` and calls it only when
+    it sends a token request, so every sign-in presents a newly signed
+    assertion instead of one that may have expired (MSAL Python's
+    ``ConfidentialClientApplication``, ``client_credential``:
+    learn.microsoft.com/python/api/msal/msal.application.confidentialclientapplication,
+    msal-python.readthedocs.io). ``label`` names the signer (the issuer's
+    URL) and stands in for a certificate's thumbprint.
+    """
+
+    sign: Callable[[], str] = field(repr=False)
+    label: str
+
+    @property
+    def thumbprint(self) -> str:
+        """What identifies this credential among the ones that signed in before."""
+        return f"assertion:{self.label}"
+
+
+#: What the management application signs in with: a certificate or a federated assertion.
+ManagementCredential = CertificateCredential | AssertionCredential
+#: Sign-in errors that mean "this replica does not know the federated credential
+#: yet" (AADSTS70021, no matching federated identity record) right after set-up.
+ASSERTION_LAG_CODES = frozenset({70021})
+
+
+def msal_client_credential(cred: ManagementCredential) -> dict[str, Any]:
+    """MSAL's ``client_credential`` for a certificate or a federated assertion."""
+    if isinstance(cred, AssertionCredential):
+        return {"client_assertion": cred.sign}
+    return {"private_key": cred.key_pem.reveal(), "thumbprint": cred.thumbprint}
+
+
+def sign_in_lag_codes(cred: ManagementCredential) -> frozenset[int]:
+    """The sign-in error codes taken for replication lag with this kind of credential."""
+    if isinstance(cred, AssertionCredential):
+        return SIGN_IN_LAG_CODES | ASSERTION_LAG_CODES
+    return SIGN_IN_LAG_CODES
+
+
+@dataclass(frozen=True)
 class PasswordCredential:
     key_id: str
     display_name: str
@@ -376,7 +422,7 @@ class GraphClient:
         graph_url: str,
         tenant_id: str,
         client_id: str,
-        credential: Callable[[], CertificateCredential],
+        credential: Callable[[], ManagementCredential],
         clock: Clock,
         ca_bundle: str | None = None,
         max_retries: int = 6,
@@ -427,11 +473,11 @@ class GraphClient:
         """
         return make_session(self.ca_bundle)
 
-    def _build_msal(self, cred: CertificateCredential, session: requests.Session) -> Any:
+    def _build_msal(self, cred: ManagementCredential, session: requests.Session) -> Any:
         return msal.ConfidentialClientApplication(
             self.client_id,
             authority=f"{self.login_url}/{self.tenant_id}",
-            client_credential={"private_key": cred.key_pem.reveal(), "thumbprint": cred.thumbprint},
+            client_credential=msal_client_credential(cred),
             http_client=session,
             instance_discovery=False,
             token_cache=msal.TokenCache(),
@@ -462,7 +508,11 @@ class GraphClient:
             assert self._token is not None
             return self._token.reveal()
 
-    def _sign_in_once(self, cred: CertificateCredential, session: requests.Session) -> Any:
+    def check_sign_in(self) -> None:
+        """Sign in now, whatever is cached; GraphError (with the AADSTS code) if it fails."""
+        self._access_token(force=True)
+
+    def _sign_in_once(self, cred: ManagementCredential, session: requests.Session) -> Any:
         try:
             # Building the app reads the tenant's OIDC metadata; MSAL raises
             # its own MsalServiceError for a 5xx there or at the token endpoint.
@@ -476,14 +526,17 @@ class GraphClient:
                 url=f"{self.login_url}/{self.tenant_id}/oauth2/v2.0/token",
             ) from exc
 
-    def _sign_in(self, cred: CertificateCredential) -> Any:
+    def _sign_in(self, cred: ManagementCredential) -> Any:
         """MSAL's client-credentials sign-in, riding out replicas that lag behind set-up.
 
         AADSTS700016 / 700027 from a replica that has not yet seen the
-        application or its certificate are retried on fresh connections for
-        ``not_found_window`` seconds, unless this certificate has signed in
-        before (then the answer is not lag); any other answer is returned as it is.
+        application or its certificate (and, signing in with a federated
+        assertion, AADSTS70021 from one that has not yet seen the federated
+        credential) are retried on fresh connections for ``not_found_window``
+        seconds, unless this credential has signed in before (then the answer
+        is not lag); any other answer is returned as it is.
         """
+        lag_codes = sign_in_lag_codes(cred)
         result = self._sign_in_once(cred, self.session)
         started = self.clock.now()
         attempt = 0
@@ -491,13 +544,13 @@ class GraphClient:
             codes = {c for c in result.get("error_codes") or [] if isinstance(c, int)}
             waited = (self.clock.now() - started).total_seconds()
             known = cred.thumbprint in self._signed_in
-            if known or not codes & SIGN_IN_LAG_CODES or waited >= self.not_found_window:
+            if known or not codes & lag_codes or waited >= self.not_found_window:
                 break
             self.retries += 1
             delay = self._backoff(attempt)
             log.info(
                 "sign-in answered AADSTS%s (a replica behind set-up); retrying in %.0fs",
-                min(codes & SIGN_IN_LAG_CODES),
+                min(codes & lag_codes),
                 delay,
             )
             self.clock.sleep(delay)

@@ -374,13 +374,31 @@ def credential_from_data(data: dict[str, Any]) -> CredentialVersion:
     return SecretVersion.from_data(data)
 
 
+#: How the daemon signs in as the management application: with a certificate it
+#: rotates itself, or with a federated assertion its issuer signs (no key at all).
+MANAGEMENT_AUTH_MODES = ("certificate", "federated")
+
+
 @dataclass(frozen=True)
 class ManagementIdentity:
-    """``management/identity``: the application the daemon signs in as."""
+    """``management/identity``: the application the daemon signs in as, and how.
+
+    ``auth`` is what ``azsidecar management init`` set up (one of
+    :data:`MANAGEMENT_AUTH_MODES`); records written before it existed read as
+    ``certificate``.
+    """
 
     tenant_id: str
     app_object_id: str
     client_id: str
+    auth: str = "certificate"
+
+    def __post_init__(self) -> None:
+        if self.auth not in MANAGEMENT_AUTH_MODES:
+            raise ValueError(
+                f"management identity auth {self.auth[:20]!r}: expected one of"
+                f" {', '.join(MANAGEMENT_AUTH_MODES)}"
+            )
 
 
 @dataclass(frozen=True)

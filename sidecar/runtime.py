@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import hvac
@@ -11,7 +12,8 @@ from sidecar import metrics
 from sidecar.clock import AcceleratedClock, Clock, SystemClock
 from sidecar.config import Config
 from sidecar.errors import ConfigError
-from sidecar.graph import GraphClient, GraphObserver
+from sidecar.graph import GraphClient, GraphObserver, ManagementCredential
+from sidecar.issuer.management import assertion_credential
 from sidecar.issuer.signing import Issuer
 from sidecar.management import CertificateProvider, ManagementIdentity, load_identity
 from sidecar.rotation.planner import FederatedTrust
@@ -82,11 +84,29 @@ class Runtime:
             self.store, self.clock, self.config.timing, self.config.daemon.cert_reload_interval
         )
 
+    def management_credential(self) -> Callable[[], ManagementCredential]:
+        """What the daemon signs in to Graph with, as ``azure.management_auth`` says.
+
+        ``federated``: an assertion the issuer signs anew at each sign-in;
+        ``certificate``: the active certificate in Vault.
+        """
+        if self.config.azure.management_auth == "federated":
+            issuer = self.issuer()
+            if issuer is None:
+                raise ConfigError("issuer.url", "required by azure.management_auth = federated")
+            credential = assertion_credential(issuer, self.config.azure.management_audience)
+            return lambda: credential
+        return self.certificates()
+
     def graph(
         self,
         provider: CertificateProvider | None = None,
         observer: GraphObserver | None = None,
     ) -> GraphClient:
+        """A Graph client signed in as the management application.
+
+        ``provider`` (certificates) wins; otherwise :meth:`management_credential`.
+        """
         identity = self.identity()
         azure = self.config.azure
         return GraphClient(
@@ -94,7 +114,7 @@ class Runtime:
             graph_url=azure.graph_url,
             tenant_id=identity.tenant_id,
             client_id=identity.client_id,
-            credential=provider or self.certificates(),
+            credential=provider or self.management_credential(),
             clock=self.clock,
             ca_bundle=azure.ca_bundle,
             max_retries=azure.max_retries,

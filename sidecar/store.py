@@ -29,6 +29,7 @@ from typing import Any, Literal
 from sidecar.crashpoints import crash_point
 from sidecar.errors import InvalidRecord, VaultConflict, VaultError, VaultNotFound
 from sidecar.model import (
+    MANAGEMENT_AUTH_MODES,
     CredentialVersion,
     IntegrationRecord,
     Intent,
@@ -453,10 +454,16 @@ class Store:
     def management_identity(self) -> ManagementIdentity:
         """Raises VaultNotFound before ``azsidecar management init``."""
         data = self.kv.read(IDENTITY_PATH).data
+        auth = str(data.get("auth") or "certificate")
+        if auth not in MANAGEMENT_AUTH_MODES:
+            raise InvalidRecord(
+                f"{IDENTITY_PATH}: field auth is not one of {', '.join(MANAGEMENT_AUTH_MODES)}"
+            )
         return ManagementIdentity(
             tenant_id=str(data["tenant_id"]),
             app_object_id=str(data["app_object_id"]),
             client_id=str(data["client_id"]),
+            auth=auth,
         )
 
     def save_management_identity(self, identity: ManagementIdentity) -> None:
@@ -466,6 +473,7 @@ class Store:
                 "tenant_id": identity.tenant_id,
                 "app_object_id": identity.app_object_id,
                 "client_id": identity.client_id,
+                "auth": identity.auth,
             },
             cas=self._current_version(IDENTITY_PATH),
         )

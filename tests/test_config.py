@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config import ISSUER_DEFAULTS, IssuerConfig, load_config
+from sidecar.config import ENTRA_AUDIENCE_DEFAULT, ISSUER_DEFAULTS, IssuerConfig, load_config
 from sidecar.durations import format_duration, parse_duration
 from sidecar.errors import ConfigError, InputError
+from sidecar.issuer.documents import ENTRA_AUDIENCE
 from sidecar.issuer.planner import IssuerPolicy
 
 
@@ -212,3 +213,4 @@ def test_the_issuer_defaults_are_the_planners() -> None:
         policy.rotation_period,
     ) == ISSUER_DEFAULTS
     assert IssuerConfig().policy() == policy
+    assert ENTRA_AUDIENCE_DEFAULT == ENTRA_AUDIENCE

@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, pkcs12
 
 from sidecar.cli.common import config_option, friendly_errors, runtime
+from sidecar.cli.management_federated import init_federated
 from sidecar.errors import InputError
 from sidecar.integrations import validate_guid
 from sidecar.management import (
@@ -60,6 +61,11 @@ def _import_pair(cert_path: str | None, key_path: str | None, pfx_path: str | No
 @click.option("--pkcs12", "pfx_path", type=click.Path(dir_okay=False), help="PKCS#12 bundle.")
 @click.option("--key-id", default="", help="keyId Azure gave the uploaded certificate, if known.")
 @click.option("--generate", is_flag=True, help="Make a new key pair and print the certificate.")
+@click.option(
+    "--federated",
+    is_flag=True,
+    help="No certificate: the application trusts the [issuer] (a federated credential).",
+)
 @config_option
 @friendly_errors
 def init(
@@ -71,15 +77,27 @@ def init(
     pfx_path: str | None,
     key_id: str,
     generate: bool,
+    federated: bool,
     config_path: str | None,
 ) -> None:
-    """Store the identity and a first certificate in Vault (the key never touches disk)."""
+    """Store the identity and a first certificate in Vault (the key never touches disk).
+
+    With --federated, store the identity alone and set up the federated
+    credential the daemon signs in with instead (its audience is
+    azure.management_audience; see the README).
+    """
     rt = runtime(config_path)
     identity = ManagementIdentity(
         tenant_id=validate_guid(tenant, "tenant id"),
         app_object_id=validate_guid(app_object_id, "application object id"),
         client_id=validate_guid(client_id, "client id"),
+        auth="federated" if federated else "certificate",
     )
+    if federated:
+        if generate or cert_path or key_path or pfx_path or key_id:
+            raise InputError("--federated takes no certificate: drop --generate/--cert/--pkcs12")
+        init_federated(rt, identity)
+        return
     now = rt.clock.now()
     if generate:
         pair = generate_key_pair("azsidecar-management", now, rt.config.timing.cert_lifetime)
@@ -121,7 +139,16 @@ def status(as_json: bool, config_path: str | None) -> None:
     if as_json:
         click.echo(json.dumps({"identity": identity.__dict__, "certificates": rows}, indent=2))
         return
-    click.echo(f"management application {identity.client_id} in tenant {identity.tenant_id}")
+    how = "a federated assertion" if identity.auth == "federated" else "a certificate"
+    click.echo(
+        f"management application {identity.client_id} in tenant {identity.tenant_id},"
+        f" signing in with {how}"
+    )
+    if rt.config.azure.management_auth != identity.auth:
+        click.echo(
+            f"  note: azure.management_auth is {rt.config.azure.management_auth!r}: the daemon"
+            f" signs in that way, not as recorded here"
+        )
     for row in rows:
         mark = "  <- active" if row["active"] else ""
         click.echo(

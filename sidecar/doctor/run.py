@@ -11,6 +11,7 @@ from sidecar.doctor.federated import FederatedContext
 from sidecar.doctor.integrations import integration
 from sidecar.doctor.lag import observed_lag
 from sidecar.doctor.management import graph_reachable, management, orphaned_applications
+from sidecar.doctor.management_federated import federated_identity, federated_sign_in, issuer_key
 from sidecar.doctor.token import token_capabilities, token_lifetime
 from sidecar.doctor.vault import kv_version, plugin, template_wildcard_guard, vault_health
 from sidecar.errors import VaultError
@@ -51,17 +52,29 @@ def run_checks(
         yield from plugin(client, plugin_mount, plugin_name)
     if kv_check.failed:
         return
-    certificate, usable = management(runtime.store, runtime.clock, config)
-    yield from certificate
     lister = None
+    federated = config.azure.management_auth == "federated"
+    if federated:
+        identity_check, usable = federated_identity(runtime.store)
+        key_check = issuer_key(runtime.issuer())
+        yield identity_check
+        yield key_check
+        usable = usable and not key_check.failed
+    else:
+        certificate, usable = management(runtime.store, runtime.clock, config)
+        yield from certificate
     if usable:
         identity = load_identity(runtime.store)
         quick = replace(config, azure=replace(config.azure, max_retries=1))
         graph = Runtime(quick, runtime.clock, runtime.store).graph()
         graph.not_found_window = 30.0  # a check answers quickly; the daemon rides out lag
-        yield graph_reachable(graph, identity.app_object_id, identity.client_id)
-        yield orphaned_applications(graph, runtime.store, config.azure.app_name_prefix)
-        lister = graph.list_federated_credentials
+        sign_in = federated_sign_in(graph) if federated else None
+        if sign_in is not None:
+            yield sign_in
+        if sign_in is None or not sign_in.failed:
+            yield graph_reachable(graph, identity.app_object_id, identity.client_id)
+            yield orphaned_applications(graph, runtime.store, config.azure.app_name_prefix)
+            lister = graph.list_federated_credentials
     context = FederatedContext(lister, runtime.issuer())
     session = make_session(config.azure.ca_bundle)
 
