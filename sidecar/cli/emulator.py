@@ -89,6 +89,22 @@ def emulator() -> None:
     help="Share of Graph requests a gateway fails (503; 504 with HTML, committed for writes).",
 )
 @click.option(
+    "--issuer-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    envvar="AZSIDECAR_EMULATOR_ISSUER_CA",
+    help="PEM CA bundle trusted for external OIDC issuers of federated client assertions "
+    "(default: the system trust store).",
+)
+@click.option(
+    "--issuer-key-cache",
+    type=click.FloatRange(min=0.0),
+    default=300.0,
+    show_default=True,
+    envvar="AZSIDECAR_EMULATOR_ISSUER_KEY_CACHE",
+    help="Emulated seconds an external issuer's keys are cached.",
+)
+@click.option(
     "--allow-remote-admin", is_flag=True, help="Serve /_emulator/ to non-loopback clients."
 )
 @click.option("--access-log", is_flag=True, help="Log every request line to stderr.")
@@ -115,6 +131,8 @@ def serve(
     throttle_tenant_writes: float | None,
     sticky: bool,
     gateway_fault_rate: float,
+    issuer_ca: Path | None,
+    issuer_key_cache: float,
     allow_remote_admin: bool,
     access_log: bool,
     extra_hosts: tuple[str, ...],
@@ -151,6 +169,8 @@ def serve(
             ),
             sticky_connections=sticky,
             gateway_fault_rate=gateway_fault_rate,
+            issuer_ca=issuer_ca,
+            issuer_key_cache_seconds=issuer_key_cache,
             allow_remote_admin=allow_remote_admin,
             access_log=access_log,
             extra_hosts=extra_hosts,

@@ -6,6 +6,7 @@ tests and out-of-process demos can drive the emulator the same way.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -319,6 +320,39 @@ def create_admin_blueprint(state: EmulatorState, *, allow_remote: bool = False) 
     def set_throttle() -> Response:
         state.configure_throttle(ThrottleConfig.from_dict(_json()))
         return json_response(state.throttle.config.to_dict())
+
+    @bp.get("/issuer-keys")
+    def get_issuer_keys() -> Response:
+        return json_response(state.issuer_keys.settings())
+
+    @bp.post("/issuer-keys")
+    def set_issuer_keys() -> Response:
+        """``{"caFile": path or null, "cacheSeconds": s, "refetchSeconds": s}``, each optional.
+
+        The CA bundle trusted for external OIDC issuers and the key cache's times
+        (``emulator.issuer_keys``); any change forgets every cached key.
+        """
+        data = _json()
+        keys = state.issuer_keys
+        ca_file = keys.ca_file
+        if "caFile" in data:
+            raw = data["caFile"]
+            if raw is not None and (not isinstance(raw, str) or not Path(raw).is_file()):
+                raise AdminError("caFile must be the path of a PEM file, or null")
+            ca_file = None if raw is None else Path(raw)
+        times: dict[str, float] = {}
+        for name, field in (
+            ("cacheSeconds", "cache_seconds"),
+            ("refetchSeconds", "refetch_seconds"),
+        ):
+            value = data.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise AdminError(f"{name} must be a number of seconds, at least 0")
+            times[field] = float(value)
+        keys.configure(ca_file=ca_file, **times)
+        return json_response(keys.settings())
 
     @bp.post("/app-policy")
     def set_app_policy() -> Response:

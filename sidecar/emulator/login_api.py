@@ -1,4 +1,10 @@
-"""The login.microsoftonline.com stand-in: OIDC metadata, JWKS, token endpoint, admin consent."""
+"""The login.microsoftonline.com stand-in: OIDC metadata, JWKS, token endpoint, admin consent.
+
+The token endpoint's ``client_credentials`` grant takes a client secret, a
+client assertion signed with one of the application's certificates (``tokens``)
+or an external issuer's token matched against the application's federated
+identity credentials as the serving replica sees them (``federation``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,11 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
+from sidecar.emulator.federation import (
+    FederationRejected,
+    is_federated,
+    verify_federated_assertion,
+)
 from sidecar.emulator.records import MULTI_TENANT, ServicePrincipal
 from sidecar.emulator.responses import aad_error, info, json_response
 from sidecar.emulator.state import EmulatorState
@@ -185,6 +196,7 @@ def create_login_blueprint(state: EmulatorState) -> Blueprint:
                 "or 'client_secret'.",
                 now,
             )
+        federated = bool(assertion) and is_federated(assertion, client_id)
         with state.lock:
             tenant_rec = state.tenants.get(tenant)
             if tenant_rec is None:
@@ -194,7 +206,10 @@ def create_login_blueprint(state: EmulatorState) -> Blueprint:
             sp = state.sp_view(tenant, client_id, replica, now)
             if app is None or sp is None:
                 return _app_not_found(client_id, tenant_rec.display_name, now)
-            if assertion:
+            if federated:
+                # Checked below, outside the lock: it may fetch the issuer's keys.
+                kind = "federated"
+            elif assertion:
                 base = _base()
                 audiences = [
                     f"{base}/{tenant}/oauth2/v2.0/token",
@@ -239,6 +254,17 @@ def create_login_blueprint(state: EmulatorState) -> Blueprint:
                 kind = "secret"
             roles = state.roles_of(tenant, client_id) if resource == GRAPH_RESOURCE else ()
             grant = TokenGrant(tenant, client_id, sp.object_id, resource, roles, kind)
+        if federated:
+            try:
+                verify_federated_assertion(
+                    assertion,
+                    credentials=app.federated,
+                    keys=state.issuer_keys,
+                    key_now=now,
+                    nows=state.jwt_nows(now),
+                )
+            except FederationRejected as exc:
+                return aad_error(exc.status, exc.error, exc.code, exc.message, now)
         access_token, expires_in = issue_access_token(state.signing, grant, now)
         if state.clock.mode == "accelerated" and state.clock.factor > 1:
             # Clients cache by wall clock; tell them the lifetime in real seconds.

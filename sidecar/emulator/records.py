@@ -143,6 +143,46 @@ class KeyCredential:
         )
 
 
+@dataclass(frozen=True)
+class FederatedCredential:
+    """A ``federatedIdentityCredential`` of an application (workload identity federation).
+
+    Graph's shape: learn.microsoft.com/graph/api/resources/federatedidentitycredential
+    (``id``, ``name``, ``issuer``, ``subject``, ``audiences``, ``description``).
+    """
+
+    credential_id: str
+    name: str
+    issuer: str
+    subject: str
+    audiences: tuple[str, ...]
+    description: str | None = None
+
+    def graph(self) -> dict[str, Any]:
+        return {
+            "id": self.credential_id,
+            "name": self.name,
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "description": self.description,
+            "audiences": list(self.audiences),
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.graph()
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> FederatedCredential:
+        return cls(
+            credential_id=data["id"],
+            name=data["name"],
+            issuer=data["issuer"],
+            subject=data["subject"],
+            audiences=tuple(data.get("audiences", ())),
+            description=data.get("description"),
+        )
+
+
 def certificate_der(value: str | bytes) -> bytes:
     """DER bytes from a PEM certificate or base64 DER (Graph's ``key``). Raises ValueError."""
     raw = value.encode() if isinstance(value, str) else value
@@ -180,6 +220,8 @@ class Application:
     passwords: tuple[PasswordCredential, ...] = ()
     keys: tuple[KeyCredential, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Not part of the application entity in Graph: a navigation property of its own.
+    federated: tuple[FederatedCredential, ...] = ()
 
     def graph(self, *, with_keys: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -214,6 +256,7 @@ class Application:
             "passwords": [p.snapshot() for p in self.passwords],
             "keys": [k.snapshot() for k in self.keys],
             "extra": self.extra,
+            "federated": [f.snapshot() for f in self.federated],
         }
 
     @classmethod
@@ -230,6 +273,9 @@ class Application:
             passwords=tuple(PasswordCredential.from_snapshot(p) for p in data.get("passwords", ())),
             keys=tuple(KeyCredential.from_snapshot(k) for k in data.get("keys", ())),
             extra=dict(data.get("extra", {})),
+            federated=tuple(
+                FederatedCredential.from_snapshot(f) for f in data.get("federated", ())
+            ),
         )
 
 

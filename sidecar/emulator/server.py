@@ -27,6 +27,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sidecar.emulator.app import CLOSE_KEY, CLOSE_SENT_KEY, create_app
 from sidecar.emulator.clock import Clock, ClockMode
+from sidecar.emulator.issuer_keys import DEFAULT_CACHE_SECONDS, DEFAULT_REFETCH_SECONDS
 from sidecar.emulator.replicas import LagProfile, named_profile
 from sidecar.emulator.state import AssertionClock, EmulatorState
 from sidecar.emulator.throttle import ThrottleConfig
@@ -154,6 +155,13 @@ class EmulatorConfig:
     keep_alive: bool = True
     #: Share of Graph requests answered by a failing gateway (see ``emulator.gateway``).
     gateway_fault_rate: float = 0.0
+    #: CA bundle (PEM) trusted when fetching external OIDC issuers' discovery documents
+    #: and JWKS for federated client assertions; None: the system trust store.
+    issuer_ca: Path | None = None
+    #: Emulated seconds an issuer's keys are cached (see ``emulator.issuer_keys``).
+    issuer_key_cache_seconds: float = DEFAULT_CACHE_SECONDS
+    #: At most one refetch per this many emulated seconds for a token with an unknown kid.
+    issuer_key_refetch_seconds: float = DEFAULT_REFETCH_SECONDS
 
     def lag(self) -> LagProfile:
         if isinstance(self.lag_profile, LagProfile):
@@ -188,6 +196,11 @@ class EmulatorServer:
             throttle=self.config.throttle,
             assertion_clock=self.config.assertion_clock,
             sticky_connections=self.config.sticky_connections,
+        )
+        self.state.issuer_keys.configure(
+            ca_file=self.config.issuer_ca,
+            cache_seconds=self.config.issuer_key_cache_seconds,
+            refetch_seconds=self.config.issuer_key_refetch_seconds,
         )
         if self.config.gateway_fault_rate:
             self.state.faults.gateway_errors(self.config.gateway_fault_rate)

@@ -21,6 +21,7 @@ from sidecar.emulator.app_policy import AppManagementPolicy
 from sidecar.emulator.calllog import CallLog
 from sidecar.emulator.clock import Clock, iso
 from sidecar.emulator.faults import FaultInjector
+from sidecar.emulator.issuer_keys import IssuerKeyCache
 from sidecar.emulator.records import (
     SINGLE_TENANT,
     Application,
@@ -74,6 +75,8 @@ class EmulatorState:
         self.app_policy = AppManagementPolicy()
         self.calls = CallLog()
         self.signing = SigningKey()
+        #: External OIDC issuers' keys for federated client assertions (``issuer_keys``).
+        self.issuer_keys = IssuerKeyCache()
         self.assertion_clock: AssertionClock = assertion_clock
         self.changes = 0
         self.clear_directory()
@@ -297,6 +300,7 @@ class EmulatorState:
             self.faults.clear()
             self.calls.clear()
             self.throttle.configure(ThrottleConfig())
+            self.issuer_keys.clear()
             self.changes += 1
 
     # ----- admin views --------------------------------------------------------
@@ -334,6 +338,7 @@ class EmulatorState:
                 }
                 for k in app.keys
             ],
+            "federatedIdentityCredentials": [f.graph() for f in app.federated],
             "replicatedAt": replicated,
             "roles": list(self.roles_of(app.tenant_id, app.app_id)),
         }

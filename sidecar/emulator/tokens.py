@@ -119,7 +119,7 @@ class TokenGrant:
     sp_object_id: str
     audience: str
     roles: tuple[str, ...]
-    credential_kind: str  # "secret" or "certificate"
+    credential_kind: str  # "secret", "certificate" or "federated"
 
 
 def issue_access_token(signing: SigningKey, grant: TokenGrant, now: float) -> tuple[str, int]:
