@@ -20,6 +20,7 @@ import hvac
 import pytest
 
 from sidecar.config import IssuerConfig
+from sidecar.daemon import Daemon
 from sidecar.devstack.openbao import OpenBaoDevServer
 from sidecar.emulator import EmulatorConfig, EmulatorServer
 from sidecar.errors import GraphError
@@ -33,6 +34,7 @@ from sidecar.model import (
     federated_credential_name,
     intent_of_federated,
 )
+from sidecar.probes import rule
 from sidecar.probing import federated_sign_in
 from sidecar.runtime import federated_trust
 from sidecar.sensitive import Sensitive
@@ -231,3 +233,24 @@ def _config(federation: Federation, path: Path) -> Path:
         + f'key = "{settings.key}"\n'
     )
     return written
+
+
+def test_the_daemon_makes_and_verifies_a_replacement(federation: Federation) -> None:
+    """Removed in the portal: the daemon makes a new one, and its probes verify it by
+    signing in at the emulator with tokens of the issuer."""
+    world = federation.world
+    record, _ = federation.create("fed-daemon")
+    (first,) = federation.stored(record.name)
+    world.runtime.graph().remove_federated_credential(record.app_object_id, first.key_id)
+    world.time.advance(world.config.timing.missing_grace + timedelta(minutes=1))
+    daemon = Daemon(world.runtime, holder="t")
+    assert daemon.tick(), daemon.health.last_error
+    (new,) = federation.stored(record.name)
+    assert new.key_id != first.key_id
+    for _ in range(40):
+        daemon.probe()
+        world.time.advance(world.config.timing.probe_interval)
+    (probe,) = world.store.probes(record.name).values()
+    assert rule.verified(probe, world.config.timing), probe
+    assert any("jwks" in path for path in federation.site.requests), "the emulator verified"
+    assert federation.on_app(record) == [new.key_id]
