@@ -1201,7 +1201,7 @@ def _acquire(
     login_url: str,
     tenant_id: str,
     client_id: str,
-    credential: str | dict[str, str],
+    credential: str | dict[str, Any],
     scope: str,
     session: requests.Session | None,
 ) -> dict[str, Any]:
@@ -1260,7 +1260,9 @@ def acquire_token_with_assertion(
     "third case: access token request with a federated credential"). Returns
     MSAL's result dict, as :func:`acquire_token_with_secret` does.
     """
-    credential = {"client_assertion": assertion.reveal()}
+    # A callable, as MSAL asks (a static assertion is deprecated: it may expire
+    # while MSAL holds it); this one is used once, so it never does.
+    credential: dict[str, Any] = {"client_assertion": assertion.reveal}
     return _acquire(login_url, tenant_id, client_id, credential, scope, session)
 
 
