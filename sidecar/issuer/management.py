@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from sidecar.errors import GraphError, GraphWriteUncertain, InputError
-from sidecar.graph import AssertionCredential, GraphClient
+from sidecar.errors import InputError
+from sidecar.graph import AssertionCredential, FederatedCredential, GraphClient
 from sidecar.issuer.documents import ENTRA_AUDIENCE, TokenRequest
 from sidecar.issuer.signing import Issuer
 
@@ -102,12 +102,12 @@ class FederatedCredentialSpec:
             "description": "azsidecar daemon: signs in to Graph without a certificate",
         }
 
-    def matches(self, found: dict[str, Any]) -> bool:
+    def matches(self, found: FederatedCredential) -> bool:
         """Whether a federated credential as Graph lists it trusts exactly this."""
-        return (
-            found.get("issuer") == self.issuer
-            and found.get("subject") == self.subject
-            and list(found.get("audiences") or []) == [self.audience]
+        return (found.issuer, found.subject, found.audience) == (
+            self.issuer,
+            self.subject,
+            self.audience,
         )
 
 
@@ -130,19 +130,12 @@ def graph_request(graph_url: str, app_object_id: str, spec: FederatedCredentialS
     )
 
 
-def _path(app_object_id: str) -> str:
-    return f"/applications/{quote(app_object_id, safe='')}/federatedIdentityCredentials"
-
-
 def find_management_credential(
     graph: GraphClient, app_object_id: str, spec: FederatedCredentialSpec
-) -> dict[str, Any] | None:
+) -> FederatedCredential | None:
     """The application's federated credential named ``spec.name``, as Graph lists it."""
-    response = graph.request("GET", _path(app_object_id), "list_federated_credentials", fresh=True)
-    for item in response.json().get("value", []):
-        if isinstance(item, dict) and item.get("name") == spec.name:
-            return item
-    return None
+    listed = graph.list_federated_credentials(app_object_id, fresh=True)
+    return next((c for c in listed if c.name == spec.name), None)
 
 
 def ensure_management_credential(
@@ -152,7 +145,8 @@ def ensure_management_credential(
 
     InputError when a credential of that name trusts something else (names
     are unique and immutable on an application: delete it first). A write
-    with no clear answer is looked for before it is repeated.
+    with no clear answer, or one refused as a duplicate, is settled by
+    :meth:`GraphClient.add_federated_credential`, which looks it up by name.
     """
     found = find_management_credential(graph, app_object_id, spec)
     if found is not None:
@@ -164,20 +158,7 @@ def ensure_management_credential(
             f"(az ad app federated-credential delete --id {app_object_id} "
             f"--federated-credential-id {spec.name}) and run this again"
         )
-    try:
-        graph.request("POST", _path(app_object_id), "create_federated_credential", json=spec.body())
-    except GraphWriteUncertain:
-        seen = graph.look_for(
-            lambda: find_management_credential(graph, app_object_id, spec),
-            "create_federated_credential",
-        )
-        if seen is None or not spec.matches(seen):
-            raise
-        return True
-    except GraphError as exc:
-        if exc.status == 409:  # made meanwhile (another replica's answer): check it
-            seen = find_management_credential(graph, app_object_id, spec)
-            if seen is not None and spec.matches(seen):
-                return False
-        raise
+    graph.add_federated_credential(
+        app_object_id, spec.name, spec.issuer, spec.subject, spec.audience
+    )
     return True
