@@ -8,20 +8,15 @@ product's issuer signs through Vault's Transit engine; a benchmark that only
 needs *some* issuer the emulator trusts makes an RSA key here instead (it never
 leaves this process's memory), builds the documents and tokens with the
 product's pure :mod:`sidecar.issuer.documents`, and serves them from a small
-``http.server`` thread under a certificate of a CA made for the run
-(:attr:`BenchIssuer.ca_path`, for ``EmulatorConfig.issuer_ca``).
-
-The approach is that of ``tests/issuer_site.py``; benchmark code does not
-import from ``tests``.
+``http.server`` thread (:class:`sidecar.emulator.json_site.JsonSite`) under a
+certificate of a CA made for the run (:attr:`BenchIssuer.ca_path`, for
+``EmulatorConfig.issuer_ca``).
 """
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,7 +25,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from sidecar.emulator.tls import prepare_server_tls
+from sidecar.emulator.json_site import JsonSite
 from sidecar.issuer import documents
 from sidecar.issuer.documents import ENTRA_AUDIENCE, IssuerIdentity, PublicKey, TokenRequest
 from sidecar.sensitive import Sensitive
@@ -40,37 +35,14 @@ class BenchIssuer:
     """An issuer at ``https://127.0.0.1:<port>`` signing RS256 tokens with one in-memory key."""
 
     def __init__(self, ca_dir: Path) -> None:
-        tls = prepare_server_tls(ca_dir)
-        self.ca_path = tls.ca_path
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         numbers = self._key.public_key().public_numbers()
         self.public = PublicKey(version=1, n=numbers.n, e=numbers.e)
+        self._site = JsonSite(ca_dir, self.document)
+        self.ca_path = self._site.ca_path
         #: Paths fetched, in order (the emulator's discovery and JWKS reads).
-        self.requests: list[str] = []
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                site.requests.append(self.path)
-                body = site.document(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                raw = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.socket = tls.ssl_context().wrap_socket(self._server.socket, server_side=True)
-        self.identity = IssuerIdentity(f"https://127.0.0.1:{self._server.server_address[1]}")
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self.requests = self._site.requests
+        self.identity = IssuerIdentity(self._site.origin)
 
     @property
     def url(self) -> str:
@@ -101,8 +73,7 @@ class BenchIssuer:
         return Sensitive(documents.compact(signed, signature))
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._site.stop()
 
     def __enter__(self) -> BenchIssuer:
         return self

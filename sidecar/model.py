@@ -161,6 +161,17 @@ class StackRecord:
         )
 
 
+_VERSION = "a credentials version"
+
+
+def _lifetime(data: dict[str, Any]) -> tuple[datetime, datetime]:
+    """A credentials version's ``created`` and ``expires``, whatever its kind."""
+    try:
+        return from_epoch(data["created"]), from_epoch(data["expires"])
+    except (KeyError, ValueError, OverflowError, OSError):
+        raise fieldcheck.InvalidRecord(f"{_VERSION}: created/expires are not times") from None
+
+
 @dataclass(frozen=True)
 class SecretVersion:
     """The data of one ``credentials/<name>`` version."""
@@ -188,11 +199,8 @@ class SecretVersion:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> SecretVersion:
-        where = "a credentials version"
-        try:
-            created, expires = from_epoch(data["created"]), from_epoch(data["expires"])
-        except (KeyError, ValueError, OverflowError, OSError):
-            raise fieldcheck.InvalidRecord(f"{where}: created/expires are not times") from None
+        where = _VERSION
+        created, expires = _lifetime(data)
         intent_id = data.get("intent_id", "")
         return cls(
             client_id=fieldcheck.guid(data.get("client_id"), where, "client_id"),
@@ -246,11 +254,8 @@ class CertificateVersion:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> CertificateVersion:
-        where = "a credentials version"
-        try:
-            created, expires = from_epoch(data["created"]), from_epoch(data["expires"])
-        except (KeyError, ValueError, OverflowError, OSError):
-            raise fieldcheck.InvalidRecord(f"{where}: created/expires are not times") from None
+        where = _VERSION
+        created, expires = _lifetime(data)
         thumbprint = data.get("thumbprint")
         if not isinstance(thumbprint, str) or not _THUMBPRINT.fullmatch(thumbprint):
             raise fieldcheck.InvalidRecord(f"{where}: field thumbprint is not a SHA-1 in hex")
@@ -327,11 +332,8 @@ class FederatedVersion:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> FederatedVersion:
-        where = "a credentials version"
-        try:
-            created, expires = from_epoch(data["created"]), from_epoch(data["expires"])
-        except (KeyError, ValueError, OverflowError, OSError):
-            raise fieldcheck.InvalidRecord(f"{where}: created/expires are not times") from None
+        where = _VERSION
+        created, expires = _lifetime(data)
         issuer = fieldcheck.printable(data.get("issuer"), where, "issuer", FEDERATED_FIELD_LIMIT)
         if not issuer.startswith("https://"):
             raise fieldcheck.InvalidRecord(f"{where}: field issuer is not an https:// URL")

@@ -5,20 +5,17 @@ Entra (and the emulator standing in for it) reads an external issuer's
 daemon's own listener for them is built elsewhere; tests serve
 :meth:`sidecar.issuer.signing.Issuer.discovery` and
 :meth:`~sidecar.issuer.signing.Issuer.jwks` with this small ``http.server``
-thread, under a certificate of a CA made for the test (``ca_path``, which the
-emulator is told to trust).
+thread (:class:`sidecar.emulator.json_site.JsonSite`), under a certificate of a
+CA made for the test (``ca_path``, which the emulator is told to trust).
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sidecar.emulator.tls import prepare_server_tls
+from sidecar.emulator.json_site import JsonSite
 from sidecar.issuer.signing import Issuer
 
 
@@ -26,34 +23,11 @@ class IssuerSite:
     """An HTTPS server on a loopback port; :meth:`serve` names the issuer it publishes."""
 
     def __init__(self, ca_dir: Path) -> None:
-        tls = prepare_server_tls(ca_dir)
-        self.ca_path = tls.ca_path
         self.issuer: Issuer | None = None
-        self.requests: list[str] = []
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                site.requests.append(self.path)
-                body = site.document(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                raw = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.socket = tls.ssl_context().wrap_socket(self.server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.site = JsonSite(ca_dir, self.document)
+        self.ca_path = self.site.ca_path
+        self.requests = self.site.requests
+        self.url = self.site.origin
 
     def serve(self, issuer: Issuer) -> None:
         """Publish ``issuer``'s documents (its URL must be :attr:`url`)."""
@@ -72,5 +46,4 @@ class IssuerSite:
         return None
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.site.stop()

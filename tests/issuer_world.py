@@ -15,18 +15,15 @@ moment, so that a version made on emulated day 10 counts as made on day 10.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from sidecar.clock import AcceleratedClock
 from sidecar.emulator.clock import Clock as EmuClock
-from sidecar.emulator.tls import ServerTLS, prepare_server_tls
+from sidecar.emulator.json_site import JsonSite
 from sidecar.issuer.documents import DISCOVERY_PATH, IssuerIdentity
 from sidecar.issuer.signing import Issuer
 from tests.world import EmulatorTime
@@ -38,39 +35,16 @@ class IssuerSite:
     """``https://127.0.0.1:<port>/azsidecar`` serving whatever issuer :attr:`issuer` is."""
 
     def __init__(self, directory: Path) -> None:
-        self.tls: ServerTLS = prepare_server_tls(directory)
+        self.directory = directory
         self.issuer: Issuer | None = None
         self.fetches = 0
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = site.document(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.socket = self.tls.ssl_context().wrap_socket(
-            self.server.socket, server_side=True
-        )
-        self.url = f"https://127.0.0.1:{self.server.server_address[1]}{ISSUER_PATH}"
+        self.site = JsonSite(directory, self.document)
+        self.url = f"{self.site.origin}{ISSUER_PATH}"
         self.identity = IssuerIdentity(self.url)
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def ca_path(self) -> Path:
-        return self.tls.ca_path
+        return self.site.ca_path
 
     def document(self, path: str) -> dict[str, Any] | None:
         issuer = self.issuer
@@ -79,18 +53,15 @@ class IssuerSite:
         self.fetches += 1
         if path == f"{ISSUER_PATH}/{DISCOVERY_PATH}":
             return issuer.discovery()
-        if f"https://127.0.0.1:{self.server.server_address[1]}{path}" == issuer.identity.jwks_uri:
+        if f"{self.site.origin}{path}" == issuer.identity.jwks_uri:
             return issuer.jwks()
         return None
 
     def __enter__(self) -> IssuerSite:
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
+        self.site.stop()
 
 
 class WorldTransitTime(EmulatorTime, AcceleratedClock):

@@ -231,6 +231,8 @@ def _config(federation: Federation, path: Path) -> Path:
         + f'url = "{settings.url}"\n'
         + f'transit_mount = "{settings.transit_mount}"\n'
         + f'key = "{settings.key}"\n'
+        # The test's IssuerSite serves the documents, not the daemon's listener.
+        + 'listen = ""\n'
     )
     return written
 

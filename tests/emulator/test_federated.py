@@ -11,12 +11,10 @@ document and a JWKS for RSA keys made here.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.emulator import EmulatorConfig, EmulatorServer, EmulatorState, LagProfile
-from sidecar.emulator.tls import prepare_server_tls
+from sidecar.emulator.json_site import JsonSite
 from tests.emulator.conftest import MAX_LAG, World
 
 ARM_SCOPE = "https://management.azure.com/.default"
@@ -42,41 +40,22 @@ class Issuer:
     """An OIDC issuer over HTTPS: discovery document and JWKS, keys swappable by the test."""
 
     def __init__(self, ca_dir: Path) -> None:
-        tls = prepare_server_tls(ca_dir)
-        self.ca_path = tls.ca_path
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
-        self.requests: list[str] = []
-        issuer = self
+        self.site = JsonSite(ca_dir, self.document)
+        self.ca_path = self.site.ca_path
+        self.requests = self.site.requests
+        self.url = self.site.origin
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                issuer.requests.append(self.path)
-                if self.path == "/.well-known/openid-configuration":
-                    body: dict[str, Any] = {
-                        "issuer": issuer.url,
-                        "jwks_uri": f"{issuer.url}/keys",
-                        "id_token_signing_alg_values_supported": ["RS256"],
-                    }
-                elif self.path == "/keys":
-                    body = {"keys": [issuer.jwk(kid) for kid in issuer.keys]}
-                else:
-                    self.send_error(404)
-                    return
-                raw = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.socket = tls.ssl_context().wrap_socket(self.server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def document(self, path: str) -> dict[str, Any] | None:
+        if path == "/.well-known/openid-configuration":
+            return {
+                "issuer": self.url,
+                "jwks_uri": f"{self.url}/keys",
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }
+        if path == "/keys":
+            return {"keys": [self.jwk(kid) for kid in self.keys]}
+        return None
 
     def jwk(self, kid: str) -> dict[str, Any]:
         public = jwt.algorithms.RSAAlgorithm.to_jwk(self.keys[kid].public_key(), as_dict=True)
@@ -111,8 +90,7 @@ class Issuer:
         return jwt.encode(claims, signer, algorithm="RS256", headers={"kid": kid})
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.site.stop()
 
 
 @pytest.fixture
