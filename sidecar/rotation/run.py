@@ -29,8 +29,10 @@ intent cleared; crash points ``after_intent``, ``after_add_federated``,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -50,6 +52,7 @@ from sidecar.model import (
     AzureCredential,
     CertificateVersion,
     CredentialKind,
+    CredentialVersion,
     FederatedVersion,
     Intent,
     IntentKind,
@@ -198,6 +201,68 @@ def _listed(credential: PasswordCredential | KeyCredential) -> AzureCredential:
     )
 
 
+def _begin(record: IntegrationRecord, store: Store, clock: Clock, kind: IntentKind) -> Intent:
+    """Step 1: the intent, written before anything is made in Azure."""
+    intent = Intent(intent_id=uuid.uuid4().hex, created=clock.now(), kind=kind)
+    store.add_intent(record.name, intent)
+    crash_point("after_intent")
+    return intent
+
+
+@contextlib.contextmanager
+def _refusal_clears(record: IntegrationRecord, store: Store, intent: Intent) -> Iterator[None]:
+    """Around a creating Graph call: refused outright (a policy, a bad request, a limit),
+    nothing was made, so the intent goes and the next tick asks again; no retry here.
+    An unclear answer (:class:`GraphWriteUncertain`) keeps the intent for reconciliation."""
+    try:
+        yield
+    except GraphWriteUncertain:
+        raise
+    except GraphError as exc:
+        if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 429):
+            store.clear_intent(record.name, intent.intent_id)
+        raise
+
+
+def _store_new(
+    record: IntegrationRecord,
+    store: Store,
+    intent: Intent,
+    made: CredentialVersion,
+    take_back: Callable[[], object],
+) -> StoredCredential:
+    """Steps 3-4: store the new credential's version, then clear its intent.
+
+    No answer from Vault is not a refusal: the write may have landed (a raft
+    leader commits it and dies before answering), and removing the credential
+    would leave Vault holding, and soon handing out, one Azure no longer
+    accepts. The intent stays; reconciliation keeps the credential if Vault
+    has it and removes it as an orphan otherwise. A refusal means what was
+    made in Azure is lost with this process (a secret's text, a private key):
+    ``take_back`` removes it now rather than wait for reconciliation, and the
+    intent stays as the record.
+    """
+    noun = made.kind.noun
+    try:
+        stored = store.store_secret(record.name, made)
+    except VaultUnavailable:
+        log.warning(
+            "storing the new %s of %s got no answer from Vault; it is left to reconciliation",
+            noun,
+            record.name,
+        )
+        raise
+    except SidecarError:
+        try:
+            take_back()
+        except GraphError as exc:
+            log.warning("could not remove the unstored %s of %s: %s", noun, record.name, exc)
+        raise
+    crash_point("after_store")
+    store.clear_intent(record.name, intent.intent_id)
+    return stored
+
+
 def create_secret(
     record: IntegrationRecord,
     graph: CredentialGraph,
@@ -216,13 +281,12 @@ def create_secret(
     :data:`UNCERTAIN_ATTEMPTS` times.
     """
     for attempt in range(1, UNCERTAIN_ATTEMPTS + 1):
-        intent = Intent(intent_id=uuid.uuid4().hex, created=clock.now(), kind=IntentKind.SECRET)
-        store.add_intent(record.name, intent)
-        crash_point("after_intent")
+        intent = _begin(record, store, clock, IntentKind.SECRET)
         end = clock.now() + policy.secret_lifetime
         name = credential_display_name(intent.intent_id)
         try:
-            new = graph.add_password(record.app_object_id, name, end)
+            with _refusal_clears(record, store, intent):
+                new = graph.add_password(record.app_object_id, name, end)
         except GraphWriteUncertain as exc:
             log.warning(
                 "addPassword for %s may have happened (%s); its credential is left to"
@@ -236,12 +300,6 @@ def create_secret(
             if attempt == UNCERTAIN_ATTEMPTS:
                 raise
             continue
-        except GraphError as exc:
-            if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 429):
-                # Refused outright (a policy, a bad request): nothing was made, so the
-                # intent goes and the next tick asks again; no retry here.
-                store.clear_intent(record.name, intent.intent_id)
-            raise
         break
     crash_point("after_add_password")
     secret = SecretVersion(
@@ -253,32 +311,13 @@ def create_secret(
         created=clock.now(),
         expires=new.end,
     )
-    try:
-        stored = store.store_secret(record.name, secret)
-    except VaultUnavailable:
-        # No answer is not a refusal: the write may have landed (a raft leader
-        # commits it and dies before answering), and removing the credential
-        # would leave Vault holding, and soon handing out, a secret Azure no
-        # longer accepts. The intent stays; reconciliation keeps the credential
-        # if Vault has its text and removes it as an orphan otherwise.
-        log.warning(
-            "storing the new secret of %s got no answer from Vault; its credential"
-            " is left to reconciliation",
-            record.name,
-        )
-        raise
-    except SidecarError:
-        # Vault refused the write, so the text is lost with this process; take
-        # the credential back now rather than wait for reconciliation. The
-        # intent stays as the record.
-        try:
-            graph.remove_password(record.app_object_id, new.key_id)
-        except GraphError as exc:
-            log.warning("could not remove unstored secret of %s: %s", record.name, exc)
-        raise
-    crash_point("after_store")
-    store.clear_intent(record.name, intent.intent_id)
-    return stored
+    return _store_new(
+        record,
+        store,
+        intent,
+        secret,
+        lambda: graph.remove_password(record.app_object_id, new.key_id),
+    )
 
 
 def _take_back(record: IntegrationRecord, display_name: str, graph: CredentialGraph) -> None:
@@ -311,19 +350,18 @@ def create_certificate(
     if it is not found the intent stays and reconciliation removes the key
     should it show, since its private key is gone with this attempt.
     """
-    intent = Intent(intent_id=uuid.uuid4().hex, created=clock.now(), kind=IntentKind.CERTIFICATE)
-    store.add_intent(record.name, intent)
-    crash_point("after_intent")
+    intent = _begin(record, store, clock, IntentKind.CERTIFICATE)
     name = credential_display_name(intent.intent_id)
     pair = generate_key_pair(
         f"azsidecar-{record.name}", clock.now(), policy.client_certificate_lifetime
     )
     try:
-        if proof_version is None:
-            key = graph.patch_add_key(record.app_object_id, pair.cert_der, name)
-        else:
-            signer = _signer(record, store, proof_version)
-            key = graph.add_key(record.app_object_id, pair.cert_der, name, signer)
+        with _refusal_clears(record, store, intent):
+            if proof_version is None:
+                key = graph.patch_add_key(record.app_object_id, pair.cert_der, name)
+            else:
+                signer = _signer(record, store, proof_version)
+                key = graph.add_key(record.app_object_id, pair.cert_der, name, signer)
     except GraphWriteUncertain as exc:
         log.warning(
             "the certificate upload for %s may have happened (%s); its key is left to"
@@ -331,12 +369,6 @@ def create_certificate(
             record.name,
             exc,
         )
-        raise
-    except GraphError as exc:
-        if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 429):
-            # Refused outright: nothing was added, so the intent goes and the
-            # next tick asks again.
-            store.clear_intent(record.name, intent.intent_id)
         raise
     crash_point("after_add_key")
     bundle = pkcs12_bundle(pair, name)
@@ -351,28 +383,15 @@ def create_certificate(
         pfx=bundle.pfx,
         pfx_password=bundle.password,
     )
-    try:
-        stored = store.store_secret(record.name, certificate)
-    except VaultUnavailable:
-        # As for a secret: the write may have landed; reconciliation decides.
-        log.warning(
-            "storing the new certificate of %s got no answer from Vault; its key is left"
-            " to reconciliation",
-            record.name,
-        )
-        raise
-    except SidecarError:
-        # Vault refused the write, so the private key is lost with this process:
-        # take the key back now (it proves its own removal), else reconciliation will.
-        own = CertificateCredential(pair.cert_pem, pair.key_pem, pair.thumbprint, key.key_id)
-        try:
-            graph.remove_key(record.app_object_id, key.key_id, own)
-        except GraphError as exc:
-            log.warning("could not remove the unstored certificate of %s: %s", record.name, exc)
-        raise
-    crash_point("after_store")
-    store.clear_intent(record.name, intent.intent_id)
-    return stored
+    # Its own private key proves the key's removal.
+    own = CertificateCredential(pair.cert_pem, pair.key_pem, pair.thumbprint, key.key_id)
+    return _store_new(
+        record,
+        store,
+        intent,
+        certificate,
+        lambda: graph.remove_key(record.app_object_id, key.key_id, own),
+    )
 
 
 def create_federated(
@@ -390,15 +409,14 @@ def create_federated(
     stays and reconciliation removes the credential should it show. ``created``
     is when Graph accepted it, from which readiness counts.
     """
-    intent = Intent(intent_id=uuid.uuid4().hex, created=clock.now(), kind=IntentKind.FEDERATED)
-    store.add_intent(record.name, intent)
-    crash_point("after_intent")
+    intent = _begin(record, store, clock, IntentKind.FEDERATED)
     name = federated_credential_name(intent.intent_id)
     subject = federated_subject(record.name, intent.intent_id)
     try:
-        added = graph.add_federated_credential(
-            record.app_object_id, name, trust.issuer, subject, trust.audience
-        )
+        with _refusal_clears(record, store, intent):  # e.g. the 20-credential limit
+            added = graph.add_federated_credential(
+                record.app_object_id, name, trust.issuer, subject, trust.audience
+            )
     except GraphWriteUncertain as exc:
         log.warning(
             "the federated credential of %s may have been created (%s); it is left to"
@@ -406,12 +424,6 @@ def create_federated(
             record.name,
             exc,
         )
-        raise
-    except GraphError as exc:
-        if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (404, 429):
-            # Refused outright (the 20-credential limit, a bad issuer URL): nothing
-            # was made, so the intent goes and the next tick asks again.
-            store.clear_intent(record.name, intent.intent_id)
         raise
     accepted = clock.now()
     crash_point("after_add_federated")
@@ -426,28 +438,13 @@ def create_federated(
         intent_id=intent.intent_id,
         created=accepted,
     )
-    try:
-        stored = store.store_secret(record.name, version)
-    except VaultUnavailable:
-        log.warning(
-            "storing the new federated credential of %s got no answer from Vault; it is left"
-            " to reconciliation",
-            record.name,
-        )
-        raise
-    except SidecarError:
-        # Vault refused the write: take the credential back now rather than wait
-        # for reconciliation. The intent stays as the record.
-        try:
-            graph.remove_federated_credential(record.app_object_id, added.key_id)
-        except GraphError as exc:
-            log.warning(
-                "could not remove the unstored federated credential of %s: %s", record.name, exc
-            )
-        raise
-    crash_point("after_store")
-    store.clear_intent(record.name, intent.intent_id)
-    return stored
+    return _store_new(
+        record,
+        store,
+        intent,
+        version,
+        lambda: graph.remove_federated_credential(record.app_object_id, added.key_id),
+    )
 
 
 def _signer(record: IntegrationRecord, store: Store, version: int) -> CertificateCredential:
