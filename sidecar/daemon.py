@@ -16,6 +16,7 @@ Every daemon, leader or not, serves the issuer's documents over HTTPS
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -35,7 +36,6 @@ from sidecar import metrics
 from sidecar.certs import renewal
 from sidecar.errors import SidecarError, VaultError, VaultForbidden
 from sidecar.graph import (
-    CertificateCredential,
     GraphClient,
     probe_sign_in,
     probe_sign_in_certificate,
@@ -52,7 +52,6 @@ from sidecar.probing import ProbeExecutor, federated_sign_in
 from sidecar.ready import Ready, choose_for_kind
 from sidecar.rotation.run import TickReport, rotate
 from sidecar.runtime import Runtime, federated_trust
-from sidecar.sensitive import Sensitive
 from sidecar.vault_login import VaultLogin
 
 log = logging.getLogger(__name__)
@@ -108,38 +107,17 @@ class Daemon:
         if self._probes is None:
             azure = self.config.azure
 
-            def sign_in(tenant: str, client_id: str, secret: Sensitive) -> bool | None:
-                return probe_sign_in(
-                    login_url=azure.login_url,
-                    tenant_id=tenant,
-                    client_id=client_id,
-                    secret=secret,
-                    scope=azure.arm_scope,
-                    ca_bundle=azure.ca_bundle,
-                )
-
-            def sign_in_certificate(
-                tenant: str, client_id: str, certificate: CertificateCredential
-            ) -> bool | None:
-                return probe_sign_in_certificate(
-                    login_url=azure.login_url,
-                    tenant_id=tenant,
-                    client_id=client_id,
-                    certificate=certificate,
-                    scope=azure.arm_scope,
-                    ca_bundle=azure.ca_bundle,
-                )
-
-            def sign_in_assertion(tenant: str, client_id: str, assertion: Sensitive) -> bool | None:
-                return probe_sign_in_federated(
-                    login_url=azure.login_url,
-                    tenant_id=tenant,
-                    client_id=client_id,
-                    assertion=assertion,
-                    scope=azure.arm_scope,
-                    ca_bundle=azure.ca_bundle,
-                )
-
+            # The probe loop calls each with (tenant, client_id, credential).
+            login, scope, bundle = azure.login_url, azure.arm_scope, azure.ca_bundle
+            sign_in = functools.partial(
+                probe_sign_in, login_url=login, scope=scope, ca_bundle=bundle
+            )
+            sign_in_certificate = functools.partial(
+                probe_sign_in_certificate, login_url=login, scope=scope, ca_bundle=bundle
+            )
+            sign_in_assertion = functools.partial(
+                probe_sign_in_federated, login_url=login, scope=scope, ca_bundle=bundle
+            )
             issuer = self.runtime.issuer()
             self._probes = ProbeExecutor(
                 self.runtime.store,

@@ -1287,11 +1287,11 @@ FEDERATED_REFUSED = frozenset({70021, 700211, 700212, 700213})
 
 
 def probe_sign_in(
-    *,
-    login_url: str,
     tenant_id: str,
     client_id: str,
     secret: Sensitive,
+    *,
+    login_url: str,
     scope: str = ARM_SCOPE,
     ca_bundle: str | None = None,
 ) -> bool | None:
@@ -1343,11 +1343,11 @@ def _probe(
 
 
 def probe_sign_in_certificate(
-    *,
-    login_url: str,
     tenant_id: str,
     client_id: str,
     certificate: CertificateCredential,
+    *,
+    login_url: str,
     scope: str = ARM_SCOPE,
     ca_bundle: str | None = None,
 ) -> bool | None:
@@ -1374,11 +1374,11 @@ def probe_sign_in_certificate(
 
 
 def probe_sign_in_federated(
-    *,
-    login_url: str,
     tenant_id: str,
     client_id: str,
     assertion: Sensitive,
+    *,
+    login_url: str,
     scope: str = ARM_SCOPE,
     ca_bundle: str | None = None,
 ) -> bool | None:
