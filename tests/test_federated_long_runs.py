@@ -17,6 +17,8 @@ sees (the default rotation period is 30 days).
 
 from __future__ import annotations
 
+import base64
+import itertools
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -27,6 +29,7 @@ import hvac
 import jwt
 import pytest
 
+from sidecar.answers import ResolvedCredential
 from sidecar.config import IssuerConfig
 from sidecar.daemon import Daemon
 from sidecar.devstack.openbao import OpenBaoDevServer
@@ -41,8 +44,10 @@ from sidecar.runtime import federated_trust
 from sidecar.store import StackRecord, Store
 from sidecar.vault import VaultKV
 from tests.issuer_site import IssuerSite
+from tests.pfx import sign_in_and_read_subscription
 from tests.runner.test_federated_emulator_runs import sign_in_and_read
-from tests.world import make_world
+from tests.test_certificate_e2e import our_certificates
+from tests.world import UserTenant, World, make_world, run_terraform
 
 FED = CredentialKind.FEDERATED
 
@@ -123,11 +128,12 @@ def test_72_hours_of_federated_runs_from_creation(
                     refusals += 1
                 else:
                     assert cred.federated is not None and cred.kind is FED
+                    assert cred.subscription_id == tenant.subscription_id
                     token = cred.federated.token.reveal()
                     first_token = first_token or now
                     kids.add(str(jwt.get_unverified_header(token)["kid"]))
                     ok, why = sign_in_and_read(
-                        emu, session, cred.tenant_id, cred.client_id, cred.subscription_id, token
+                        emu, session, cred.tenant_id, cred.client_id, tenant.subscription_id, token
                     )
                     runs += 1
                     assert ok, f"run {runs} at {now - created} after creation failed: {why}"
@@ -141,3 +147,123 @@ def test_72_hours_of_federated_runs_from_creation(
         f" first_token_after={first_token - created} kids={len(kids)}"
     )
     assert runs >= 72 * 12 - refusals - 1
+
+
+def run_with(
+    world: World, emu: EmulatorServer, cred: ResolvedCredential, tenant: UserTenant
+) -> tuple[bool, str]:
+    """What azurerm does with what a run was handed, whichever kind."""
+    session = emu.session()
+    if cred.federated is not None:
+        token = cred.federated.token.reveal()
+        return sign_in_and_read(
+            emu, session, cred.tenant_id, cred.client_id, tenant.subscription_id, token
+        )
+    if cred.certificate is not None:
+        return sign_in_and_read_subscription(
+            login_url=emu.base_url,
+            arm_url=emu.arm_url,
+            session=session,
+            tenant_id=cred.tenant_id,
+            client_id=cred.client_id,
+            subscription_id=tenant.subscription_id,
+            bundle=base64.b64decode(cred.certificate.bundle.reveal()),
+            password=cred.certificate.password.reveal(),
+        )
+    return run_terraform(world, session, cred, tenant)
+
+
+SECRET = CredentialKind.SECRET
+CERT = CredentialKind.CERTIFICATE
+
+
+def test_secret_federated_certificate_secret_switches_never_fail_a_run(
+    tmp_path: Path, openbao: OpenBaoDevServer, kv: VaultKV, transit_mount: str
+) -> None:
+    """One integration switched secret -> federated -> certificate -> secret while a
+    run every 5 emulated minutes signs in: no run fails, the old kind is handed out
+    until the new one is ready, and the old kind's credentials leave Azure."""
+    site = IssuerSite(tmp_path / "site")
+    config = EmulatorConfig(clock_mode="manual", seed=1873, issuer_ca=site.ca_path)
+    with EmulatorServer(config) as emu:
+        world = make_world(
+            emu, Store(kv), openbao.addr, openbao.root_token, start=datetime.now(UTC)
+        )
+        settings = IssuerConfig(url=site.url, transit_mount=transit_mount, key="issuer", listen="")
+        world.config = replace(world.config, issuer=settings)
+        rt = world.runtime
+        daemon = Daemon(rt, holder="test-daemon")
+        try:
+            assert daemon.issuer_tick()
+            issuer = rt.issuer()
+            assert issuer is not None
+            site.serve(issuer)
+            # The issuer's key published for publish_ahead before any switch. (Before
+            # that, readers choose a released federated credential and then cannot
+            # sign for it: the run is refused "not ready" although the secret is
+            # still good. Known gap, reported on issue 18.)
+            world.time.advance(settings.publish_ahead + timedelta(minutes=1))
+            tenant = world.add_tenant()
+            service = Integrations(
+                rt.store,
+                rt.graph(),
+                rt.clock,
+                rt.config.timing,
+                redirect_uri=rt.config.azure.consent_redirect_uri,
+                trust=federated_trust(rt.config),
+            )
+            record = service.create("web", tenant.tenant_id, tenant.subscription_id, SECRET)
+            world.store.save_stack(StackRecord(name="A", read="web", write="web"), cas=0)
+            world.time.advance(timedelta(minutes=11))
+            world.consent_and_grant(record.client_id, tenant)
+            world.time.advance(timedelta(minutes=11))
+            signer = TransitSigner(
+                mount=transit_mount, key="issuer", policy=settings.policy(), clock=world.time
+            )
+            graph = rt.graph()
+            handed: list[CredentialKind] = []
+            runs = 0
+
+            def runs_for(hours: int) -> None:
+                nonlocal runs
+                end = world.time.now() + timedelta(hours=hours)
+                while world.time.now() < end:
+                    now = world.time.now()
+                    if due := daemon.due(now):
+                        assert daemon.tick(only=due), daemon.health.last_error
+                    daemon.probe()
+                    phase = Phase.PLAN if runs % 2 else Phase.APPLY
+                    cred = resolve_credential(
+                        kv, "A", phase, now, world.config.timing, signer=signer
+                    )
+                    ok, why = run_with(world, emu, cred, tenant)
+                    runs += 1
+                    assert ok, f"a {cred.kind.value} run at {now} failed: {why}"
+                    handed.append(cred.kind)
+                    world.time.advance(timedelta(minutes=5))
+
+            assert daemon.tick(), daemon.health.last_error
+            assert daemon.issuer_tick()
+            runs_for(1)
+            assert set(handed) == {SECRET}
+            for wanted in (FED, CERT, SECRET):
+                before = len(handed)
+                old = handed[-1]
+                changed_record, changed = service.set_kind("web", wanted)
+                assert changed and changed_record.kind is wanted
+                assert daemon.tick(), daemon.health.last_error
+                runs_for(2)
+                switched = handed[before:]
+                assert switched[0] is old, "the old kind until the new one is ready"
+                assert switched[-1] is wanted
+                assert {c.kind for c in world.store.credentials("web")} == {wanted}
+                held_federated = graph.list_federated_credentials(record.app_object_id)
+                assert (wanted is FED) == bool(held_federated), held_federated
+                assert (wanted is CERT) == bool(our_certificates(world, record.app_object_id))
+                assert (wanted is SECRET) == bool(world.our_key_ids(record.app_object_id))
+        finally:
+            daemon.close()
+            site.stop()
+    assert sum(1 for a, b in itertools.pairwise(handed) if a != b) == 3
+    by_kind = {k.value: sum(1 for h in handed if h is k) for k in (SECRET, FED, CERT)}
+    print(f"\nkind switches: runs={runs} failures=0 by kind={by_kind}")
