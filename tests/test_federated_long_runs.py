@@ -30,6 +30,7 @@ import jwt
 import pytest
 
 from sidecar.answers import ResolvedCredential
+from sidecar.clock import AcceleratedClock
 from sidecar.config import IssuerConfig
 from sidecar.daemon import Daemon
 from sidecar.devstack.openbao import OpenBaoDevServer
@@ -38,10 +39,12 @@ from sidecar.emulator.replicas import named_profile
 from sidecar.errors import NotReadyError
 from sidecar.integrations import Integrations
 from sidecar.issuer.handout import TransitSigner
+from sidecar.issuer.signing import transit_time
 from sidecar.model import CredentialKind, Phase
 from sidecar.resolve import resolve_credential
-from sidecar.runtime import federated_trust
+from sidecar.runtime import Runtime, federated_trust
 from sidecar.store import StackRecord, Store
+from sidecar.transit import Transit
 from sidecar.vault import VaultKV
 from tests.issuer_site import IssuerSite
 from tests.pfx import sign_in_and_read_subscription
@@ -267,3 +270,121 @@ def test_secret_federated_certificate_secret_switches_never_fail_a_run(
     assert sum(1 for a, b in itertools.pairwise(handed) if a != b) == 3
     by_kind = {k.value: sum(1 for h in handed if h is k) for k in (SECRET, FED, CERT)}
     print(f"\nkind switches: runs={runs} failures=0 by kind={by_kind}")
+
+
+@pytest.mark.slow
+def test_issuer_key_rotation_during_federated_runs(
+    tmp_path: Path, openbao: OpenBaoDevServer, kv: VaultKV, transit_mount: str
+) -> None:
+    """12 emulated hours at 1800x: the daemon's issuer_tick rotates the key every 3 h,
+    published 1 h ahead; a run every 5 emulated minutes signs in with a fresh token.
+
+    Transit stamps versions with the wall clock, so the product runs on an
+    :class:`AcceleratedClock` (which maps those stamps) and the emulator's manual
+    clock is set from it before each step. The emulator caches an issuer's keys
+    for 5 minutes (less than publish_ahead, as the design assumes of Entra).
+    """
+    factor = 1800.0
+    ahead, period = timedelta(hours=1), timedelta(hours=3)
+    site = IssuerSite(tmp_path / "site")
+    config = EmulatorConfig(clock_mode="manual", seed=1874, issuer_ca=site.ca_path)
+    with EmulatorServer(config) as emu:
+        acc = AcceleratedClock(datetime.now(UTC), factor)
+
+        def sync() -> None:
+            emu.state.clock.set(acc.now().timestamp())
+
+        sync()
+        world = make_world(emu, Store(kv), openbao.addr, openbao.root_token, start=None)
+        settings = IssuerConfig(
+            url=site.url,
+            transit_mount=transit_mount,
+            key="issuer",
+            listen="",
+            publish_ahead=ahead,
+            rotation_period=period,
+        )
+        world.config = replace(world.config, issuer=settings)
+        rt = Runtime(config=world.config, clock=acc, store=world.store)
+        daemon = Daemon(rt, holder="test-daemon")
+        transit = Transit(kv.client, transit_mount)
+        signed: list[tuple[str, int, datetime, datetime]] = []  # kid, version, at, published
+        runs = refusals = 0
+        try:
+            assert daemon.issuer_tick()
+            issuer = rt.issuer()
+            assert issuer is not None
+            site.serve(issuer)
+            tenant = world.add_tenant()
+            service = Integrations(
+                rt.store,
+                rt.graph(),
+                rt.clock,
+                rt.config.timing,
+                redirect_uri=rt.config.azure.consent_redirect_uri,
+                trust=federated_trust(rt.config),
+            )
+            record = service.create("fed", tenant.tenant_id, tenant.subscription_id, FED)
+            acc.sleep(timedelta(minutes=11).total_seconds())  # Azure AD knows the app
+            sync()
+            world.consent_and_grant(record.client_id, tenant)
+            world.store.save_stack(StackRecord(name="A", read="fed", write="fed"), cas=0)
+            signer = TransitSigner(
+                mount=transit_mount, key="issuer", policy=settings.policy(), clock=acc
+            )
+            session = emu.session()
+            start = acc.now()
+            end = start + timedelta(hours=12)
+            step = timedelta(minutes=5)
+            next_run = start
+            first_token: datetime | None = None
+            while acc.now() < end:
+                acc.sleep((next_run - acc.now()).total_seconds())
+                next_run += step
+                sync()
+                assert daemon.issuer_tick(), "the issuer's key maintenance failed"
+                if due := daemon.due(acc.now()):
+                    assert daemon.tick(only=due), daemon.health.last_error
+                daemon.probe()
+                sync()
+                now = acc.now()
+                try:
+                    cred = resolve_credential(
+                        kv, "A", Phase.APPLY, now, rt.config.timing, signer=signer
+                    )
+                except NotReadyError as refused:
+                    assert first_token is None, f"refused at {now} after a first token: {refused}"
+                    assert refused.ready_at is not None
+                    refusals += 1
+                    continue
+                assert cred.federated is not None
+                token = cred.federated.token.reveal()
+                first_token = first_token or now
+                kid = str(jwt.get_unverified_header(token)["kid"])
+                body = jwt.decode(token, options={"verify_signature": False})
+                iat = datetime.fromtimestamp(body["iat"], UTC)
+                key, key_plan = issuer.read(now)
+                served = {k.kid: k.version for k in issuer.published_keys(key, key_plan)}
+                assert kid in served, f"the JWKS lacks the key of a live token ({kid})"
+                version = served[kid]
+                published = transit_time(acc, key.versions[version].created)
+                signed.append((kid, version, iat, published))
+                sync()
+                ok, why = sign_in_and_read(
+                    emu, session, cred.tenant_id, cred.client_id, tenant.subscription_id, token
+                )
+                runs += 1
+                assert ok, f"run {runs} at {now - start} failed with key v{version}: {why}"
+        finally:
+            daemon.close()
+            site.stop()
+    versions = sorted({v for _, v, _, _ in signed})
+    for kid, version, iat, published in signed:
+        assert iat >= published + ahead - timedelta(seconds=1), (kid, version, iat, published)
+    print(
+        f"\nrotation: runs={runs} failures=0 refusals_ready_at={refusals}"
+        f" first_token_after={first_token - start if first_token else None}"
+        f" signing_versions={versions} latest={transit.read_key('issuer').latest_version}"
+    )
+    assert len(versions) >= 3, versions
+    assert runs >= 12 * 12 - refusals - 20  # late steps under load may merge
