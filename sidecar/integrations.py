@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from urllib.parse import urlencode
 
 from sidecar.answers import check_new_name
@@ -103,11 +105,14 @@ class Integrations:
         app_name_prefix: str = "azsidecar",
         redirect_uri: str = "https://localhost/azsidecar/consent",
         trust: FederatedTrust | None = None,
+        signing_from: Callable[[], datetime | None] | None = None,
     ) -> None:
         """``trust`` is the configured issuer's (:func:`sidecar.runtime.federated_trust`):
-        without one, federated integrations are refused."""
+        without one, federated integrations are refused. ``signing_from`` says when the
+        issuer's key can first sign (None: it can now); see :meth:`set_kind`."""
         self.store = store
         self.trust = trust
+        self.signing_from = signing_from
         self.graph = graph
         self.clock = clock
         self.policy = policy
@@ -243,6 +248,17 @@ class Integrations:
             )
         if record.kind is wanted:
             return record, False
+        if wanted is CredentialKind.FEDERATED and self.signing_from is not None:
+            # The federated credential is ready after it replicates, but no run can get a
+            # token before the issuer's key has been published for publish_ahead; switching
+            # now would retire the working kind while every read is refused.
+            first = self.signing_from()
+            if first is not None:
+                raise InputError(
+                    f"the issuer's signing key is not published long enough to sign until"
+                    f" {first:%Y-%m-%d %H:%M} UTC; switch {name!r} to federated then"
+                    " (azsidecar issuer init makes the key; the daemon publishes it)"
+                )
         record = replace(record, kind=wanted)
         self.store.save_integration(record, cas=version)
         return record, True

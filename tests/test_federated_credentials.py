@@ -19,7 +19,7 @@ from sidecar.config import Config
 from sidecar.daemon import Daemon
 from sidecar.doctor.federated import FederatedContext
 from sidecar.doctor.integrations import integration as doctor_integration
-from sidecar.errors import ConfigError, GraphError
+from sidecar.errors import ConfigError, GraphError, InputError
 from sidecar.graph import GraphClient
 from sidecar.integrations import Integrations
 from sidecar.issuer.documents import ENTRA_AUDIENCE, IssuerIdentity
@@ -401,3 +401,35 @@ def test_a_federated_integration_without_an_issuer_fails_alone(world: World) -> 
     assert "[issuer] url" in daemon.health.last_error
     renewed = [r for r in daemon.reports if r.integration == secret.name]
     assert renewed and renewed[-1].created, "the other integration kept rotating"
+
+
+def test_a_switch_to_federated_waits_until_the_issuer_key_can_sign(
+    setting: Setting, transit: Transit
+) -> None:
+    """Switching before the key is published for publish_ahead would retire the secret
+    while every read of a token is refused: the switch is refused until then, saying when.
+    Found by the long runs' kind-switch test (tests/test_federated_long_runs.py)."""
+    fake, store, clock = setting.fake, setting.store, setting.clock
+    issuer = Issuer(transit, IssuerIdentity(ISSUER_URL), clock, key_name="k", policy=IssuerPolicy())
+    service = Integrations(
+        store,
+        fake,  # type: ignore[arg-type]
+        clock,
+        POLICY,
+        trust=TRUST,
+        signing_from=issuer.signing_from,
+    )
+    secret = make_record(fake, clock, SECRET)
+    store.save_integration(secret, cas=0)
+    with pytest.raises(InputError, match="not published long enough to sign until") as no_key:
+        service.set_kind(secret.name, "federated")
+    assert f"{clock.now() + IssuerPolicy().publish_ahead:%Y-%m-%d %H:%M}" in str(no_key.value)
+    issuer.maintain()
+    created = transit.read_key("k").versions[1].created
+    clock.set(created + timedelta(hours=1))
+    first = created + IssuerPolicy().publish_ahead
+    with pytest.raises(InputError, match=f"until {first:%Y-%m-%d %H:%M} UTC"):
+        service.set_kind(secret.name, "federated")
+    assert store.integration(secret.name)[0].kind is SECRET
+    clock.set(first + timedelta(minutes=1))
+    assert service.set_kind(secret.name, "federated") == (replace(secret, kind=FED), True)

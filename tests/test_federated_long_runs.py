@@ -201,10 +201,10 @@ def test_secret_federated_certificate_secret_switches_never_fail_a_run(
             issuer = rt.issuer()
             assert issuer is not None
             site.serve(issuer)
-            # The issuer's key published for publish_ahead before any switch. (Before
-            # that, readers choose a released federated credential and then cannot
-            # sign for it: the run is refused "not ready" although the secret is
-            # still good. Known gap, reported on issue 18.)
+            # The issuer's key published for publish_ahead before any switch: before
+            # that, `integration set-kind ... federated` is refused (a released federated
+            # credential cannot be signed for while the secret would be retired;
+            # tests/test_federated_credentials.py holds the refusal).
             world.time.advance(settings.publish_ahead + timedelta(minutes=1))
             tenant = world.add_tenant()
             service = Integrations(

@@ -28,6 +28,7 @@ def _record(rt: Runtime, name: str) -> IntegrationRecord:
 
 def _service(rt: Runtime) -> Integrations:
     azure = rt.config.azure
+    issuer = rt.issuer()
     return Integrations(
         rt.store,
         rt.graph(),
@@ -36,6 +37,7 @@ def _service(rt: Runtime) -> Integrations:
         app_name_prefix=azure.app_name_prefix,
         redirect_uri=azure.consent_redirect_uri,
         trust=federated_trust(rt.config),
+        signing_from=issuer.signing_from if issuer is not None else None,
     )
 
 

@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.clock import AcceleratedClock, Clock
 from sidecar.crashpoints import crash_point
-from sidecar.errors import InputError, NotReadyError, VaultError
+from sidecar.errors import InputError, NotReadyError, VaultError, VaultNotFound
 from sidecar.issuer import documents
 from sidecar.issuer.documents import IssuerIdentity, PublicKey, TokenRequest
 from sidecar.issuer.planner import IssuerPolicy, KeyPlan, KeyVersion, plan
@@ -116,6 +116,15 @@ class Issuer:
         """The key as Transit holds it now, and what the planner says of it at ``now``."""
         key = self.transit.read_key(self.key_name)
         return key, plan(key_versions(key, self.clock), self.policy, now or self.clock.now())
+
+    def signing_from(self) -> datetime | None:
+        """When a token can first be signed: None if it can now. A key not made yet
+        (the daemon makes it, or ``azsidecar issuer init``) signs ``publish_ahead`` from now."""
+        try:
+            _, key_plan = self.read()
+        except VaultNotFound:
+            return self.clock.now() + self.policy.publish_ahead
+        return None if key_plan.signer is not None else key_plan.ready_at
 
     def published_keys(self, key: TransitKey, key_plan: KeyPlan) -> list[PublicKey]:
         return [
