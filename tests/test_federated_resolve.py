@@ -26,7 +26,6 @@ from sidecar.issuer.documents import ENTRA_AUDIENCE, IssuerIdentity
 from sidecar.issuer.handout import KEY_CACHE_TTL, TransitSigner, reader_issuer_policy
 from sidecar.issuer.signing import Issuer
 from sidecar.model import (
-    ConsentState,
     CredentialKind,
     FederatedVersion,
     Phase,
@@ -37,11 +36,12 @@ from sidecar.policies import render_all
 from sidecar.resolve import ReadCache, resolve_credential, resolve_from_cache
 from sidecar.resolver.rpc import from_message, to_message
 from sidecar.sensitive import Sensitive
-from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
+from sidecar.store import IntegrationRecord, StackRecord, Store
 from sidecar.timing import TimingPolicy
 from sidecar.transit import Signature, Transit, TransitKey
 from sidecar.vault import VaultKV, connect
 from tests.ids import guid
+from tests.records import secret, web_record
 
 POLICY = TimingPolicy()  # propagation_delay: 10 minutes
 ISSUER_POLICY = reader_issuer_policy()  # publish 24 h ahead, tokens live 10 minutes
@@ -80,17 +80,7 @@ class Federated:
 
 
 def record(kind: CredentialKind, created: datetime) -> IntegrationRecord:
-    return IntegrationRecord(
-        name="web",
-        tenant_id=guid("tenant"),
-        subscription_id=guid("sub"),
-        app_object_id=guid("obj"),
-        client_id=guid("app"),
-        display_name="azsidecar-web",
-        consent=ConsentState.GRANTED,
-        created=created - timedelta(days=2),
-        kind=kind,
-    )
+    return web_record(created - timedelta(days=2), kind)
 
 
 def federated(created: datetime, intent: str = "f1", **changes: str) -> FederatedVersion:
@@ -110,18 +100,6 @@ def federated(created: datetime, intent: str = "f1", **changes: str) -> Federate
         issuer=changes.get("issuer", version.issuer),
         subject=changes.get("subject", version.subject),
         audience=changes.get("audience", version.audience),
-    )
-
-
-def secret(text: str, created: datetime) -> SecretVersion:
-    return SecretVersion(
-        client_id=guid("app"),
-        secret=Sensitive(text),
-        key_id=f"key-{text}",
-        tenant_id=guid("tenant"),
-        intent_id=f"i{int(created.timestamp())}",
-        created=created,
-        expires=created + timedelta(hours=24),
     )
 
 

@@ -11,11 +11,11 @@ import pytest
 from sidecar.errors import NotFoundError, NotReadyError
 from sidecar.model import ConsentState, Phase
 from sidecar.resolve import ReadCache, resolve_credential, resolve_from_cache
-from sidecar.sensitive import Sensitive
-from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
+from sidecar.store import IntegrationRecord, StackRecord, Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import KVMetadata, KVVersion, VaultKV
 from tests.ids import guid
+from tests.records import secret, web_record
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 POLICY = TimingPolicy()
@@ -37,32 +37,10 @@ class CountingKV(VaultKV):
         return super().read_metadata(path)
 
 
-def secret(text: str, created: datetime) -> SecretVersion:
-    return SecretVersion(
-        client_id=guid("app"),
-        secret=Sensitive(text),
-        key_id=f"key-{text}",
-        tenant_id=guid("tenant"),
-        intent_id=f"i{int(created.timestamp())}",
-        created=created,
-        expires=created + timedelta(hours=24),
-    )
-
-
 @pytest.fixture
 def seeded(kv: VaultKV) -> Store:
     store = Store(kv)
-    record = IntegrationRecord(
-        name="web",
-        tenant_id=guid("tenant"),
-        subscription_id=guid("sub"),
-        app_object_id=guid("obj"),
-        client_id=guid("app"),
-        display_name="azsidecar-web",
-        consent=ConsentState.GRANTED,
-        created=NOW,
-    )
-    store.save_integration(record, cas=0)
+    store.save_integration(web_record(NOW), cas=0)
     store.save_stack(StackRecord(name="A", read="web", write="web"), cas=0)
     store.store_secret("web", secret("older", NOW - timedelta(hours=20)))
     store.store_secret("web", secret("newer", NOW - timedelta(hours=1)))
@@ -203,17 +181,10 @@ def test_an_integration_made_again_under_its_name_never_gets_the_old_secret(
         "older"  # v1 cached too (an older time, when only v1 had propagated)
     )
     seeded.delete_integration("web")
-    record = IntegrationRecord(
-        name="web",
-        tenant_id=guid("tenant"),
-        subscription_id=guid("sub"),
-        app_object_id=guid("obj2"),
-        client_id=guid("app2"),
-        display_name="azsidecar-web-again",
-        consent=ConsentState.GRANTED,
-        created=NOW,
+    again = web_record(
+        NOW, app_object_id=guid("obj2"), client_id=guid("app2"), display_name="azsidecar-web-again"
     )
-    seeded.save_integration(record, cas=0)
+    seeded.save_integration(again, cas=0)
     seeded.store_secret("web", secret("first-of-new", NOW - timedelta(hours=3)))
     seeded.store_secret("web", secret("still-propagating", NOW - timedelta(minutes=1)))
     later = NOW + timedelta(seconds=3)  # past the index ttl

@@ -14,44 +14,23 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from sidecar.answers import ClientCertificate, ResolvedCredential
 from sidecar.errors import InvalidRecord, NotReadyError
-from sidecar.model import ConsentState, CredentialKind, Phase
+from sidecar.model import CredentialKind, Phase
 from sidecar.resolve import ReadCache, resolve_credential
 from sidecar.resolver.rpc import from_message, to_message
 from sidecar.sensitive import Sensitive
-from sidecar.store import IntegrationRecord, SecretVersion, StackRecord, Store
+from sidecar.store import IntegrationRecord, StackRecord, Store
 from sidecar.timing import TimingPolicy
 from sidecar.vault import VaultKV
 from tests.ids import guid
 from tests.pfx import make_certificate
+from tests.records import secret, web_record
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 POLICY = TimingPolicy()  # propagation_delay: 10 minutes
 
 
 def record(kind: CredentialKind) -> IntegrationRecord:
-    return IntegrationRecord(
-        name="web",
-        tenant_id=guid("tenant"),
-        subscription_id=guid("sub"),
-        app_object_id=guid("obj"),
-        client_id=guid("app"),
-        display_name="azsidecar-web",
-        consent=ConsentState.GRANTED,
-        created=NOW - timedelta(days=2),
-        kind=kind,
-    )
-
-
-def secret(text: str, created: datetime) -> SecretVersion:
-    return SecretVersion(
-        client_id=guid("app"),
-        secret=Sensitive(text),
-        key_id=f"key-{text}",
-        tenant_id=guid("tenant"),
-        intent_id=f"i{int(created.timestamp())}",
-        created=created,
-        expires=created + timedelta(hours=24),
-    )
+    return web_record(NOW - timedelta(days=2), kind)
 
 
 def store_with(kv: VaultKV, kind: CredentialKind) -> Store:

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sidecar.model import SecretVersion
-from sidecar.sensitive import Sensitive
 from sidecar.store import Store
 from sidecar.vault import VaultKV
-from tests.ids import guid
+from tests import records
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -32,15 +31,7 @@ class WriteCountingKV(VaultKV):
 
 
 def secret(text: str, created: datetime) -> SecretVersion:
-    return SecretVersion(
-        client_id=guid("app"),
-        secret=Sensitive(text),
-        key_id=f"key-{text}",
-        tenant_id=guid("tenant"),
-        intent_id=f"i-{text}",
-        created=created,
-        expires=created + timedelta(hours=24),
-    )
+    return records.secret(text, created, intent_id=f"i-{text}")
 
 
 def test_reading_credentials_never_writes_and_the_repair_indexes_a_crashed_write(
