@@ -50,9 +50,11 @@ class BoundedHTTPServer:
         max_pending: int = 256,
         head_timeout: float = 5.0,
         send_timeout: float = 10.0,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
         self.app = app
+        # A callable is asked for each accepted connection: a rotated certificate
+        # (sidecar.tls_files.ReloadingServerContext) serves new connections at once.
         self.ssl_context = ssl_context
         self._handshaking: set[socket.socket] = set()
         self.head_timeout = head_timeout
@@ -110,8 +112,11 @@ class BoundedHTTPServer:
                 return
             conn.setblocking(False)
             if self.ssl_context is not None:
+                context = self.ssl_context
                 try:
-                    conn = self.ssl_context.wrap_socket(
+                    if not isinstance(context, ssl.SSLContext):
+                        context = context()
+                    conn = context.wrap_socket(
                         conn, server_side=True, do_handshake_on_connect=False
                     )
                 except (ssl.SSLError, OSError):

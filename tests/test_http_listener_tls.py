@@ -8,6 +8,8 @@ connection and never completes it holds no worker and is dropped at
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import socket
 import ssl
 import time
@@ -18,8 +20,11 @@ from typing import Any
 import pytest
 import requests
 
+from sidecar.errors import ConfigError
 from sidecar.http_listener import BoundedHTTPServer
+from sidecar.tls_files import ReloadingServerContext
 from tests.runner.test_resolver_tls import server_certificate
+from tests.runner.test_resolver_tls_reload import install
 
 
 def _app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -104,3 +109,52 @@ def test_plain_http_on_the_tls_port_gets_no_answer(
         except (ConnectionResetError, TimeoutError):
             pass
     assert b"HTTP/1.1 200" not in received
+
+
+def test_a_certificate_rotated_in_place_serves_the_next_connection(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As cert-manager or Vault PKI rotate the files (each replaced by rename): the next
+    connection gets the new pair, a half-done rotation (a key of another pair) is refused
+    with the old pair still serving. The ID-token endpoint and the issuer's documents
+    are served this way; before, they kept the pair loaded at start until it expired."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = server_certificate(tmp_path / "a")
+    second = server_certificate(tmp_path / "b")
+    cert, key = tmp_path / "tls.pem", tmp_path / "tls-key.pem"
+    install(first, cert, key)
+    context = ReloadingServerContext(str(cert), str(key), setting="issuer.tls_cert", label="t")
+    server = BoundedHTTPServer("127.0.0.1", 0, _app, workers=2, ssl_context=context).start()
+    caplog.set_level(logging.INFO, logger="sidecar.tls_files")
+
+    def serving(ca: Path) -> bool:
+        session = requests.Session()
+        session.trust_env = False
+        try:
+            session.get(f"https://127.0.0.1:{server.port}/", verify=str(ca), timeout=10)
+        except requests.exceptions.SSLError:
+            return False
+        finally:
+            session.close()
+        return True
+
+    try:
+        assert serving(first[0]) and not serving(second[0])
+        shutil.copyfile(second[0], cert)  # the new certificate, the old key: refused
+        assert serving(first[0]) and not serving(second[0])
+        assert context.pair.refusals == 1
+        assert any("does not belong" in r.getMessage() for r in caplog.records)
+        install(second, cert, key)
+        assert serving(second[0]) and not serving(first[0])
+        assert context.pair.reloads == 1
+    finally:
+        server.shutdown()
+
+
+def test_an_unusable_pair_is_refused_at_start_by_its_setting(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    _, key = server_certificate(tmp_path)
+    with pytest.raises(ConfigError, match=r"daemon\.tls_cert.*no PEM certificate"):
+        ReloadingServerContext(str(junk), str(key), setting="daemon.tls_cert", label="t")

@@ -75,6 +75,7 @@ LAYERS: dict[str, str] = {
     "sidecar.logs": SUPPORT,
     "sidecar.metrics": SUPPORT,
     "sidecar.http_listener": SUPPORT,
+    "sidecar.tls_files": SUPPORT,
     "sidecar.keypairs": SUPPORT,  # key pairs made in memory, PKCS#12 bundles
     # One module per external system.
     "sidecar.vault": ADAPTERS,

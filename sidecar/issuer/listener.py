@@ -40,7 +40,7 @@ import json
 import logging
 import ssl
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,10 +48,11 @@ from urllib.parse import urlsplit
 
 from sidecar import metrics
 from sidecar.clock import Clock
-from sidecar.errors import ConfigError, SidecarError
+from sidecar.errors import SidecarError
 from sidecar.http_listener import BoundedHTTPServer
 from sidecar.issuer.documents import DISCOVERY_PATH
 from sidecar.issuer.signing import Issuer
+from sidecar.tls_files import ReloadingServerContext
 
 log = logging.getLogger(__name__)
 
@@ -179,24 +180,21 @@ def _answer(
     return [body]
 
 
-def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
-    """A server TLS context (TLS 1.2 or later) from PEM files; ConfigError if unusable.
-
-    The error names the files, never their content.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(cert_file, key_file)
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(
-            "issuer.tls_cert",
-            f"cannot load the certificate {cert_file} with the key {key_file}: "
-            f"{type(exc).__name__}",
-        ) from exc
-    return context
+def tls_context(cert_file: str, key_file: str) -> ReloadingServerContext:
+    """The listener's TLS (1.2 or later) from PEM files, reloaded when they are rotated
+    in place (cert-manager, Vault PKI): a new connection gets the new pair at once.
+    ConfigError if the pair is unusable at start; the error names the files, never
+    their content."""
+    return ReloadingServerContext(
+        cert_file, key_file, setting="issuer.tls_cert", label="issuer TLS"
+    )
 
 
-def serve(issuer: Issuer, host: str, port: int, context: ssl.SSLContext) -> BoundedHTTPServer:
+def serve(
+    issuer: Issuer,
+    host: str,
+    port: int,
+    context: ssl.SSLContext | Callable[[], ssl.SSLContext],
+) -> BoundedHTTPServer:
     """Start serving ``issuer``'s documents over HTTPS on ``host:port``."""
     return BoundedHTTPServer(host, port, IssuerApp(issuer), ssl_context=context).start()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, NoReturn
@@ -54,6 +53,7 @@ from sidecar.resolver.proto.resolver_pb2 import Credential, ResolveRequest
 from sidecar.resolver.tls import ReloadingCertificate
 from sidecar.store import Store
 from sidecar.timing import TimingPolicy
+from sidecar.tls_files import ReloadingServerContext
 from sidecar.vault import VaultKV
 from sidecar.vault_login import VaultLogin
 
@@ -307,9 +307,8 @@ def start_resolver(
 def _oidc_endpoint(config: Config, service: ResolverService) -> BoundedHTTPServer:
     """The HTTPS ID-token endpoint (:mod:`sidecar.resolver.oidc_request`), started.
 
-    Its certificate is the resolver's (``daemon.tls_cert``/``tls_key``), loaded
-    at start: unlike the gRPC listener it does not pick up a rotated pair
-    until the resolver restarts.
+    Its certificate is the resolver's (``daemon.tls_cert``/``tls_key``), reloaded
+    like the gRPC listener's when the files are rotated in place.
     """
     addr = config.daemon.resolver_oidc_addr
     cert, key = config.daemon.tls_cert, config.daemon.tls_key
@@ -318,12 +317,9 @@ def _oidc_endpoint(config: Config, service: ResolverService) -> BoundedHTTPServe
             "daemon.resolver_oidc_addr",
             "the ID-token endpoint is served over HTTPS only: set daemon.tls_cert and tls_key",
         )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError("daemon.tls_cert", f"cannot load the TLS pair: {exc}") from exc
+    context = ReloadingServerContext(
+        cert, key, setting="daemon.tls_cert", label="resolver ID-token endpoint TLS"
+    )
     app = OidcTokenApp(
         service.authorizer,
         service.read,

@@ -66,6 +66,7 @@ def test_rotation_keeps_serving_and_a_bad_pair_is_refused(
     old_ca, new_ca = first[0].read_bytes(), second[0].read_bytes()
     kept = ResolverClient(f"localhost:{handle.port}", ca_file=str(first[0]))
     caplog.set_level(logging.INFO, logger="sidecar.resolver.tls")
+    caplog.set_level(logging.INFO, logger="sidecar.tls_files")
     try:
         assert kept.resolve(token, "A", Phase.PLAN).client_secret.reveal() == "secret-of-I1"
         assert serving(handle.port, old_ca) and not serving(handle.port, new_ca)
