@@ -2,6 +2,11 @@
 
 SIGTERM and SIGHUP unwind like Ctrl-C, so every child process a command
 started is stopped on the way out, and the command exits 130 saying so.
+
+Ctrl-C (SIGINT) is taken back explicitly: a process inherits an ignored
+SIGINT from its parent (a non-interactive shell starts ``cmd &`` that way, and
+so does any supervisor or test runner that ignores it), and Python then never
+raises KeyboardInterrupt, so the command would run on after ``kill -INT``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from sidecar.durations import parse_duration
 from sidecar.errors import InputError
 
 _T = TypeVar("_T")
+
+
+_STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class _Stop(Exception):
@@ -46,6 +54,8 @@ def run_interruptibly(what: str, run: Callable[[], _T]) -> _T:
     ``what`` names the command in the message ("the demo").
     """
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
     try:
         return run()
     except (KeyboardInterrupt, _Stop) as exc:

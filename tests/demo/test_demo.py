@@ -15,6 +15,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 MARKER = "SIDECAR_DEMO_TEST_RUN"
 
 
@@ -93,7 +95,14 @@ def test_demo_runs_a_day_with_a_rotation_and_no_failed_run() -> None:
     assert "hvs." not in output and "s." + "root" not in output
 
 
-def test_demo_stops_everything_when_interrupted() -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_demo_stops_everything_when_interrupted(inherited: str) -> None:
+    """``ignored``: started with SIGINT ignored, as a non-interactive shell starts
+    ``azsidecar demo &`` (and as a test runner's worker may be): Ctrl-C still stops it."""
     run_id = uuid.uuid4().hex
     marker = f"{MARKER}={run_id}"
     process = subprocess.Popen(
@@ -102,6 +111,7 @@ def test_demo_stops_everything_when_interrupted() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_ignore_sigint if inherited == "ignored" else None,  # noqa: PLW1509
     )
     assert process.stdout is not None
     seen = []
